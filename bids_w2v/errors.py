@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Every problem with the user's input raises a :class:`BidsW2VError` subclass whose message is
+one paragraph naming the file, what is wrong with it and how to fix it. The command line turns
+these into a message on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class BidsW2VError(Exception):
+    """Base class of all errors that are reported to the user without a traceback."""
+
+    exit_code = 1
+
+
+class InputError(BidsW2VError):
+    """The dataset, derivatives, stimuli or options given by the user are unusable."""
+
+    exit_code = 2
+
+
+class ModelError(BidsW2VError):
+    """The speech model cannot be loaded (missing, unsafe, or not a supported encoder)."""
+
+    exit_code = 3
+
+
+class AudioError(InputError):
+    """An audio stimulus cannot be used (unreadable, empty, silent)."""

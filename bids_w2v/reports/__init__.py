@@ -1,0 +1,1 @@
+"""bids_w2v.reports."""
