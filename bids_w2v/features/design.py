@@ -1,0 +1,66 @@
+"""Build a run's design matrices: each layer's activations placed at the stimulus onsets,
+HRF-convolved, sampled at the scan times, restricted to the scans kept after cleaning."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bids_w2v.features.hrf import convolve_features, scan_times
+from bids_w2v.io.events import Presentation
+
+
+def build_run_design(
+    presentations: Sequence[Presentation],
+    features: Mapping[Path, object],
+    layers: Sequence[str],
+    *,
+    n_scans: int,
+    tr: float,
+    kept: np.ndarray | None = None,
+    hrf_model: str = "glover",
+    oversampling: int = 50,
+    slice_time_ref: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Design matrix of every layer for one run.
+
+    Parameters
+    ----------
+    presentations : sequence of Presentation
+        The run's audio presentations (onset, stimulus file).
+    features : mapping
+        Stimulus path -> extracted ``Features`` (``.layers`` dict and ``.frame_rate``).
+    layers : sequence of str
+        Layers to build.
+    n_scans : int
+        Number of volumes of the run.
+    tr : float
+        Repetition time (seconds).
+    kept : ndarray of int, optional
+        Scans kept after cleaning (the BOLD sample mask); all by default.
+    hrf_model, oversampling, slice_time_ref
+        HRF convolution settings (nilearn's).
+
+    Returns
+    -------
+    dict
+        Layer name -> array (n_kept, n_features), float32.
+    """
+    frame_times = scan_times(n_scans, tr, slice_time_ref)
+    rates = {features[Path(p.stim_file)].frame_rate for p in presentations}
+    if len(rates) != 1:
+        raise ValueError(f"stimuli of one run have different frame rates: {sorted(rates)}")
+    frame_rate = rates.pop()
+    onsets = [p.onset for p in presentations]
+    kept_idx = np.arange(n_scans) if kept is None else np.asarray(kept, dtype=int)
+    design = {}
+    for layer in layers:
+        per_stim = [features[Path(p.stim_file)].layers[layer] for p in presentations]
+        full = convolve_features(
+            per_stim, onsets, frame_rate, frame_times,
+            hrf_model=hrf_model, oversampling=oversampling,
+        )
+        design[layer] = full[kept_idx]
+    return design

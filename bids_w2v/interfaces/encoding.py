@@ -1,0 +1,68 @@
+"""Nipype interface around the encoding model (science in bids_w2v.encoding)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+
+class _FitEncodingInputSpec(BaseInterfaceInputSpec):
+    design_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
+    bold_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
+    layer = traits.Str(mandatory=True, desc="layer to fit")
+    n_folds = traits.Int(5, usedefault=True, desc="outer contiguous folds")
+    alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
+    inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
+    backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
+    device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")
+    voxel_chunk = traits.Int(20000, usedefault=True, desc="voxels per chunk")
+    num_threads = traits.Int(1, usedefault=True, desc="BLAS threads")
+
+
+class _FitEncodingOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="npz: scores, fold_scores, alphas, excluded")
+
+
+class FitEncoding(SimpleInterface):
+    """Cross-validated ridge brain score of one layer (runs concatenated)."""
+
+    input_spec = _FitEncodingInputSpec
+    output_spec = _FitEncodingOutputSpec
+
+    def _run_interface(self, runtime):
+        from threadpoolctl import threadpool_limits
+
+        from bids_w2v.encoding import cross_validated_scores
+
+        X = np.concatenate([np.load(f)[self.inputs.layer] for f in self.inputs.design_files])
+        Y = np.concatenate([np.load(f)["data"] for f in self.inputs.bold_files])
+        with threadpool_limits(limits=max(1, self.inputs.num_threads)):
+            res = cross_validated_scores(
+                X,
+                Y,
+                alphas=np.asarray(self.inputs.alphas),
+                n_folds=self.inputs.n_folds,
+                inner=self.inputs.inner,
+                backend=self.inputs.backend,
+                device=self.inputs.device,
+                voxel_chunk=self.inputs.voxel_chunk,
+            )
+        out = os.path.join(runtime.cwd, f"encoding_{self.inputs.layer}.npz")
+        np.savez(
+            out,
+            scores=res.scores,
+            fold_scores=res.fold_scores,
+            alphas=res.alphas,
+            excluded=res.excluded,
+            n_samples=X.shape[0],
+        )
+        self._results["out_file"] = out
+        return runtime
