@@ -1,0 +1,119 @@
+"""End to end: simulated BIDS + fMRIPrep derivatives in, BIDS brain-score maps out.
+
+The tiny wav2vec2 is saved with save_pretrained and loaded through the user's code path; the
+planted voxels follow known layers, so the recovery is checked against ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from bids_w2v.cli.run import main
+
+REQUIRED = {"Model", "RandomInit", "LayerName", "LayerIndex", "Statistic", "CrossValidation",
+            "Alphas", "HRF", "Sources"}
+
+
+@pytest.fixture(scope="module")
+def outputs(sim_dataset, tiny_model, tmp_path_factory):
+    root, _, truth = sim_dataset
+    out = tmp_path_factory.mktemp("out") / "bids-w2v"
+    work = tmp_path_factory.mktemp("work")
+    common = ["--model", str(tiny_model), "-w", str(work)]
+    assert main([str(root), str(out), "participant", "--nprocs", "2", *common]) == 0
+    assert main([str(root), str(out), "group", *common]) == 0
+    return root, out, truth, work
+
+
+def test_derivative_dataset(outputs):
+    _, out, _, _ = outputs
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative"
+    assert desc["GeneratedBy"][0]["Name"] == "bids-w2v"
+    assert len(desc["SourceDatasets"]) == 2
+    assert list((out / "logs").glob("config-participant-*.toml"))
+
+
+def test_participant_maps_and_sidecars(outputs):
+    _, out, _, _ = outputs
+    for sub in ("01", "02"):
+        maps = sorted((out / f"sub-{sub}" / "func").glob("*_stat-r_statmap.nii.gz"))
+        assert len(maps) == 9  # conv0-conv6, transformer0-transformer1 of the tiny model
+        names = set()
+        for m in maps:
+            meta = json.loads(m.with_name(m.name.replace(".nii.gz", ".json")).read_text())
+            assert REQUIRED <= set(meta)
+            assert meta["Statistic"] == "pearson_r" and meta["RandomInit"] is False
+            assert meta["LayerName"].lower() in m.name.lower()
+            assert len(meta["Alphas"]) == 20
+            names.add(meta["LayerName"])
+            img = nb.load(m)
+            assert img.shape == (5, 5, 4)
+            vals = np.asarray(img.dataobj)
+            assert np.all(np.abs(vals[np.isfinite(vals)]) <= 1)
+        assert names == {f"conv{i}" for i in range(7)} | {"transformer0", "transformer1"}
+        peak = next((out / f"sub-{sub}" / "func").glob("*_stat-peaklayer_statmap.nii.gz"))
+        meta = json.loads(peak.with_name(peak.name.replace(".nii.gz", ".json")).read_text())
+        assert meta["Statistic"] == "peak_layer"
+        values = np.asarray(nb.load(peak).dataobj)
+        assert set(np.unique(values)) <= set(range(9))
+        assert list((out / f"sub-{sub}" / "func").glob("*_stat-alpha_statmap.nii.gz"))
+    assert not list(out.rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_group_maps(outputs):
+    _, out, _, _ = outputs
+    means = sorted((out / "group").glob("*_stat-meanr_statmap.nii.gz"))
+    assert len(means) == 9
+    sub_maps = [nb.load(next((out / f"sub-{s}" / "func").glob("*Transformer1_stat-r_statmap.nii.gz")))
+                for s in ("01", "02")]
+    group = nb.load(next((out / "group").glob("*Transformer1_stat-meanr_statmap.nii.gz")))
+    expected = np.mean([np.asarray(m.dataobj) for m in sub_maps], axis=0)
+    np.testing.assert_allclose(np.asarray(group.dataobj), expected, rtol=1e-5)
+    assert list((out / "group").glob("*_stat-peaklayer_statmap.nii.gz"))
+    assert list((out / "group").glob("*_stat-circpeaklayer_statmap.nii.gz"))
+
+
+def test_ground_truth_recovered(outputs):
+    """Planted voxels score far above null voxels, and at their planted layer."""
+    _, out, truth, _ = outputs
+    for sub in ("01", "02"):
+        func = out / f"sub-{sub}" / "func"
+        scores = {}
+        for m in func.glob("*_stat-r_statmap.nii.gz"):
+            meta = json.loads(m.with_name(m.name.replace(".nii.gz", ".json")).read_text())
+            scores[meta["LayerName"]] = np.asarray(nb.load(m).dataobj)
+        best = np.max(np.stack(list(scores.values())), axis=0)
+        null = np.ones(best.shape, bool)
+        for layer, group in truth.groupby("layer"):
+            ijk = tuple(group[["i", "j", "k"]].to_numpy().T)
+            null[ijk] = False
+            assert scores[layer][ijk].mean() > 0.3, (sub, layer)
+        planted = ~null
+        assert best[planted].mean() > best[null].mean() + 0.25
+        assert abs(np.mean([s[null].mean() for s in scores.values()])) < 0.05
+        # conv-planted voxels prefer the conv layer, transformer-planted the transformer layer
+        conv_ijk = tuple(truth[truth.layer == "conv1"][["i", "j", "k"]].to_numpy().T)
+        tr_ijk = tuple(truth[truth.layer == "transformer1"][["i", "j", "k"]].to_numpy().T)
+        assert scores["conv1"][conv_ijk].mean() > scores["transformer1"][conv_ijk].mean()
+        assert scores["transformer1"][tr_ijk].mean() > scores["conv1"][tr_ijk].mean()
+        # and the peak-layer map puts them at (or next to) their planted depth
+        peak_file = next(func.glob("*_stat-peaklayer_statmap.nii.gz"))
+        peak = np.asarray(nb.load(peak_file).dataobj)
+        assert abs(np.median(peak[conv_ijk]) - 1) <= 1  # conv1 is LayerIndex 1
+        assert abs(np.median(peak[tr_ijk]) - 8) <= 1  # transformer1 is LayerIndex 8
+
+
+def test_rerun_resumes_from_work_dir(outputs, tiny_model, capsys):
+    """A finished run re-runs from the Nipype cache and rewrites identical maps."""
+    root, out, _, work = outputs
+    target = next((out / "sub-01" / "func").glob("*Conv1_stat-r_statmap.nii.gz"))
+    before = np.asarray(nb.load(target).dataobj).copy()
+    code = main([str(root), str(out), "participant", "--participant-label", "01",
+                 "--model", str(tiny_model), "-w", str(work)])
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(nb.load(target).dataobj), before)
