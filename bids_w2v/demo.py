@@ -50,21 +50,32 @@ def recovery_table(dataset: Path, output_dir: Path, truth: pd.DataFrame) -> pd.D
         for layer, group in truth.groupby("layer", sort=False):
             ijk = tuple(group[["i", "j", "k"]].to_numpy().T)
             null[ijk] = False
-            rows.append({
-                "participant": sub, "planted": layer, "planted_index": index_of[layer],
-                "voxels": len(group),
-                "recovered_median": float(np.median(peak[ijk])),
-                "exact": float(np.mean(peak[ijk] == index_of[layer])),
-                "within_1": float(np.mean(np.abs(peak[ijk] - index_of[layer]) <= 1)),
-                "r_planted_layer": float(np.mean(scores[layer][ijk])),
-                "r_best": float(np.mean(best[ijk])),
-            })
-        rows.append({
-            "participant": sub, "planted": "none (null)", "planted_index": -1,
-            "voxels": int(null.sum()), "recovered_median": float("nan"), "exact": float("nan"),
-            "within_1": float("nan"),
-            "r_planted_layer": float("nan"), "r_best": float(np.mean(best[null])),
-        })
+            rows.append(
+                {
+                    "participant": sub,
+                    "planted": layer,
+                    "planted_index": index_of[layer],
+                    "voxels": len(group),
+                    "recovered_median": float(np.median(peak[ijk])),
+                    "exact": float(np.mean(peak[ijk] == index_of[layer])),
+                    "within_1": float(np.mean(np.abs(peak[ijk] - index_of[layer]) <= 1)),
+                    "r_planted_layer": float(np.mean(scores[layer][ijk])),
+                    "r_best": float(np.mean(best[ijk])),
+                }
+            )
+        rows.append(
+            {
+                "participant": sub,
+                "planted": "none (null)",
+                "planted_index": -1,
+                "voxels": int(null.sum()),
+                "recovered_median": float("nan"),
+                "exact": float("nan"),
+                "within_1": float("nan"),
+                "r_planted_layer": float("nan"),
+                "r_best": float(np.mean(best[null])),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -84,14 +95,24 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.folder.absolute()
     shutil.rmtree(folder, ignore_errors=True)
-    dataset, output, work = folder / "ds", folder / "ds" / "derivatives" / "bids-w2v", folder / "work"
+    dataset, output, work = (
+        folder / "ds",
+        folder / "ds" / "derivatives" / "bids-w2v",
+        folder / "work",
+    )
     started = time.time()
     spec = SimulationSpec(model=args.model, random_init=True)
-    print(f"[demo] simulating a dataset in {dataset} (planted layers: "
-          f"{', '.join(f'{n} x{c}' for n, c in spec.planted)}) ...", flush=True)
+    print(
+        f"[demo] simulating a dataset in {dataset} (planted layers: "
+        f"{', '.join(f'{n} x{c}' for n, c in spec.planted)}) ...",
+        flush=True,
+    )
     truth = simulate_dataset(dataset, spec, cache_dir=work / "feature_cache")
-    print(f"[demo] done in {time.time() - started:.0f} s (features of every layer extracted "
-          f"once, into the pipeline's cache {work / 'feature_cache'})", flush=True)
+    print(
+        f"[demo] done in {time.time() - started:.0f} s (features of every layer extracted "
+        f"once, into the pipeline's cache {work / 'feature_cache'})",
+        flush=True,
+    )
     common = ["--model", args.model, "--random-init", "-w", str(work)]
     for level, extra in (("participant", ["--nprocs", str(args.nprocs)]), ("group", [])):
         cmd = [str(dataset), str(output), level, *common, *extra]
@@ -101,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             return code
     table = recovery_table(dataset, output, truth)
     with pd.option_context("display.width", 140, "display.max_columns", 20):
-        print("\n[demo] planted layer vs recovered peak layer (LayerIndex: conv0-6 = 0-6, "
-              "transformer0-11 = 7-18)")
+        print(
+            "\n[demo] planted layer vs recovered peak layer (LayerIndex: conv0-6 = 0-6, "
+            "transformer0-11 = 7-18)"
+        )
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\n[demo] finished in {time.time() - started:.0f} s; outputs in {output}")
     return 0

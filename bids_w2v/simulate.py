@@ -12,7 +12,7 @@ written to ``code/planted_voxels.tsv``. Used by ``make demo`` and by the recover
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -49,7 +49,10 @@ class SimulationSpec:
     tr: float = 1.0
     shape: tuple[int, int, int] = (8, 8, 6)
     planted: tuple[tuple[str, int], ...] = (
-        ("conv2", 12), ("transformer0", 12), ("transformer5", 12), ("transformer11", 12)
+        ("conv2", 12),
+        ("transformer0", 12),
+        ("transformer5", 12),
+        ("transformer11", 12),
     )
     snr: float = 1.5
     artefact_scale: float = 2.0
@@ -74,8 +77,12 @@ def _write_stimuli(root: Path, clip_seconds: float | None, n_runs: int) -> list[
     """
     stim_dir = root / "stimuli"
     stim_dir.mkdir(parents=True, exist_ok=True)
-    variants = [("", False, 1.0), ("_reversed", True, 1.0), ("_slow", False, 0.8),
-                ("_fast", True, 1.25)][:n_runs]
+    variants = [
+        ("", False, 1.0),
+        ("_reversed", True, 1.0),
+        ("_slow", False, 0.8),
+        ("_fast", True, 1.25),
+    ][:n_runs]
     runs: list[list[Path]] = [[] for _ in variants]
     for name in ("barber.wav", "obama_speech.wav"):
         data, sr = sf.read(shipped_speech(name), always_2d=True)
@@ -86,8 +93,9 @@ def _write_stimuli(root: Path, clip_seconds: float | None, n_runs: int) -> list[
             if not suffix and clip_seconds is None:
                 path.write_bytes(shipped_speech(name).read_bytes())
             else:
-                sf.write(path, data[::-1] if reverse else data, int(round(sr * speed)),
-                         subtype="PCM_16")
+                sf.write(
+                    path, data[::-1] if reverse else data, int(round(sr * speed)), subtype="PCM_16"
+                )
             runs[run].append(path)
     return runs
 
@@ -108,12 +116,16 @@ def _confounds(n_scans: int, tr: float, rng: np.random.Generator) -> pd.DataFram
         table[f"{col}_derivative1"] = deriv
         table[f"{col}_power2"] = table[col] ** 2
         table[f"{col}_derivative1_power2"] = deriv**2
-    fd = np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1)
+    fd = np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(
+        np.diff(motion[:, 3:], axis=0)
+    ).sum(1)
     table["framewise_displacement"] = np.r_[np.nan, fd]
     n_cos = int(np.floor(2 * n_scans * tr / 128.0))
     t = np.arange(n_scans)
     for k in range(1, n_cos + 1):
-        table[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n_scans) * np.cos(np.pi * (2 * t + 1) * k / (2 * n_scans))
+        table[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n_scans) * np.cos(
+            np.pi * (2 * t + 1) * k / (2 * n_scans)
+        )
     return pd.DataFrame(table)
 
 
@@ -149,17 +161,30 @@ def simulate_dataset(
     root = Path(root)
     rng = np.random.default_rng(spec.seed)
     fmriprep = root / "derivatives" / "fmriprep"
-    _write_json(root / "dataset_description.json",
-                {"Name": "bids-w2v simulated listening dataset", "BIDSVersion": "1.10.0",
-                 "DatasetType": "raw", "License": "CC0"})
-    _write_json(fmriprep / "dataset_description.json",
-                {"Name": "fMRIPrep-like simulated derivatives", "BIDSVersion": "1.10.0",
-                 "DatasetType": "derivative",
-                 "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.0"}]})
-    _write_json(root / f"task-{spec.task}_bold.json",
-                {"TaskName": spec.task, "RepetitionTime": spec.tr})
+    _write_json(
+        root / "dataset_description.json",
+        {
+            "Name": "bids-w2v simulated listening dataset",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "raw",
+            "License": "CC0",
+        },
+    )
+    _write_json(
+        fmriprep / "dataset_description.json",
+        {
+            "Name": "fMRIPrep-like simulated derivatives",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.0"}],
+        },
+    )
+    _write_json(
+        root / f"task-{spec.task}_bold.json", {"TaskName": spec.task, "RepetitionTime": spec.tr}
+    )
     (root / "participants.tsv").write_text(
-        "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects))
+        "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects)
+    )
     (root / "README").write_text("Simulated by bids-w2v (bids_w2v.simulate).\n")
     run_stimuli = _write_stimuli(root, spec.clip_seconds, spec.n_runs)
 
@@ -172,12 +197,19 @@ def simulate_dataset(
     for run in run_stimuli:
         for path in run:
             if cache_dir is not None:
-                features[path] = load_or_extract(cache_dir, path, loaded, layers=layers,
-                                                 window_s=spec.window_s, stride_s=spec.stride_s)
+                features[path] = load_or_extract(
+                    cache_dir,
+                    path,
+                    loaded,
+                    layers=layers,
+                    window_s=spec.window_s,
+                    stride_s=spec.stride_s,
+                )
             else:
                 audio = load_audio(path, loaded.sampling_rate)
-                features[path] = extract_features(loaded, audio, layers=layers,
-                                                  window_s=spec.window_s, stride_s=spec.stride_s)
+                features[path] = extract_features(
+                    loaded, audio, layers=layers, window_s=spec.window_s, stride_s=spec.stride_s
+                )
 
     # timings: 2 s of silence, the stimuli back to back with 2 s gaps, 12 s of silence
     run_events, designs, n_scans_runs = [], [], []
@@ -189,8 +221,9 @@ def simulate_dataset(
         n_scans = int(np.ceil((onset + 10.0) / spec.tr))
         run_events.append(presentations)
         n_scans_runs.append(n_scans)
-        designs.append(build_run_design(presentations, features, layers, n_scans=n_scans,
-                                        tr=spec.tr))
+        designs.append(
+            build_run_design(presentations, features, layers, n_scans=n_scans, tr=spec.tr)
+        )
 
     shape = spec.shape
     n_vox = int(np.prod(shape))
@@ -236,8 +269,12 @@ def simulate_dataset(
                 + [conf[c] for c in conf.columns if c.startswith("cosine")]
             )
             loadings = rng.standard_normal((artefact_regs.shape[1], n_vox))
-            artefact = _zscore(artefact_regs) @ loadings * spec.artefact_scale / np.sqrt(
-                artefact_regs.shape[1])
+            artefact = (
+                _zscore(artefact_regs)
+                @ loadings
+                * spec.artefact_scale
+                / np.sqrt(artefact_regs.shape[1])
+            )
             bold = 1000.0 + 10.0 * (signal + noise + artefact)
             data = bold.T.reshape(shape + (n_scans,)).astype(np.float32)
             img = nb.Nifti1Image(data, affine)
@@ -246,21 +283,28 @@ def simulate_dataset(
             func = root / f"sub-{sub}" / "func"
             func.mkdir(parents=True, exist_ok=True)
             img.to_filename(func / f"{stem}_bold.nii.gz")
-            pd.DataFrame({
-                "onset": [p.onset for p in presentations],
-                "duration": [sf.info(p.stim_file).duration for p in presentations],
-                "trial_type": ["speech"] * len(presentations),
-                "stim_file": [p.stim_file.name for p in presentations],
-            }).to_csv(func / f"{stem}_events.tsv", sep="\t", index=False, na_rep="n/a")
+            pd.DataFrame(
+                {
+                    "onset": [p.onset for p in presentations],
+                    "duration": [sf.info(p.stim_file).duration for p in presentations],
+                    "trial_type": ["speech"] * len(presentations),
+                    "stim_file": [p.stim_file.name for p in presentations],
+                }
+            ).to_csv(func / f"{stem}_events.tsv", sep="\t", index=False, na_rep="n/a")
             dfunc = fmriprep / f"sub-{sub}" / "func"
             dfunc.mkdir(parents=True, exist_ok=True)
             prefix = f"{stem}_space-{SPACE}"
             img.to_filename(dfunc / f"{prefix}_desc-preproc_bold.nii.gz")
-            _write_json(dfunc / f"{prefix}_desc-preproc_bold.json",
-                        {"RepetitionTime": spec.tr, "SkullStripped": False, "TaskName": spec.task})
+            _write_json(
+                dfunc / f"{prefix}_desc-preproc_bold.json",
+                {"RepetitionTime": spec.tr, "SkullStripped": False, "TaskName": spec.task},
+            )
             nb.Nifti1Image(mask, affine).to_filename(dfunc / f"{prefix}_desc-brain_mask.nii.gz")
-            conf.to_csv(dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
-                        na_rep="n/a")
-            _write_json(dfunc / f"{stem}_desc-confounds_timeseries.json",
-                        {c: {"Description": c} for c in conf.columns})
+            conf.to_csv(
+                dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a"
+            )
+            _write_json(
+                dfunc / f"{stem}_desc-confounds_timeseries.json",
+                {c: {"Description": c} for c in conf.columns},
+            )
     return truth

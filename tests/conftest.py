@@ -17,8 +17,13 @@ def save_tiny_wav2vec2(folder, seed: int = 0):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
         vocab_size=10,
     )
     torch.manual_seed(seed)
@@ -40,8 +45,11 @@ def sim_dataset(tmp_path_factory, tiny_model):
 
     root = tmp_path_factory.mktemp("ds")
     spec = SimulationSpec(
-        model=str(tiny_model), random_init=False, shape=(5, 5, 4),
-        planted=(("conv1", 10), ("transformer1", 10)), snr=2.0,
+        model=str(tiny_model),
+        random_init=False,
+        shape=(5, 5, 4),
+        planted=(("conv1", 10), ("transformer1", 10)),
+        snr=2.0,
     )
     truth = simulate_dataset(root, spec)
     return root, spec, truth

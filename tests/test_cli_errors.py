@@ -29,8 +29,15 @@ def _common(dataset, tiny_model, tmp_path):
 
 
 def test_unknown_participant(dataset, tiny_model, tmp_path, capsys):
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant",
-                     "--participant-label", "sub-99", *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys,
+        dataset,
+        tmp_path / "out",
+        "participant",
+        "--participant-label",
+        "sub-99",
+        *_common(dataset, tiny_model, tmp_path),
+    )
     assert code != 0
     assert "sub-99 not found" in err and "sub-01, sub-02" in err
     assert "Traceback" not in err
@@ -38,22 +45,37 @@ def test_unknown_participant(dataset, tiny_model, tmp_path, capsys):
 
 
 def test_space_absent(dataset, tiny_model, tmp_path, capsys):
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant", "--space", "T1w",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys,
+        dataset,
+        tmp_path / "out",
+        "participant",
+        "--space",
+        "T1w",
+        *_common(dataset, tiny_model, tmp_path),
+    )
     assert code != 0
     assert "space 'T1w'" in err and "MNI152NLin2009cAsym" in err and "--space" in err
 
 
 def test_no_derivatives(dataset, tiny_model, tmp_path, capsys):
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant", "-d",
-                     f"fmriprep={tmp_path / 'nowhere'}", *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys,
+        dataset,
+        tmp_path / "out",
+        "participant",
+        "-d",
+        f"fmriprep={tmp_path / 'nowhere'}",
+        *_common(dataset, tiny_model, tmp_path),
+    )
     assert code != 0 and "No fMRIPrep derivatives at" in err and "nowhere" in err
 
 
 def test_stim_file_missing(dataset, tiny_model, tmp_path, capsys):
     (dataset / "stimuli" / "barber.wav").unlink()
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
     assert code != 0
     assert "barber.wav" in err and "does not exist" in err and "events.tsv" in err
 
@@ -61,27 +83,37 @@ def test_stim_file_missing(dataset, tiny_model, tmp_path, capsys):
 def test_events_without_stim_file(dataset, tiny_model, tmp_path, capsys):
     events = dataset / "sub-01" / "func" / "sub-01_task-listen_run-1_events.tsv"
     events.write_text("onset\tduration\ttrial_type\n2.0\t10\tspeech\n")
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
     assert code != 0 and str(events) in err and "stim_file" in err
 
 
 def test_missing_dataset_description(dataset, tiny_model, tmp_path, capsys):
     (dataset / "dataset_description.json").unlink()
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
     assert code != 0 and "dataset_description.json is missing" in err
 
 
 def test_unknown_task_and_layer(dataset, tiny_model, tmp_path, capsys):
-    code, err = _run(capsys, dataset, tmp_path / "out", "participant", "--task", "rest",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys,
+        dataset,
+        tmp_path / "out",
+        "participant",
+        "--task",
+        "rest",
+        *_common(dataset, tiny_model, tmp_path),
+    )
     assert code != 0 and "Task 'rest'" in err and "listen" in err
 
 
 def test_output_inside_raw_dataset_refused(dataset, tiny_model, tmp_path, capsys):
-    code, err = _run(capsys, dataset, dataset, "participant",
-                     *_common(dataset, tiny_model, tmp_path))
+    code, err = _run(
+        capsys, dataset, dataset, "participant", *_common(dataset, tiny_model, tmp_path)
+    )
     assert code != 0 and "never writes into its inputs" in err
 
 
@@ -92,9 +124,19 @@ def test_group_without_participant_outputs(dataset, tmp_path, capsys):
 
 def test_error_in_a_subprocess_has_no_traceback(dataset, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "bids_w2v", str(dataset), str(tmp_path / "out"), "participant",
-         "--participant-label", "42"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bids_w2v",
+            str(dataset),
+            str(tmp_path / "out"),
+            "participant",
+            "--participant-label",
+            "42",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -102,12 +144,20 @@ def test_error_in_a_subprocess_has_no_traceback(dataset, tmp_path):
 
 
 def test_help_and_version():
-    proc = subprocess.run([sys.executable, "-m", "bids_w2v", "--help"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bids_w2v", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0
-    for flag in ("--participant-label", "--random-init", "--space", "--layers", "--omp-nthreads",
-                 "Millet, Caucheteux"):
+    for flag in (
+        "--participant-label",
+        "--random-init",
+        "--space",
+        "--layers",
+        "--omp-nthreads",
+        "Millet, Caucheteux",
+    ):
         assert flag in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "bids_w2v", "--version"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bids_w2v", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.startswith("bids-w2v ")

@@ -14,8 +14,17 @@ import pytest
 
 from bids_w2v.cli.run import main
 
-REQUIRED = {"Model", "RandomInit", "LayerName", "LayerIndex", "Statistic", "CrossValidation",
-            "Alphas", "HRF", "Sources"}
+REQUIRED = {
+    "Model",
+    "RandomInit",
+    "LayerName",
+    "LayerIndex",
+    "Statistic",
+    "CrossValidation",
+    "Alphas",
+    "HRF",
+    "Sources",
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +78,10 @@ def test_group_maps(outputs):
     _, out, _, _ = outputs
     means = sorted((out / "group").glob("*_stat-meanr_statmap.nii.gz"))
     assert len(means) == 9
-    sub_maps = [nb.load(next((out / f"sub-{s}" / "func").glob("*Transformer1_stat-r_statmap.nii.gz")))
-                for s in ("01", "02")]
+    sub_maps = [
+        nb.load(next((out / f"sub-{s}" / "func").glob("*Transformer1_stat-r_statmap.nii.gz")))
+        for s in ("01", "02")
+    ]
     group = nb.load(next((out / "group").glob("*Transformer1_stat-meanr_statmap.nii.gz")))
     expected = np.mean([np.asarray(m.dataobj) for m in sub_maps], axis=0)
     np.testing.assert_allclose(np.asarray(group.dataobj), expected, rtol=1e-5)
@@ -113,7 +124,18 @@ def test_rerun_resumes_from_work_dir(outputs, tiny_model, capsys):
     root, out, _, work = outputs
     target = next((out / "sub-01" / "func").glob("*Conv1_stat-r_statmap.nii.gz"))
     before = np.asarray(nb.load(target).dataobj).copy()
-    code = main([str(root), str(out), "participant", "--participant-label", "01",
-                 "--model", str(tiny_model), "-w", str(work)])
+    code = main(
+        [
+            str(root),
+            str(out),
+            "participant",
+            "--participant-label",
+            "01",
+            "--model",
+            str(tiny_model),
+            "-w",
+            str(work),
+        ]
+    )
     assert code == 0
     np.testing.assert_array_equal(np.asarray(nb.load(target).dataobj), before)

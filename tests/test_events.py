@@ -25,7 +25,9 @@ def _events(tmp_path, text):
 
 
 def test_rows_with_stimuli(tmp_path, stimuli):
-    ev = _events(tmp_path, "onset\tduration\tstim_file\n0\t1\tn/a\n2.5\t3\ta.wav\n9\t1\tsub/b.wav\n")
+    ev = _events(
+        tmp_path, "onset\tduration\tstim_file\n0\t1\tn/a\n2.5\t3\ta.wav\n9\t1\tsub/b.wav\n"
+    )
     pres = read_presentations(ev, stimuli)
     assert [p.onset for p in pres] == [2.5, 9.0]
     assert pres[1].stim_file == (stimuli / "sub" / "b.wav").resolve()

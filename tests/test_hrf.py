@@ -17,7 +17,9 @@ def test_matches_nilearn_compute_regressor(hrf_model, tr):
     frame_times = scan_times(40, tr)
     ours = convolve_features(feats, onsets, frame_rate, frame_times, hrf_model=hrf_model, chunk=2)
     for k in range(5):
-        on = np.concatenate([o + np.arange(f.shape[0]) / frame_rate for f, o in zip(feats, onsets)])
+        on = np.concatenate(
+            [o + np.arange(f.shape[0]) / frame_rate for f, o in zip(feats, onsets, strict=True)]
+        )
         amp = np.concatenate([f[:, k] for f in feats])
         ref, _ = compute_regressor(
             (on, np.full(on.size, 1 / frame_rate), amp), hrf_model, frame_times

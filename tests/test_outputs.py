@@ -14,13 +14,22 @@ from bids_w2v.io.maps import from_volume, peak_layer, to_volume
 
 
 def test_statmap_names(tmp_path):
-    path = statmap_path(tmp_path, task="listen", stat="r", space="MNI152NLin2009cAsym",
-                        res="2", subject="01", desc=layer_desc("wav2vec2baseRandom", "conv3"))
+    path = statmap_path(
+        tmp_path,
+        task="listen",
+        stat="r",
+        space="MNI152NLin2009cAsym",
+        res="2",
+        subject="01",
+        desc=layer_desc("wav2vec2baseRandom", "conv3"),
+    )
     assert path == tmp_path / "sub-01" / "func" / (
         "sub-01_task-listen_space-MNI152NLin2009cAsym_res-2_desc-wav2vec2baseRandomConv3"
-        "_stat-r_statmap.nii.gz")
-    group = statmap_path(tmp_path, task="listen", stat="meanr", space="X", desc="m",
-                         extension=".json")
+        "_stat-r_statmap.nii.gz"
+    )
+    group = statmap_path(
+        tmp_path, task="listen", stat="meanr", space="X", desc="m", extension=".json"
+    )
     assert group == tmp_path / "group" / "task-listen_space-X_desc-m_stat-meanr_statmap.json"
     assert layer_desc("facebook/wav2vec2-base") == "facebookwav2vec2base"
 
@@ -77,6 +86,12 @@ def test_mean_across_subjects_nan_outside_any_mask():
 def test_config_toml(tmp_path):
     from pathlib import Path
 
-    text = config_to_toml(RunConfig(bids_dir=Path("/d"), output_dir=Path("/o"),
-                                    analysis_level="participant", work_dir=Path("/w")))
+    text = config_to_toml(
+        RunConfig(
+            bids_dir=Path("/d"),
+            output_dir=Path("/o"),
+            analysis_level="participant",
+            work_dir=Path("/w"),
+        )
+    )
     assert 'bids_dir = "/d"' in text and "window_s = 10.0" in text and "[bids_w2v.encoding]" in text

@@ -15,6 +15,8 @@ def _prepare_environment(allow_download: bool) -> None:
     """No telemetry, no network unless asked: set before nipype/transformers are imported."""
     os.environ["NIPYPE_NO_ET"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not allow_download:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -46,15 +48,22 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
         task=args.task,
         space=space,
         res=res,
-        model=ModelSpec(name=args.model, random_init=args.random_init, seed=args.seed,
-                        allow_download=args.allow_download),
-        features=FeatureSettings(layers=args.layers, window_s=args.window,
-                                 stride_s=args.stride),
+        model=ModelSpec(
+            name=args.model,
+            random_init=args.random_init,
+            seed=args.seed,
+            allow_download=args.allow_download,
+        ),
+        features=FeatureSettings(layers=args.layers, window_s=args.window, stride_s=args.stride),
         design=DesignSettings(hrf_model=args.hrf_model),
         cleaning=CleaningSettings(confounds_strategy=tuple(args.confounds_strategy)),
-        encoding=EncodingSettings(n_folds=args.n_folds, inner=args.inner,
-                                  backend=args.encoding_backend, device=args.device,
-                                  voxel_chunk=args.voxel_chunk),
+        encoding=EncodingSettings(
+            n_folds=args.n_folds,
+            inner=args.inner,
+            backend=args.encoding_backend,
+            device=args.device,
+            voxel_chunk=args.voxel_chunk,
+        ),
         feature_cache=args.feature_cache.absolute() if args.feature_cache else None,
         nprocs=args.nprocs,
         omp_nthreads=args.omp_nthreads,
@@ -126,8 +135,10 @@ def _node_error(crash_dir: Path, since: float) -> str | None:
     """The bids-w2v error message recorded in the newest crash file, if any."""
     if not crash_dir.is_dir():
         return None
-    files = sorted((p for p in crash_dir.glob("crash-*") if p.stat().st_mtime >= since - 1),
-                   key=lambda p: p.stat().st_mtime)
+    files = sorted(
+        (p for p in crash_dir.glob("crash-*") if p.stat().st_mtime >= since - 1),
+        key=lambda p: p.stat().st_mtime,
+    )
     for crash in reversed(files):
         text = crash.read_text(errors="replace")
         for marker in ("InputError: ", "AudioError: ", "ModelError: ", "BidsW2VError: "):
@@ -142,8 +153,9 @@ def run_participant(config) -> list[Path]:
     from bids_w2v.io.derivatives import write_dataset_description
     from bids_w2v.workflows.base import init_bids_w2v_wf
 
-    layout = load_layout(config.bids_dir, config.fmriprep_dir,
-                         validate=not config.skip_bids_validation)
+    layout = load_layout(
+        config.bids_dir, config.fmriprep_dir, validate=not config.skip_bids_validation
+    )
     task = select_task(layout, config.task)
     subjects = select_subjects(layout, config.participant_label)
     subject_runs = {}
@@ -151,10 +163,12 @@ def run_participant(config) -> list[Path]:
         runs = collect_runs(layout, subject, task, config.space, config.res)
         subject_runs[subject] = runs
     n_runs = sum(len(r) for r in subject_runs.values())
-    print(f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task '{task}' in "
-          f"{config.space}; model {config.model.name}"
-          f"{f' (random init, seed {config.model.seed})' if config.model.random_init else ''}",
-          flush=True)
+    print(
+        f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task '{task}' in "
+        f"{config.space}; model {config.model.name}"
+        f"{f' (random init, seed {config.model.seed})' if config.model.random_init else ''}",
+        flush=True,
+    )
     config.output_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(config.output_dir, [str(config.bids_dir), str(config.fmriprep_dir)])
     _write_config(config)
@@ -172,13 +186,21 @@ def run_group(config) -> list[Path]:
     from bids_w2v.workflows.group import init_group_wf
 
     participants = tuple(strip_prefix(p) for p in config.participant_label)
-    found = collect_participant_maps(config.output_dir, config.task, config.space, config.res,
-                                     participants)
+    found = collect_participant_maps(
+        config.output_dir, config.task, config.space, config.res, participants
+    )
     any_map = next(iter(next(iter(found.values())).values()))[0][1]
     task = config.task or _entity(any_map.name, "task")
     _write_config(config)
-    wf = init_group_wf(sorted(found), output_dir=config.output_dir, work_dir=config.work_dir,
-                       task=task, space=config.space, res=config.res, participants=participants)
+    wf = init_group_wf(
+        sorted(found),
+        output_dir=config.output_dir,
+        work_dir=config.work_dir,
+        task=task,
+        space=config.space,
+        res=config.res,
+        participants=participants,
+    )
     _run_workflow(wf, config)
     written = sorted((config.output_dir / "group").glob("*_statmap.nii.gz"))
     print(f"bids-w2v: group level done; {len(written)} maps in {config.output_dir / 'group'}")
@@ -213,7 +235,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bids-w2v: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("bids-w2v: interrupted; re-run with the same --work-dir to resume.",
-              file=sys.stderr)
+        print("bids-w2v: interrupted; re-run with the same --work-dir to resume.", file=sys.stderr)
         return 130
     return 0

@@ -59,8 +59,12 @@ def build_run_design(
     for layer in layers:
         per_stim = [features[Path(p.stim_file)].layers[layer] for p in presentations]
         full = convolve_features(
-            per_stim, onsets, frame_rate, frame_times,
-            hrf_model=hrf_model, oversampling=oversampling,
+            per_stim,
+            onsets,
+            frame_rate,
+            frame_times,
+            hrf_model=hrf_model,
+            oversampling=oversampling,
         )
         design[layer] = full[kept_idx]
     return design

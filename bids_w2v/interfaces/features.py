@@ -21,7 +21,6 @@ class _ExtractFeaturesInputSpec(BaseInterfaceInputSpec):
     layers = traits.Str("all", usedefault=True, desc="layer names, ranges or 'all'")
     window_s = traits.Either(None, traits.Float, default=10.0, usedefault=True)
     stride_s = traits.Float(5.0, usedefault=True, desc="window stride (s)")
-    batch_size = traits.Int(4, usedefault=True, desc="windows per forward pass")
     cache_dir = traits.Str(mandatory=True, desc="content-addressed feature cache folder")
     num_threads = traits.Int(1, usedefault=True, desc="torch intra-op threads")
     progress = traits.Bool(False, usedefault=True, desc="show a progress bar")
@@ -45,7 +44,7 @@ class ExtractFeatures(SimpleInterface):
         import torch
 
         from bids_w2v.features import available_layers, layer_index, load_model, parse_layers
-        from bids_w2v.features.cache import cached_features_path
+        from bids_w2v.features.cache import feature_cache_key, load_or_extract
 
         torch.set_num_threads(max(1, self.inputs.num_threads))
         loaded = load_model(
@@ -57,21 +56,15 @@ class ExtractFeatures(SimpleInterface):
         available = available_layers(loaded.model)
         layers = parse_layers(self.inputs.layers, available)
         files = []
+        cache_dir = Path(self.inputs.cache_dir)
         for stim in self.inputs.stimuli:
-            files.append(
-                str(
-                    cached_features_path(
-                        Path(self.inputs.cache_dir),
-                        Path(stim),
-                        loaded,
-                        layers=layers,
-                        window_s=self.inputs.window_s,
-                        stride_s=self.inputs.stride_s,
-                        batch_size=self.inputs.batch_size,
-                        progress=self.inputs.progress,
-                    )
-                )
-            )
+            settings = {
+                "layers": layers,
+                "window_s": self.inputs.window_s,
+                "stride_s": self.inputs.stride_s,
+            }
+            load_or_extract(cache_dir, stim, loaded, progress=self.inputs.progress, **settings)
+            files.append(str(cache_dir / f"{feature_cache_key(stim, loaded, **settings)}.npz"))
         self._results["feature_files"] = files
         self._results["layers"] = list(layers)
         self._results["layer_indices"] = [layer_index(name, available) for name in layers]

@@ -31,7 +31,10 @@ class GroupMaps(SimpleInterface):
 
         res = self.inputs.res
         found = collect_participant_maps(
-            Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, res,
+            Path(self.inputs.output_dir),
+            self.inputs.task,
+            self.inputs.space,
+            res,
             tuple(self.inputs.participants) if self.inputs.participants else (),
         )
         files = write_group_maps(

@@ -86,12 +86,12 @@ def check_dataset(bids_dir: Path) -> None:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(
-            f"{desc} is not valid JSON ({exc}). Fix the file: it needs at least \"Name\" and "
+            f'{desc} is not valid JSON ({exc}). Fix the file: it needs at least "Name" and '
             '"BIDSVersion".'
         ) from None
     if not isinstance(data, dict) or "BIDSVersion" not in data:
         raise InputError(
-            f"{desc} has no \"BIDSVersion\" field. Add it (e.g. \"BIDSVersion\": \"1.10.0\")."
+            f'{desc} has no "BIDSVersion" field. Add it (e.g. "BIDSVersion": "1.10.0").'
         )
 
 
@@ -189,7 +189,7 @@ def _repetition_time(layout: BIDSLayout, bold: Path, img: nb.Nifti1Image) -> flo
     if tr is None or float(tr) <= 0:
         raise InputError(
             f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime) nor "
-            "the NIfTI header gives one. Add \"RepetitionTime\" (seconds) to the sidecar."
+            'the NIfTI header gives one. Add "RepetitionTime" (seconds) to the sidecar.'
         )
     return float(tr)
 
@@ -242,10 +242,17 @@ def collect_runs(
         }
         where = bold.name
         mask = _one(
-            layout.get(scope="derivatives", suffix="mask", desc="brain",
-                       extension=[".nii.gz", ".nii"], space=space,
-                       **({"res": res} if res else {}), **sel),
-            "brain masks", where,
+            layout.get(
+                scope="derivatives",
+                suffix="mask",
+                desc="brain",
+                extension=[".nii.gz", ".nii"],
+                space=space,
+                **({"res": res} if res else {}),
+                **sel,
+            ),
+            "brain masks",
+            where,
         )
         if mask is None:
             raise InputError(
@@ -253,13 +260,16 @@ def collect_runs(
                 "and space; re-run fMRIPrep or restore the file."
             )
         confounds = _one(
-            layout.get(scope="derivatives", suffix="timeseries", desc="confounds",
-                       extension=".tsv", **sel),
-            "confounds files", where,
+            layout.get(
+                scope="derivatives", suffix="timeseries", desc="confounds", extension=".tsv", **sel
+            ),
+            "confounds files",
+            where,
         )
         events = _one(
             layout.get(scope="raw", suffix="events", extension=".tsv", **sel),
-            "events files", where,
+            "events files",
+            where,
         )
         if events is None:
             raise InputError(

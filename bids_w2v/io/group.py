@@ -23,7 +23,10 @@ def _entity(name: str, key: str) -> str | None:
 
 
 def collect_participant_maps(
-    output_dir: Path, task: str | None, space: str, res: str | None,
+    output_dir: Path,
+    task: str | None,
+    space: str,
+    res: str | None,
     participants: Sequence[str] = (),
 ) -> dict[str, dict[str, list[tuple[str, Path, dict]]]]:
     """Find participant brain-score maps written by bids-w2v.
@@ -116,8 +119,11 @@ def write_group_maps(
                 )
             stack[i, subjects.index(sub)] = np.asarray(img.dataobj, dtype=np.float64)
     common = {"task": task, "space": space, "res": res}
-    meta0 = {k: v for k, v in layer_maps[layers[0]][0][2].items()
-             if k in ("Model", "ModelLabel", "RandomInit", "Seed", "WeightsSHA256")}
+    meta0 = {
+        k: v
+        for k, v in layer_maps[layers[0]][0][2].items()
+        if k in ("Model", "ModelLabel", "RandomInit", "Seed", "WeightsSHA256")
+    }
     meta0["Participants"] = subjects
     written = []
 
@@ -129,25 +135,49 @@ def write_group_maps(
 
     means = np.stack([mean_across_subjects(stack[i]) for i in range(len(layers))])
     for i, name in enumerate(layers):
-        _write(means[i], {**meta0, "LayerName": name, "LayerIndex": indices[i],
-                          "Statistic": "mean_pearson_r", "NumberOfSubjects": len(subjects)},
-               stat="meanr", desc=layer_desc(model_label, name))
+        _write(
+            means[i],
+            {
+                **meta0,
+                "LayerName": name,
+                "LayerIndex": indices[i],
+                "Statistic": "mean_pearson_r",
+                "NumberOfSubjects": len(subjects),
+            },
+            stat="meanr",
+            desc=layer_desc(model_label, name),
+        )
     finite = np.isfinite(means)
     best = np.argmax(np.where(finite, means, -np.inf), axis=0)
     peak = np.asarray(indices, dtype=np.float64)[best]
     peak[~finite.any(axis=0)] = np.nan
     layer_table = {str(i): n for n, i in zip(layers, indices, strict=True)}
-    _write(peak, {**meta0, "Statistic": "peak_layer", "Layers": layer_table,
-                  "Description": "Layer of highest mean brain score across participants."},
-           stat="peaklayer", desc=layer_desc(model_label))
+    _write(
+        peak,
+        {
+            **meta0,
+            "Statistic": "peak_layer",
+            "Layers": layer_table,
+            "Description": "Layer of highest mean brain score across participants.",
+        },
+        stat="peaklayer",
+        desc=layer_desc(model_label),
+    )
     sub_finite = np.isfinite(stack)
     sub_best = np.argmax(np.where(sub_finite, stack, -np.inf), axis=0)
     sub_peaks = np.asarray(indices, dtype=np.float64)[sub_best]
     sub_peaks[~sub_finite.any(axis=0)] = np.nan
     circ = circular_mean_layer(sub_peaks.reshape(len(subjects), -1), len(indices))
-    _write(circ.reshape(ref.shape[:3]),
-           {**meta0, "Statistic": "circular_mean_peak_layer", "Layers": layer_table,
+    _write(
+        circ.reshape(ref.shape[:3]),
+        {
+            **meta0,
+            "Statistic": "circular_mean_peak_layer",
+            "Layers": layer_table,
             "Description": "Per-participant peak layers combined by the circular mean of "
-            "Millet, Caucheteux et al. 2022: angle(mean exp(2 i pi k / (K + 1)))."},
-           stat="circpeaklayer", desc=layer_desc(model_label))
+            "Millet, Caucheteux et al. 2022: angle(mean exp(2 i pi k / (K + 1))).",
+        },
+        stat="circpeaklayer",
+        desc=layer_desc(model_label),
+    )
     return written

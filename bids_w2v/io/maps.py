@@ -135,15 +135,28 @@ def write_participant_maps(
             "ExcludedVoxels": int(np.sum(res_["excluded"])),
         }
         written.append(
-            write_statmap(res_["scores"], mask_img, sidecar, output_dir,
-                          stat="r", desc=layer_desc(model_label, name), **common)
+            write_statmap(
+                res_["scores"],
+                mask_img,
+                sidecar,
+                output_dir,
+                stat="r",
+                desc=layer_desc(model_label, name),
+                **common,
+            )
         )
     peaks = peak_layer(scores, layer_indices)
     layer_table = {str(i): n for n, i in zip(layers, layer_indices, strict=True)}
     written.append(
-        write_statmap(peaks, mask_img,
-                      {**metadata, "Statistic": "peak_layer", "Layers": layer_table},
-                      output_dir, stat="peaklayer", desc=layer_desc(model_label), **common)
+        write_statmap(
+            peaks,
+            mask_img,
+            {**metadata, "Statistic": "peak_layer", "Layers": layer_table},
+            output_dir,
+            stat="peaklayer",
+            desc=layer_desc(model_label),
+            **common,
+        )
     )
     # alpha of each voxel's peak layer, geometric mean over outer folds
     log_alpha = np.stack([np.log10(np.asarray(r["alphas"], dtype=np.float64)) for r in results])
@@ -153,10 +166,19 @@ def write_participant_maps(
         best_alpha = 10 ** np.nanmean(chosen, axis=1) if chosen.size else chosen
     best_alpha[np.isnan(peaks)] = np.nan
     written.append(
-        write_statmap(best_alpha, mask_img,
-                      {**metadata, "Statistic": "ridge_alpha",
-                       "Description": "Ridge penalty at each voxel's peak layer (geometric "
-                       "mean over outer folds)."},
-                      output_dir, stat="alpha", desc=layer_desc(model_label), **common)
+        write_statmap(
+            best_alpha,
+            mask_img,
+            {
+                **metadata,
+                "Statistic": "ridge_alpha",
+                "Description": "Ridge penalty at each voxel's peak layer (geometric "
+                "mean over outer folds).",
+            },
+            output_dir,
+            stat="alpha",
+            desc=layer_desc(model_label),
+            **common,
+        )
     )
     return written

@@ -17,15 +17,18 @@ from bids_w2v.workflows.participant import init_participant_wf
 
 def unique_stimuli(subject_runs: Mapping[str, Sequence[RunInputs]]) -> list[str]:
     """Every stimulus heard by any participant, once, in a stable order."""
-    return sorted({str(p.stim_file) for runs in subject_runs.values() for r in runs
-                   for p in r.presentations})
+    return sorted(
+        {str(p.stim_file) for runs in subject_runs.values() for r in runs for p in r.presentations}
+    )
 
 
 def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
     """Sidecar fields describing the analysis of one participant."""
     enc, feat, design = config.encoding, config.features, config.design
-    inner = {"loo": "efficient leave-one-out (scikit-learn RidgeCV)",
-             "kfold": "5 contiguous inner folds"}[enc.inner]
+    inner = {
+        "loo": "efficient leave-one-out (scikit-learn RidgeCV)",
+        "kfold": "5 contiguous inner folds",
+    }[enc.inner]
     sources = []
     for run in runs:
         sources += [run.bold, run.mask, run.events]
@@ -41,10 +44,17 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "Score": "Pearson r on held-out fold, averaged over folds",
         },
         "Alphas": list(enc.alphas),
-        "HRF": {"Model": design.hrf_model, "Oversampling": design.oversampling,
-                "SliceTimeRef": design.slice_time_ref, "Implementation": "nilearn"},
-        "Windowing": {"WindowSeconds": feat.window_s, "StrideSeconds": feat.stride_s,
-                      "Overlap": "frames averaged"},
+        "HRF": {
+            "Model": design.hrf_model,
+            "Oversampling": design.oversampling,
+            "SliceTimeRef": design.slice_time_ref,
+            "Implementation": "nilearn",
+        },
+        "Windowing": {
+            "WindowSeconds": feat.window_s,
+            "StrideSeconds": feat.stride_s,
+            "Overlap": "frames averaged",
+        },
         "ConfoundsStrategy": list(config.cleaning.confounds_strategy),
         "BoldStandardization": "z-score per run after confound regression",
         "NumberOfScans": int(sum(r.n_scans for r in runs)),
@@ -89,7 +99,6 @@ def init_bids_w2v_wf(
             layers=config.features.layers,
             window_s=config.features.window_s,
             stride_s=config.features.stride_s,
-            batch_size=config.features.batch_size,
             cache_dir=str(config.cache_dir),
             num_threads=config.omp_nthreads,
             progress=config.verbosity > 0,

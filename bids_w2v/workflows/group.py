@@ -43,11 +43,19 @@ def init_group_wf(
     """
     wf = pe.Workflow(name=name, base_dir=str(work_dir))
     for label in model_labels:
-        wf.add_nodes([
-            pe.Node(
-                GroupMaps(output_dir=str(output_dir), task=task, space=space, res=res,
-                          model_label=label, participants=list(participants)),
-                name=f"group_{label}",
-            )
-        ])
+        wf.add_nodes(
+            [
+                pe.Node(
+                    GroupMaps(
+                        output_dir=str(output_dir),
+                        task=task,
+                        space=space,
+                        res=res,
+                        model_label=label,
+                        participants=list(participants),
+                    ),
+                    name=f"group_{label}",
+                )
+            ]
+        )
     return wf

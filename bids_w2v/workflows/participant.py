@@ -163,4 +163,3 @@ def init_participant_wf(
         (write_maps, outputnode, [("out_files", "out_files")]),
     ])  # fmt: skip
     return wf
-
