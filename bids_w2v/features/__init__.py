@@ -1,1 +1,81 @@
-"""bids_w2v.features."""
+"""Speech-model features: model loading, layer selection, windowed extraction and caching.
+
+The public names are imported lazily, so importing a submodule that does not need torch (or
+``bids_w2v.features`` itself) stays cheap until a model-related name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bids_w2v.features.cache import (
+        feature_cache_key,
+        file_sha256,
+        load_features,
+        load_or_extract,
+        save_features,
+    )
+    from bids_w2v.features.extract import (
+        Features,
+        extract_features,
+        model_hop,
+        plan_windows,
+        receptive_field,
+    )
+    from bids_w2v.features.layers import (
+        available_layers,
+        describe_layers,
+        layer_index,
+        parse_layers,
+    )
+    from bids_w2v.features.models import LoadedModel, load_model, model_label, weights_sha256
+
+__all__ = [
+    "Features",
+    "LoadedModel",
+    "available_layers",
+    "describe_layers",
+    "extract_features",
+    "feature_cache_key",
+    "file_sha256",
+    "layer_index",
+    "load_features",
+    "load_model",
+    "load_or_extract",
+    "model_hop",
+    "model_label",
+    "parse_layers",
+    "plan_windows",
+    "receptive_field",
+    "save_features",
+    "weights_sha256",
+]
+
+_MODULE_OF = {
+    **dict.fromkeys(
+        ["feature_cache_key", "file_sha256", "load_features", "load_or_extract", "save_features"],
+        "cache",
+    ),
+    **dict.fromkeys(
+        ["Features", "extract_features", "model_hop", "plan_windows", "receptive_field"],
+        "extract",
+    ),
+    **dict.fromkeys(
+        ["available_layers", "describe_layers", "layer_index", "parse_layers"], "layers"
+    ),
+    **dict.fromkeys(["LoadedModel", "load_model", "model_label", "weights_sha256"], "models"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,133 @@
+"""Tests of bids_w2v.features.cache with a tiny model (no network)."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+import bids_w2v.features.cache as cache_module
+from bids_w2v.errors import AudioError, InputError
+from bids_w2v.features import (
+    Features,
+    feature_cache_key,
+    load_features,
+    load_model,
+    load_or_extract,
+    save_features,
+)
+
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    vocab_size=10,
+)
+LAYERS = ["conv3", "transformer1"]
+OPTIONS = dict(layers=LAYERS, window_s=4.0, stride_s=2.0)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    torch.manual_seed(3)
+    Wav2Vec2Model(Wav2Vec2Config(**TINY)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(model_dir):
+    return load_model(model_dir)
+
+
+@pytest.fixture
+def clip(tmp_path):
+    with resources.as_file(resources.files("bids_w2v") / "data" / "speech") as folder:
+        return shutil.copy(folder / "obama_speech.wav", tmp_path / "clip.wav")
+
+
+def test_cache_hit_returns_same_arrays(tmp_path, tiny, clip, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    first = load_or_extract(cache_dir, clip, tiny, **OPTIONS)
+    key = feature_cache_key(clip, tiny, **OPTIONS)
+    assert sorted(p.name for p in cache_dir.iterdir()) == [f"{key}.npz"]
+    assert list(first.layers) == LAYERS and first.frame_rate == 50.0
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cache hit must not extract")
+
+    monkeypatch.setattr(cache_module, "extract_features", fail)
+    monkeypatch.setattr(cache_module, "load_audio", fail)
+    second = load_or_extract(cache_dir, clip, tiny, **{**OPTIONS, "layers": LAYERS[::-1]})
+    assert list(second.layers) == LAYERS[::-1]
+    for name in LAYERS:
+        np.testing.assert_array_equal(second.layers[name], first.layers[name])
+
+
+def test_key_depends_on_what_matters(tmp_path, tiny, model_dir, clip):
+    key = feature_cache_key(clip, tiny, **OPTIONS)
+    assert key == feature_cache_key(clip, tiny, **{**OPTIONS, "layers": LAYERS[::-1]})
+    copy = shutil.copy(clip, tmp_path / "renamed.wav")
+    assert feature_cache_key(copy, tiny, **OPTIONS) == key  # content, not name
+    others = {
+        feature_cache_key(clip, tiny, **{**OPTIONS, "stride_s": 1.0}),
+        feature_cache_key(clip, tiny, **{**OPTIONS, "window_s": None}),
+        feature_cache_key(clip, tiny, **{**OPTIONS, "layers": ["conv3"]}),
+        feature_cache_key(clip, load_model(model_dir, random_init=True), **OPTIONS),
+        feature_cache_key(clip, load_model(model_dir, random_init=True, seed=1), **OPTIONS),
+    }
+    assert key not in others and len(others) == 5
+    with open(copy, "r+b") as handle:  # change one sample
+        handle.seek(-2, 2)
+        handle.write(b"\x01\x02")
+    assert feature_cache_key(copy, tiny, **OPTIONS) != key
+
+
+def test_corrupt_entry_is_replaced(tmp_path, tiny, clip):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    entry = cache_dir / f"{feature_cache_key(clip, tiny, **OPTIONS)}.npz"
+    entry.write_bytes(b"truncated")
+    feats = load_or_extract(cache_dir, clip, tiny, **OPTIONS)
+    assert load_features(entry).layers.keys() == feats.layers.keys()
+
+
+def test_save_load_roundtrip_is_atomic(tmp_path):
+    features = Features(
+        {"transformer0": np.arange(12, dtype=np.float32).reshape(4, 3), "conv0": np.ones((4, 2))},
+        frame_rate=50.0,
+    )
+    path = tmp_path / "sub" / "features.npz"
+    save_features(path, features)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["features.npz"]
+    loaded = load_features(path)
+    assert loaded.frame_rate == 50.0 and list(loaded.layers) == ["transformer0", "conv0"]
+    np.testing.assert_array_equal(loaded.layers["transformer0"], features.layers["transformer0"])
+    assert loaded.layers["conv0"].dtype == np.float32
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(InputError, match="missing.npz"):
+        load_features(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(InputError, match="frame_rate"):
+        load_features(tmp_path / "other.npz")
+
+
+def test_unusable_audio_names_the_file(tmp_path, tiny):
+    short = tmp_path / "short.wav"
+    sf.write(short, np.full(200, 0.1, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="short.wav"):
+        load_or_extract(tmp_path / "cache", short, tiny, **OPTIONS)
+    with pytest.raises(AudioError, match="absent.wav"):
+        load_or_extract(tmp_path / "cache", tmp_path / "absent.wav", tiny, **OPTIONS)
