@@ -76,17 +76,17 @@ def test_participant_maps_and_sidecars(outputs):
 
 def test_group_maps(outputs):
     _, out, _, _ = outputs
-    means = sorted((out / "group").glob("*_stat-meanr_statmap.nii.gz"))
+    means = sorted(out.glob("*_stat-meanr_statmap.nii.gz"))
     assert len(means) == 9
     sub_maps = [
         nb.load(next((out / f"sub-{s}" / "func").glob("*Transformer1_stat-r_statmap.nii.gz")))
         for s in ("01", "02")
     ]
-    group = nb.load(next((out / "group").glob("*Transformer1_stat-meanr_statmap.nii.gz")))
+    group = nb.load(next(out.glob("*Transformer1_stat-meanr_statmap.nii.gz")))
     expected = np.mean([np.asarray(m.dataobj) for m in sub_maps], axis=0)
     np.testing.assert_allclose(np.asarray(group.dataobj), expected, rtol=1e-5)
-    assert list((out / "group").glob("*_stat-peaklayer_statmap.nii.gz"))
-    assert list((out / "group").glob("*_stat-circpeaklayer_statmap.nii.gz"))
+    assert list(out.glob("*_stat-peaklayer_statmap.nii.gz"))
+    assert list(out.glob("*_stat-circpeaklayer_statmap.nii.gz"))
 
 
 def test_ground_truth_recovered(outputs):

@@ -30,7 +30,7 @@ def test_statmap_names(tmp_path):
     group = statmap_path(
         tmp_path, task="listen", stat="meanr", space="X", desc="m", extension=".json"
     )
-    assert group == tmp_path / "group" / "task-listen_space-X_desc-m_stat-meanr_statmap.json"
+    assert group == tmp_path / "task-listen_space-X_desc-m_stat-meanr_statmap.json"
     assert layer_desc("facebook/wav2vec2-base") == "facebookwav2vec2base"
 
 

@@ -28,7 +28,8 @@ Typical use:
 EPILOG = """\
 Outputs (BIDS derivatives): sub-<label>/func/*_desc-<model><Layer>_stat-r_statmap.nii.gz
 (brain score per layer, JSON sidecar with every setting), *_stat-peaklayer_statmap.nii.gz
-(best layer per voxel), *_stat-alpha_statmap.nii.gz; group/ holds the group-level maps.
+(best layer per voxel), *_stat-alpha_statmap.nii.gz; the group level writes task-*_statmap.nii.gz
+at the top of OUTPUT_DIR (as FitLins does).
 The configuration is recorded in OUTPUT_DIR/logs/. Cite: Millet, Caucheteux et al. (2022),
 Toward a realistic model of speech processing in the brain with self-supervised learning.
 """

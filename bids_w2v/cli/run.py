@@ -202,8 +202,8 @@ def run_group(config) -> list[Path]:
         participants=participants,
     )
     _run_workflow(wf, config)
-    written = sorted((config.output_dir / "group").glob("*_statmap.nii.gz"))
-    print(f"bids-w2v: group level done; {len(written)} maps in {config.output_dir / 'group'}")
+    written = sorted(config.output_dir.glob("task-*_statmap.nii.gz"))
+    print(f"bids-w2v: group level done; {len(written)} maps in {config.output_dir}")
     return written
 
 

@@ -22,10 +22,10 @@ PARTICIPANT_PATTERN = (
     "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
 )
 GROUP_PATTERN = (
-    "group/task-{task}[_space-{space}][_res-{res}]"
+    "task-{task}[_space-{space}][_res-{res}]"
     "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
 )
-BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\ngroup/\nlogs/\n"
+BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\nlogs/\n"
 
 
 def layer_desc(model_label: str, layer: str | None = None) -> str:
