@@ -25,7 +25,19 @@ GROUP_PATTERN = (
     "task-{task}[_space-{space}][_res-{res}]"
     "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
 )
-BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\nlogs/\n"
+BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\n"
+
+README = """Brain scores of self-supervised speech models, computed by bids-w2v.
+
+sub-<label>/func/*_stat-r_statmap.nii.gz: per layer (desc-<model><Layer>), the Pearson r between
+held-out BOLD and the prediction of a cross-validated ridge regression from that layer's
+HRF-convolved activations. *_stat-peaklayer_statmap.nii.gz: the layer of highest score per
+voxel. task-*_statmap.nii.gz at the top level: group-level maps. Every map has a JSON sidecar
+with the settings that produced it; logs/ holds each run's configuration.
+
+Method: Millet, Caucheteux et al. (2022), Toward a realistic model of speech processing in the
+brain with self-supervised learning, NeurIPS.
+"""
 
 
 def layer_desc(model_label: str, layer: str | None = None) -> str:
@@ -133,6 +145,9 @@ def write_dataset_description(output_dir: Path, sources: list[str]) -> Path:
         except (OSError, ValueError):
             pass
     write_json(path, description)
+    readme = output_dir / "README"
+    if not readme.exists():
+        write_text(readme, README)
     ignore = output_dir / ".bidsignore"
     if not ignore.exists() or ignore.read_text() != BIDSIGNORE:
         write_text(ignore, BIDSIGNORE)
