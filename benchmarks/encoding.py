@@ -1,0 +1,254 @@
+"""Benchmark the encoding engine against scikit-learn and himalaya on the same outer folds.
+
+Builds synthetic features/voxels with a planted linear signal, then times
+
+* ours: ``bids_w2v.encoding.cross_validated_scores`` (``inner="loo"`` and ``"kfold"``) on each
+  requested backend;
+* sklearn: ``RidgeCV(alphas, alpha_per_target=True)`` (efficient LOO, always float64);
+* himalaya: ``himalaya.ridge.RidgeCV(alphas, cv=KFold(5), fit_intercept=True)`` with the numpy
+  backend;
+
+on the same 5 contiguous outer folds (features standardised on each training fold, Pearson r
+on the test fold). Each method runs in a fresh worker process, so its peak memory is the
+worker's peak resident set size (``VmHWM`` of ``/proc/self/status``, i.e. ``ru_maxrss``); the
+table also gives the increase of that peak during the fit over the resident size just before
+it (imports and data excluded; the kernel's peak counter is reset through
+``/proc/self/clear_refs`` after loading the data). Agreement
+is the share of (fold, voxel) pairs with the same alpha as the reference implementation and
+the mean |delta r| over (fold, voxel) pairs.
+
+Usage::
+
+    python benchmarks/encoding.py --n-samples 2000 --n-features 768 --n-voxels 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+ALPHAS = np.logspace(1, 8, 20)
+
+
+def make_data(n: int, p: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated features (low rank + noise, like activations) and voxels with planted signal.
+
+    A third of the voxels are pure noise; the others get a sparse linear readout of the
+    features with a signal-to-noise ratio log-spaced from 1e-3 to 1.
+    """
+    rng = np.random.default_rng(seed)
+    rank = max(p // 8, 1)
+    X = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, p))
+    X += 0.5 * rng.standard_normal((n, p))
+    W = rng.standard_normal((p, v)) * (rng.random((p, v)) < 0.1)
+    signal = X @ W
+    signal /= signal.std(0)
+    snr = np.logspace(-3, 0, v)
+    snr[rng.random(v) < 1 / 3] = 0.0
+    Y = signal * np.sqrt(snr) + rng.standard_normal((n, v)) + rng.standard_normal(v)
+    return X, Y
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def _peer_folds(X, Y, folds, fit):
+    """Run a peer ``fit(Xtr, Ytr) -> (alphas, predict)`` on our outer folds."""
+    from bids_w2v.encoding.ridge import _standardise
+
+    alphas = np.zeros((len(folds), Y.shape[1]))
+    scores = np.zeros((len(folds), Y.shape[1]))
+    for k, (train, test) in enumerate(folds):
+        Xtr, Xte = _standardise(X[train], X[test])
+        Xtr, Xte = Xtr.astype(X.dtype), Xte.astype(X.dtype)
+        chosen, predict = fit(Xtr, Y[train])
+        alphas[k] = chosen
+        scores[k] = _pearson(np.asarray(predict(Xte), dtype=np.float64), Y[test])
+    return alphas, scores
+
+
+def run_method(name: str, X: np.ndarray, Y: np.ndarray, dtype: str):
+    """Fit one method; return (alphas, fold_scores), both (n_folds, n_voxels)."""
+    from bids_w2v.encoding import contiguous_folds, cross_validated_scores
+
+    folds = contiguous_folds(X.shape[0], 5)
+    if name.startswith("ours"):
+        _, backend, inner = name.split("-")
+        res = cross_validated_scores(X, Y, alphas=ALPHAS, inner=inner, backend=backend, dtype=dtype)
+        return res.alphas, res.fold_scores
+    if name == "sklearn":
+        from sklearn.linear_model import RidgeCV
+
+        def fit(Xtr, Ytr):
+            model = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(Xtr, Ytr)
+            return model.alpha_, model.predict
+
+        return _peer_folds(X.astype(np.float64), Y.astype(np.float64), folds, fit)
+    if name == "himalaya":
+        from himalaya.backend import set_backend
+        from himalaya.ridge import RidgeCV
+        from sklearn.model_selection import KFold
+
+        set_backend("numpy")
+
+        def fit(Xtr, Ytr):
+            model = RidgeCV(alphas=ALPHAS.astype(dtype), cv=KFold(5), fit_intercept=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Xtr, Ytr)
+            return model.best_alphas_, model.predict
+
+        return _peer_folds(X.astype(dtype), Y.astype(dtype), folds, fit)
+    raise ValueError(f"unknown method {name!r}")
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process, where Linux allows it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    hwm = _status_mib("VmHWM")
+    if hwm is not None:
+        return hwm
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(name: str, data: str, out: str, dtype: str) -> None:
+    """Fit one method in this (fresh) process and save timings and results."""
+    import bids_w2v.encoding  # noqa: F401  (imports outside the timed region)
+
+    if name.startswith("ours-torch"):
+        import torch  # noqa: F401
+    elif name == "sklearn":
+        import sklearn.linear_model  # noqa: F401
+    elif name == "himalaya":
+        import himalaya.ridge  # noqa: F401
+    with np.load(data) as arrays:
+        X, Y = arrays["X"].astype(dtype), arrays["Y"].astype(dtype)
+    # peak before the fit: the current RSS if the peak counter can be reset, else the peak so far
+    base = _status_mib("VmRSS") if _reset_peak() else _peak_rss_mib()
+    start = time.perf_counter()
+    alphas, scores = run_method(name, X, Y, dtype)
+    wall = time.perf_counter() - start
+    peak = _peak_rss_mib()
+    np.savez(out, alphas=alphas, scores=scores, wall=wall, peak=peak, delta=peak - base)
+
+
+def _agreement(a: dict, b: dict) -> tuple[float, float]:
+    same = np.isclose(a["alphas"], b["alphas"], rtol=1e-5).mean()
+    dr = np.nanmean(np.abs(a["scores"] - b["scores"]))
+    return float(same), float(dr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=2000)
+    parser.add_argument("--n-features", type=int, default=768)
+    parser.add_argument("--n-voxels", type=int, default=10000)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument(
+        "--peer-dtype",
+        choices=["float32", "float64"],
+        help="dtype given to himalaya (default: --dtype; sklearn always computes in float64)",
+    )
+    parser.add_argument("--backends", default="numpy,torch")
+    parser.add_argument("--peers", default="himalaya,sklearn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.data, args.out, args.dtype)
+        return
+    peer_dtype = args.peer_dtype or args.dtype
+
+    backends = [b for b in args.backends.split(",") if b]
+    peers = [p for p in args.peers.split(",") if p]
+    methods = [f"ours-{b}-{inner}" for b in backends for inner in ("loo", "kfold")] + peers
+    reference = {"loo": "sklearn", "kfold": "himalaya"}
+    X, Y = make_data(args.n_samples, args.n_features, args.n_voxels, args.seed)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data.npz")
+        np.savez(data, X=X, Y=Y)
+        for name in methods:
+            out = os.path.join(tmp, f"{name}.npz")
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", name]
+            dtype = args.dtype if name.startswith("ours") else peer_dtype
+            cmd += ["--data", data, "--out", out, "--dtype", dtype]
+            subprocess.run(cmd, check=True)
+            with np.load(out) as f:
+                results[name] = {key: f[key] for key in f.files}
+            print(f"  done {name}: {float(results[name]['wall']):.1f} s", file=sys.stderr)
+
+    print(
+        f"n_samples={args.n_samples} n_features={args.n_features} n_voxels={args.n_voxels} "
+        f"dtype={args.dtype} (himalaya: {peer_dtype}, sklearn: float64) "
+        "outer=5 contiguous folds, 20 alphas logspace(1, 8)"
+    )
+    cores = os.cpu_count()
+    print(f"machine: {platform.machine()}, {cores} cores, python {platform.python_version()}")
+    print("memory: peak RSS (VmHWM = ru_maxrss) of a fresh worker process per method;")
+    print("        +fit = that peak minus the RSS just before the fit (imports, data excluded)")
+    header = (
+        f"{'method':<18}{'time s':>8}{'peak MiB':>10}{'+fit MiB':>10}"
+        f"{'reference':>11}{'same alpha':>12}{'mean|dr|':>10}{'mean r':>8}"
+    )
+    ratio_peers = [p for p in peers if p in results]
+    for peer in ratio_peers:
+        header += f"{'t ' + peer[:4] + '/ours':>15}{'mem ' + peer[:4] + '/ours':>15}"
+    print(header)
+    for name in methods:
+        res = results[name]
+        inner = name.split("-")[-1]
+        ref = reference.get(inner, "") if name.startswith("ours") else ""
+        same, dr = _agreement(res, results[ref]) if ref in results else (np.nan, np.nan)
+        line = (
+            f"{name:<18}{float(res['wall']):>8.1f}{float(res['peak']):>10.0f}"
+            f"{float(res['delta']):>10.0f}{ref or '-':>11}{same:>12.4f}{dr:>10.1e}"
+            f"{np.nanmean(res['scores']):>8.3f}"
+        )
+        for peer in ratio_peers:
+            if name.startswith("ours"):
+                t_ratio = float(results[peer]["wall"]) / float(res["wall"])
+                m_ratio = float(results[peer]["delta"]) / max(float(res["delta"]), 1.0)
+                line += f"{t_ratio:>15.2f}{m_ratio:>15.2f}"
+            else:
+                line += f"{'':>15}{'':>15}"
+        print(line)
+    print(json.dumps({k: round(float(v["wall"]), 2) for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()

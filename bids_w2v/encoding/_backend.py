@@ -1,0 +1,160 @@
+"""Tiny array backend so the same ridge algebra runs on numpy or torch (CPU or CUDA).
+
+Only the handful of operations the encoding engine needs are wrapped; everything else
+(``@``, ``*``, ``+``, slicing, ``.sum(0)``, ``.argmin(0)``) behaves identically on numpy arrays
+and torch tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+_DTYPES = ("float32", "float64")
+
+
+class NumpyOps:
+    """numpy implementation (always on the CPU)."""
+
+    name = "numpy"
+
+    def __init__(self, dtype: str, device: str = "cpu") -> None:
+        if str(device) != "cpu":
+            raise ValueError(f"backend='numpy' only runs on device='cpu', got device={device!r}.")
+        self.work = np.dtype(dtype)
+        self.high = np.dtype("float64")
+
+    def asarray(self, a: np.ndarray, high: bool = False) -> np.ndarray:
+        return np.asarray(a, dtype=self.high if high else self.work)
+
+    def to_numpy(self, a: np.ndarray) -> np.ndarray:
+        return np.asarray(a)
+
+    def index(self, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(idx)
+
+    def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.linalg.eigh(a)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=self.work)
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        return np.matmul(a, b, out=out)
+
+    def mul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        return np.multiply(a, b, out=out)
+
+    def sub(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        return np.subtract(a, b, out=out)
+
+    def sum0(self, r: np.ndarray) -> np.ndarray:
+        return r.sum(0, dtype=np.float64)
+
+    def ptp0_is_zero(self, a: np.ndarray) -> np.ndarray:
+        return a.max(0) == a.min(0)
+
+    def to_work(self, a: np.ndarray) -> np.ndarray:
+        return a.astype(self.work, copy=False)
+
+    def to_high(self, a: np.ndarray) -> np.ndarray:
+        return a.astype(self.high, copy=False)
+
+    def log(self, a: np.ndarray) -> np.ndarray:
+        return np.log(a)
+
+    def where(self, cond: np.ndarray, a: Any, b: Any) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    def full(self, shape: tuple[int, ...], value: float, high: bool = False) -> np.ndarray:
+        return np.full(shape, value, dtype=self.high if high else self.work)
+
+    def sqrt(self, a: np.ndarray) -> np.ndarray:
+        return np.sqrt(a)
+
+
+class TorchOps:
+    """torch implementation on any device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
+
+    name = "torch"
+
+    def __init__(self, dtype: str, device: str = "cpu") -> None:
+        import torch
+
+        self.torch = torch
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"Unknown torch device {device!r}: {exc}") from exc
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+        self.work = {"float32": torch.float32, "float64": torch.float64}[dtype]
+        self.high = torch.float64
+
+    def asarray(self, a: np.ndarray, high: bool = False) -> Any:
+        dtype = self.high if high else self.work
+        return self.torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return a.detach().cpu().numpy()
+
+    def index(self, idx: np.ndarray) -> Any:
+        return self.torch.as_tensor(np.asarray(idx), device=self.device)
+
+    def eigh(self, a: Any) -> tuple[Any, Any]:
+        return self.torch.linalg.eigh(a)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.empty(shape, dtype=self.work, device=self.device)
+
+    def matmul(self, a: Any, b: Any, out: Any | None) -> Any:
+        return self.torch.matmul(a, b, out=out)
+
+    def mul(self, a: Any, b: Any, out: Any | None) -> Any:
+        return self.torch.mul(a, b, out=out)
+
+    def sub(self, a: Any, b: Any, out: Any | None) -> Any:
+        return self.torch.sub(a, b, out=out)
+
+    def sum0(self, r: Any) -> Any:
+        # float64 accumulation is cheap on GPUs but slow on CPU, where torch's float32
+        # reductions are already blocked (cascade) sums.
+        if self.device.type == "cpu":
+            return r.sum(0).to(self.high)
+        return r.sum(0, dtype=self.high)
+
+    def ptp0_is_zero(self, a: Any) -> Any:
+        return a.amax(0) == a.amin(0)
+
+    def to_work(self, a: Any) -> Any:
+        return a.to(self.work)
+
+    def to_high(self, a: Any) -> Any:
+        return a.to(self.high)
+
+    def log(self, a: Any) -> Any:
+        return self.torch.log(a)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return self.torch.where(cond, a, b)
+
+    def full(self, shape: tuple[int, ...], value: float, high: bool = False) -> Any:
+        dtype = self.high if high else self.work
+        return self.torch.full(shape, value, dtype=dtype, device=self.device)
+
+    def sqrt(self, a: Any) -> Any:
+        return self.torch.sqrt(a)
+
+
+def get_ops(backend: str, device: str, dtype: str) -> NumpyOps | TorchOps:
+    """Return the operations object for ``backend`` (``"numpy"`` or ``"torch"``)."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}.")
+    if backend == "numpy":
+        return NumpyOps(dtype, device)
+    if backend == "torch":
+        return TorchOps(dtype, device)
+    raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}.")

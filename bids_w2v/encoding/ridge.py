@@ -1,0 +1,285 @@
+"""Cross-validated ridge encoding model with one alpha per voxel ("brain score").
+
+Reproduces the encoding analysis of Millet, Caucheteux et al. (NeurIPS 2022): for each outer
+fold, features are standardised on the training fold, a ridge regression with an intercept is
+fitted with one regularisation strength per voxel chosen on the training fold (efficient
+leave-one-out as ``sklearn.linear_model.RidgeCV(alpha_per_target=True)``, or K-fold as
+``himalaya.ridge.RidgeCV``), and the held-out predictions are scored with Pearson r. The brain
+score of a voxel is the mean r over outer folds.
+
+One float64 SVD of the training features per outer fold serves every alpha, every voxel chunk
+and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA).
+Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
+``dtype="float32"`` (see ``_inner.LooSelector`` for how the tiny differences between large
+alphas are kept accurate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._backend import get_ops
+from ._inner import (
+    KFoldSelector,
+    LooSelector,
+    mean0,
+    pearson_columns,
+    refit_predict,
+    shrink_factors,
+    svd_basis,
+)
+from .folds import Fold, make_folds
+
+__all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
+
+#: The paper's grid: 20 log-spaced values from 1e1 to 1e8.
+DEFAULT_ALPHAS: np.ndarray = np.logspace(1, 8, 20)
+
+_INNER = ("loo", "kfold")
+
+
+@dataclass
+class EncodingResult:
+    """Output of :func:`cross_validated_scores`.
+
+    Attributes
+    ----------
+    scores : ndarray of shape (n_voxels,)
+        Brain score: mean over outer folds of the Pearson r between held-out predictions and
+        data. NaN for excluded voxels.
+    fold_scores : ndarray of shape (n_folds, n_voxels)
+        Pearson r per outer fold (0 where the prediction or the data is constant on the test
+        fold; NaN for excluded voxels).
+    alphas : ndarray of shape (n_folds, n_voxels)
+        Regularisation chosen per fold and voxel (NaN for excluded voxels).
+    excluded : ndarray of shape (n_voxels,), bool
+        Voxels with any non-finite value or zero variance over all samples; not fitted.
+    predictions : ndarray of shape (n_samples, n_voxels) or None
+        Held-out predictions (each sample predicted by the fold that tests it; NaN for
+        excluded voxels and for samples in no test fold), when requested.
+    folds : list of (ndarray, ndarray)
+        The outer ``(train_idx, test_idx)`` pairs used.
+    """
+
+    scores: np.ndarray
+    fold_scores: np.ndarray
+    alphas: np.ndarray
+    excluded: np.ndarray
+    predictions: np.ndarray | None = None
+    folds: list[Fold] = field(default_factory=list)
+
+
+def _check_arrays(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+    if Y.ndim != 2:
+        raise ValueError(f"Y must be 2-D (n_samples, n_voxels), got shape {Y.shape}.")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"X and Y must have the same number of samples, got {X.shape[0]} and {Y.shape[0]}."
+        )
+    if X.shape[1] < 1 or Y.shape[1] < 1:
+        raise ValueError(f"X and Y need at least one column, got {X.shape} and {Y.shape}.")
+    if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(Y.dtype, np.number)):
+        raise ValueError("X and Y must be numeric arrays.")
+    X = np.asarray(X, dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values; clean the features first.")
+    return X, Y
+
+
+def _check_alphas(alphas: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    if alphas is None:
+        return DEFAULT_ALPHAS.copy()
+    alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if alphas.ndim != 1 or alphas.size == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D sequence, got shape {alphas.shape}.")
+    if not (np.isfinite(alphas).all() and (alphas > 0).all()):
+        raise ValueError(f"alphas must be finite and > 0, got {alphas}.")
+    return alphas
+
+
+def _valid_voxels(Y: np.ndarray, chunk: int) -> np.ndarray:
+    """True for voxels that are finite everywhere and not constant."""
+    ok = np.empty(Y.shape[1], dtype=bool)
+    for start in range(0, Y.shape[1], chunk):
+        y = Y[:, start : start + chunk]
+        finite = np.isfinite(y).all(0)
+        with np.errstate(invalid="ignore"):
+            ok[start : start + chunk] = finite & (y.max(0) > y.min(0))
+    return ok
+
+
+def _standardise(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score with training mean/std (ddof=0); constant training columns become 0."""
+    mean = Xtr.mean(0)
+    std = Xtr.std(0)
+    const = Xtr.max(0) == Xtr.min(0)
+    std[const | (std == 0)] = 1.0
+    Xtr = (Xtr - mean) / std
+    Xte = (Xte - mean) / std
+    Xtr[:, const] = 0.0
+    return Xtr, Xte
+
+
+def cross_validated_scores(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    alphas: Sequence[float] | np.ndarray | None = None,
+    n_folds: int = 5,
+    groups: Sequence | np.ndarray | None = None,
+    gap: int = 0,
+    inner: str = "loo",
+    inner_folds: int = 5,
+    backend: str = "numpy",
+    device: str = "cpu",
+    dtype: str = "float32",
+    voxel_chunk: int = 20000,
+    return_predictions: bool = False,
+) -> EncodingResult:
+    """Cross-validated ridge brain scores with one alpha per voxel.
+
+    For each outer fold: standardise ``X`` with the training mean/std, centre ``Y`` with the
+    training mean (intercept), pick each voxel's alpha on the training data, refit on the
+    whole training fold and correlate (Pearson r) the predictions of the test fold with the
+    data. The brain score is the mean r over folds.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Features (e.g. model activations convolved with an HRF). Must be finite.
+    Y : ndarray of shape (n_samples, n_voxels)
+        Brain data. Voxels with a NaN/Inf or zero variance are excluded (NaN results).
+    alphas : array-like of shape (n_alphas,), optional
+        Ridge penalties to choose from (default :data:`DEFAULT_ALPHAS`, ``logspace(1, 8, 20)``).
+    n_folds : int, default=5
+        Number of contiguous, unshuffled outer folds (ignored when ``groups`` is given).
+    groups : array-like of shape (n_samples,), optional
+        Run label per sample; outer folds are then leave-one-group-out.
+    gap : int, default=0
+        Training samples within ``gap`` samples of the test set are dropped.
+    inner : {"loo", "kfold"}, default="loo"
+        Alpha selection: efficient leave-one-out (as scikit-learn's ``RidgeCV``) or contiguous
+        K-fold (as himalaya's ``RidgeCV``).
+    inner_folds : int, default=5
+        Number of inner folds when ``inner="kfold"``.
+    backend : {"numpy", "torch"}, default="numpy"
+        Array library for the computation.
+    device : str, default="cpu"
+        Torch device (``"cpu"``, ``"cuda"``...); must be ``"cpu"`` for numpy.
+    dtype : {"float32", "float64"}, default="float32"
+        Dtype of the voxel-sized products (the SVD and leverages are always float64).
+    voxel_chunk : int, default=20000
+        Number of voxels processed at once (bounds peak memory).
+    return_predictions : bool, default=False
+        Also return the held-out predictions.
+
+    Returns
+    -------
+    EncodingResult
+        Scores, per-fold scores, chosen alphas, excluded mask and optional predictions.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes, non-finite ``X``, bad alphas, too few samples (fewer than
+        ``2 * n_folds``, or training folds too small for the inner selection), unknown
+        ``inner``/``backend``/``dtype``/``device``.
+
+    Notes
+    -----
+    A fold where the prediction or the data of a voxel is constant gets r = 0. Voxels
+    constant on a training fold are predicted by their training mean (hence r = 0).
+    """
+    X, Y = _check_arrays(X, Y)
+    alphas_np = _check_alphas(alphas)
+    if inner not in _INNER:
+        raise ValueError(f"inner must be one of {_INNER}, got {inner!r}.")
+    try:
+        dtype = np.dtype(dtype).name
+    except TypeError as exc:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.") from exc
+    ops = get_ops(backend, device, dtype)
+    if isinstance(voxel_chunk, bool) or not isinstance(voxel_chunk, (int, np.integer)):
+        raise ValueError(f"voxel_chunk must be a positive integer, got {voxel_chunk!r}.")
+    if voxel_chunk < 1:
+        raise ValueError(f"voxel_chunk must be a positive integer, got {voxel_chunk!r}.")
+    n_samples, n_voxels = Y.shape
+    if groups is None:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+            raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}.")
+        if n_samples < 2 * n_folds:
+            raise ValueError(f"Need at least 2 * n_folds = {2 * n_folds} samples, got {n_samples}.")
+    folds = make_folds(n_samples, n_folds=n_folds, groups=groups, gap=gap)
+    min_train = 3
+    if inner == "kfold":
+        if isinstance(inner_folds, bool) or not isinstance(inner_folds, (int, np.integer)):
+            raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}.")
+        if inner_folds < 2:
+            raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}.")
+        min_train = max(min_train, 2 * inner_folds)
+    for k, (train, test) in enumerate(folds):
+        if train.size < min_train or test.size < 1:
+            raise ValueError(
+                f"Outer fold {k} has {train.size} training and {test.size} test samples; need "
+                f">= {min_train} training samples (reduce gap, n_folds or inner_folds)."
+            )
+
+    valid = _valid_voxels(Y, voxel_chunk)
+    cols = np.flatnonzero(valid)
+    n_f = len(folds)
+    fold_scores = np.full((n_f, n_voxels), np.nan)
+    chosen = np.full((n_f, n_voxels), np.nan)
+    predictions = None
+    if return_predictions:
+        predictions = np.full((n_samples, n_voxels), np.nan, dtype=dtype)
+    alphas_b = ops.asarray(alphas_np, high=True)
+
+    for k, (train, test) in enumerate(folds):
+        Xtr_np, Xte_np = _standardise(X[train], X[test])
+        Xtr = ops.asarray(Xtr_np, high=True)
+        basis = svd_basis(ops, Xtr)
+        A = ops.to_work(ops.asarray(Xte_np, high=True) @ basis.Vt.T)
+        F = ops.to_work(shrink_factors(ops, basis.s, alphas_b))
+        U = ops.to_work(basis.U)
+        if inner == "loo":
+            selector = LooSelector(ops, basis, alphas_b)
+        else:
+            selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
+        tr, te = ops.index(train), ops.index(test)
+        for start in range(0, cols.size, voxel_chunk):
+            sel = cols[start : start + voxel_chunk]
+            Ych = ops.asarray(Y[:, sel])
+            Yc, Yte = Ych[tr], Ych[te]  # copies
+            del Ych
+            mean = ops.to_work(mean0(ops, Yc))
+            const = ops.ptp0_is_zero(Yc)
+            Yc -= mean  # centred training data (the intercept), in place
+            Yc[:, const] = 0.0
+            Z = U.T @ Yc
+            # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
+            best = selector.select(Yc, Z) if inner == "loo" else selector.select(Yc)
+            # r is shift invariant: correlate the centred prediction, so that the tiny
+            # variations of heavily regularised voxels are not rounded away by the mean.
+            pred = refit_predict(A, F, best, Z)
+            fold_scores[k, sel] = ops.to_numpy(pearson_columns(ops, pred, Yte))
+            chosen[k, sel] = alphas_np[ops.to_numpy(best)]
+            if predictions is not None:
+                predictions[np.ix_(test, sel)] = ops.to_numpy(pred + mean)
+            del Yc, Yte, Z, pred
+
+    scores = fold_scores.mean(0) if n_voxels else np.zeros(0)
+    return EncodingResult(
+        scores=scores,
+        fold_scores=fold_scores,
+        alphas=chosen,
+        excluded=~valid,
+        predictions=predictions,
+        folds=folds,
+    )
