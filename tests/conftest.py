@@ -9,27 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
-
-
-def save_tiny_wav2vec2(folder, seed: int = 0):
-    """Save a tiny wav2vec2 (2 transformer blocks, 7 conv blocks) with save_pretrained."""
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        vocab_size=10,
-    )
-    torch.manual_seed(seed)
-    Wav2Vec2Model(config).save_pretrained(folder, safe_serialization=True)
-    Wav2Vec2FeatureExtractor().save_pretrained(folder)
-    return folder
+from tiny_models import save_tiny_wav2vec2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +20,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory, tiny_model):
-    """A simulated 2-subject, 2-run dataset whose planted voxels follow the tiny model."""
+    """A simulated 2-subject, 4-run dataset whose planted voxels follow the tiny model."""
     from bids_w2v.simulate import SimulationSpec, simulate_dataset
 
     root = tmp_path_factory.mktemp("ds")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_models import TINY
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 import bids_w2v.features.cache as cache_module
@@ -22,16 +23,6 @@ from bids_w2v.features import (
     save_features,
 )
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16,) * 7,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    vocab_size=10,
-)
 LAYERS = ["conv3", "transformer1"]
 OPTIONS = dict(layers=LAYERS, window_s=4.0, stride_s=2.0)
 

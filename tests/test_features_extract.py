@@ -7,6 +7,7 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
+from tiny_models import TINY
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from bids_w2v.errors import AudioError, InputError
@@ -20,16 +21,6 @@ from bids_w2v.features import (
 )
 from bids_w2v.io.audio import load_audio
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16,) * 7,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    vocab_size=10,
-)
 ALL = [f"conv{i}" for i in range(7)] + ["transformer0", "transformer1"]
 
 

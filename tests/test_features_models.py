@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny_models import TINY, TINY_LAYERS
 from transformers import (
     Data2VecAudioConfig,
     HubertConfig,
@@ -29,18 +30,6 @@ from bids_w2v.features import (
     model_label,
     parse_layers,
 )
-
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16,) * 7,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    vocab_size=10,
-)
-TINY_LAYERS = [f"conv{i}" for i in range(7)] + ["transformer0", "transformer1"]
 
 
 def _save(folder, model, sampling_rate=16000, do_normalize=True):
