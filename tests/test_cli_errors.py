@@ -161,3 +161,36 @@ def test_help_and_version():
         [sys.executable, "-m", "bids_w2v", "--version"], capture_output=True, text=True, timeout=120
     )
     assert proc.stdout.startswith("bids-w2v ")
+
+
+def test_unknown_layer_raised_inside_the_graph(dataset, tiny_model, tmp_path, capsys, monkeypatch):
+    """A bids-w2v error raised inside a Nipype node reaches the user as one paragraph."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    code, err = _run(
+        capsys,
+        dataset,
+        tmp_path / "out",
+        "participant",
+        "--layers",
+        "transformer99",
+        *_common(dataset, tiny_model, tmp_path),
+    )
+    assert code != 0
+    assert "transformer99" in err and "conv0" in err and "Traceback" not in err
+    assert not list((tmp_path / "out").glob("sub-*/func/*.nii.gz"))
+    assert not list(cwd.iterdir()), "crash files must go to the work dir, not the cwd"
+    assert list((tmp_path / "work" / "crash").glob("crash-*"))
+
+
+def test_silent_audio_named(dataset, tiny_model, tmp_path, capsys):
+    import soundfile as sf
+
+    silent = dataset / "stimuli" / "obama_speech.wav"
+    sf.write(silent, [[0.0, 0.0]] * 16000, 44100, subtype="PCM_16")
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code != 0
+    assert "obama_speech.wav" in err and "silent" in err.lower() and "Traceback" not in err

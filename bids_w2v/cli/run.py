@@ -103,13 +103,17 @@ def _run_workflow(wf, config) -> None:
     from nipype import logging as nipype_logging
 
     crash_dir = config.work_dir / "crash"
-    nipype_config.update_config({
+    settings = {
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
-                      "stop_on_first_crash": True, "remove_unnecessary_outputs": False,
+                      "stop_on_first_crash": "true", "remove_unnecessary_outputs": "false",
                       "hash_method": "content"},
-        "monitoring": {"enabled": False},
-    })  # fmt: skip
-    level = "INFO" if config.verbosity >= 2 else "WARNING"
+        "monitoring": {"enabled": "false"},
+    }  # fmt: skip
+    nipype_config.update_config(settings)
+    for section, values in settings.items():  # a workflow copies the config when created
+        wf.config.setdefault(section, {}).update(values)
+    # node failures are reported below from the crash file; Nipype's own log only with -v
+    level = {0: "CRITICAL", 1: "WARNING"}.get(config.verbosity, "INFO")
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         nipype_logging.getLogger(name).setLevel(level)
     plugin_args = {"n_procs": config.nprocs, "raise_insufficient": False}
