@@ -59,9 +59,15 @@ class CleaningSettings:
 
 @dataclass(frozen=True)
 class EncodingSettings:
-    """Nested cross-validated ridge (the paper's: 5 contiguous folds, LOO alpha per voxel)."""
+    """Nested cross-validated ridge (the paper's: 5 contiguous folds, LOO alpha per voxel).
+
+    ``cv="runs"`` replaces the contiguous folds by leave-one-run-out; ``gap`` drops the training
+    scans within that many scans of the test block.
+    """
 
     n_folds: int = 5
+    cv: str = "kfold"
+    gap: int = 0
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     inner: str = "loo"
     backend: str = "numpy"

@@ -178,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="outer contiguous, unshuffled cross-validation folds (default 5)",
     )
     g.add_argument(
+        "--cv",
+        choices=["kfold", "runs"],
+        default="kfold",
+        help="outer cross-validation: 'kfold' (--n-folds contiguous folds over the "
+        "concatenated runs, the paper's) or 'runs' (leave one run out)",
+    )
+    g.add_argument(
+        "--cv-gap",
+        type=int,
+        default=0,
+        metavar="SCANS",
+        help="drop the training scans within SCANS scans of the test block, so that BOLD "
+        "autocorrelation does not leak across the boundary (default 0)",
+    )
+    g.add_argument(
         "--inner-cv",
         dest="inner",
         choices=["loo", "kfold"],

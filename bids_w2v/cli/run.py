@@ -59,6 +59,8 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
         cleaning=CleaningSettings(confounds_strategy=tuple(args.confounds_strategy)),
         encoding=EncodingSettings(
             n_folds=args.n_folds,
+            cv=args.cv,
+            gap=args.cv_gap,
             inner=args.inner,
             backend=args.encoding_backend,
             device=args.device,

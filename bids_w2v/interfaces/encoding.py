@@ -19,6 +19,8 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     bold_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
     layer = traits.Str(mandatory=True, desc="layer to fit")
     n_folds = traits.Int(5, usedefault=True, desc="outer contiguous folds")
+    cv = traits.Enum("kfold", "runs", usedefault=True, desc="contiguous folds or leave-one-run-out")
+    gap = traits.Int(0, usedefault=True, desc="training scans dropped next to the test block")
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
     backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
@@ -41,20 +43,34 @@ class FitEncoding(SimpleInterface):
         from threadpoolctl import threadpool_limits
 
         from bids_w2v.encoding import cross_validated_scores
+        from bids_w2v.errors import InputError
 
         X = np.concatenate([np.load(f)[self.inputs.layer] for f in self.inputs.design_files])
-        Y = np.concatenate([np.load(f)["data"] for f in self.inputs.bold_files])
-        with threadpool_limits(limits=max(1, self.inputs.num_threads)):
-            res = cross_validated_scores(
-                X,
-                Y,
-                alphas=np.asarray(self.inputs.alphas),
-                n_folds=self.inputs.n_folds,
-                inner=self.inputs.inner,
-                backend=self.inputs.backend,
-                device=self.inputs.device,
-                voxel_chunk=self.inputs.voxel_chunk,
-            )
+        runs = [np.load(f)["data"] for f in self.inputs.bold_files]
+        Y = np.concatenate(runs)
+        groups = None
+        if self.inputs.cv == "runs":
+            groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+        try:
+            with threadpool_limits(limits=max(1, self.inputs.num_threads)):
+                res = cross_validated_scores(
+                    X,
+                    Y,
+                    alphas=np.asarray(self.inputs.alphas),
+                    n_folds=self.inputs.n_folds,
+                    groups=groups,
+                    gap=self.inputs.gap,
+                    inner=self.inputs.inner,
+                    backend=self.inputs.backend,
+                    device=self.inputs.device,
+                    voxel_chunk=self.inputs.voxel_chunk,
+                )
+        except ValueError as exc:
+            raise InputError(
+                f"The encoding model of layer {self.inputs.layer} cannot be cross-validated on "
+                f"{len(runs)} run(s) and {Y.shape[0]} scans in all: {exc} Use more runs or "
+                "scans, fewer folds (--n-folds), a smaller --cv-gap, or --cv kfold."
+            ) from None
         out = os.path.join(runtime.cwd, f"encoding_{self.inputs.layer}.npz")
         np.savez(
             out,

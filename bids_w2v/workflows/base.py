@@ -29,6 +29,11 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
         "loo": "efficient leave-one-out (scikit-learn RidgeCV)",
         "kfold": "5 contiguous inner folds",
     }[enc.inner]
+    outer = (
+        f"{enc.n_folds} contiguous unshuffled folds over concatenated runs"
+        if enc.cv == "kfold"
+        else "leave one run out"
+    )
     sources = []
     for run in runs:
         sources += [run.bold, run.mask, run.events]
@@ -36,8 +41,9 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
         sources += [p.stim_file for p in run.presentations]
     return {
         "CrossValidation": {
-            "Outer": f"{enc.n_folds} contiguous unshuffled folds over concatenated runs",
-            "NFolds": enc.n_folds,
+            "Outer": outer,
+            "NFolds": enc.n_folds if enc.cv == "kfold" else len(runs),
+            "GapScans": enc.gap,
             "Inner": inner,
             "AlphaPerVoxel": True,
             "FeatureStandardization": "within each training fold",
@@ -121,6 +127,8 @@ def init_bids_w2v_wf(
             oversampling=config.design.oversampling,
             slice_time_ref=config.design.slice_time_ref,
             n_folds=config.encoding.n_folds,
+            cv=config.encoding.cv,
+            gap=config.encoding.gap,
             alphas=config.encoding.alphas,
             inner=config.encoding.inner,
             encoding_backend=config.encoding.backend,

@@ -35,6 +35,8 @@ def init_participant_wf(
     oversampling: int,
     slice_time_ref: float,
     n_folds: int,
+    cv: str,
+    gap: int,
     alphas: Sequence[float],
     inner: str,
     encoding_backend: str,
@@ -64,8 +66,8 @@ def init_participant_wf(
         nilearn ``load_confounds`` strategy.
     hrf_model, oversampling, slice_time_ref
         HRF convolution settings.
-    n_folds, alphas, inner, encoding_backend, device, voxel_chunk
-        Encoding settings.
+    n_folds, cv, gap, alphas, inner, encoding_backend, device, voxel_chunk
+        Encoding settings (:class:`bids_w2v.config.EncodingSettings`).
     omp_nthreads : int
         Threads of the fitting nodes.
     metadata : dict
@@ -120,6 +122,8 @@ def init_participant_wf(
     fit = pe.MapNode(
         FitEncoding(
             n_folds=n_folds,
+            cv=cv,
+            gap=gap,
             alphas=list(alphas),
             inner=inner,
             backend=encoding_backend,
