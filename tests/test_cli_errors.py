@@ -194,3 +194,15 @@ def test_silent_audio_named(dataset, tiny_model, tmp_path, capsys):
     )
     assert code != 0
     assert "obama_speech.wav" in err and "silent" in err.lower() and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "where", ["derivatives", "derivatives/fmriprep", "derivatives/fmriprep/out", "stimuli/out"]
+)
+def test_output_overlapping_inputs_refused(dataset, tiny_model, tmp_path, capsys, where):
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    code, err = _run(
+        capsys, dataset, dataset / where, "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code != 0 and "bids-w2v" in err and "OUTPUT_DIR" in err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before

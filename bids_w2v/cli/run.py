@@ -75,19 +75,32 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
     )
 
 
-def check_output_dir(bids_dir: Path, output_dir: Path) -> None:
-    """Refuse an output folder that would write into the raw dataset (outside derivatives/)."""
+def check_output_dir(bids_dir: Path, output_dir: Path, derivatives: Sequence[Path] = ()) -> None:
+    """Refuse an output folder that would write into an input dataset.
+
+    OUTPUT_DIR may not be, contain or lie inside the raw dataset (except under its
+    ``derivatives/``), nor be, contain or lie inside an input derivatives folder (fMRIPrep's).
+    """
     bids, out = bids_dir.resolve(), output_dir.resolve()
-    if out == bids or out in bids.parents:
+    if out == bids or out in bids.parents or out == bids / "derivatives":
         raise InputError(
-            f"OUTPUT_DIR {output_dir} is the BIDS dataset {bids_dir} or one of its parents; "
-            "bids-w2v never writes into its inputs. Use e.g. BIDS_DIR/derivatives/bids-w2v."
+            f"OUTPUT_DIR {output_dir} is the BIDS dataset {bids_dir}, its derivatives/ folder or "
+            "one of their parents; bids-w2v never writes into its inputs. Use e.g. "
+            "BIDS_DIR/derivatives/bids-w2v."
         )
-    if bids in out.parents and (bids / "derivatives") not in [out, *out.parents]:
+    if bids in out.parents and (bids / "derivatives") not in out.parents:
         raise InputError(
             f"OUTPUT_DIR {output_dir} is inside the raw dataset {bids_dir} but not under its "
             "derivatives/ folder; use BIDS_DIR/derivatives/bids-w2v or a folder elsewhere."
         )
+    for deriv in derivatives:
+        deriv = Path(deriv).resolve()
+        if out == deriv or out in deriv.parents or deriv in out.parents:
+            raise InputError(
+                f"OUTPUT_DIR {output_dir} overlaps the input derivatives {deriv}; bids-w2v "
+                "never writes into its inputs. Use a folder of its own, e.g. "
+                "BIDS_DIR/derivatives/bids-w2v."
+            )
 
 
 def _write_config(config) -> Path:
@@ -232,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _prepare_environment(args.allow_download)
     try:
         config = build_config(args)
-        check_output_dir(config.bids_dir, config.output_dir)
+        check_output_dir(config.bids_dir, config.output_dir, [config.fmriprep_dir])
         if config.analysis_level == "participant":
             run_participant(config)
         else:
