@@ -96,3 +96,13 @@ def test_config_toml(tmp_path):
         )
     )
     assert 'bids_dir = "/d"' in text and "window_s = 10.0" in text and "[bids_w2v.encoding]" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "gb"), [("16000", 16.0), ("16GB", 16.0), ("512MB", 0.512), ("2g", 2.0), ("1TB", 1e3)]
+)
+def test_memory_like_fmriprep(value, gb):
+    from bids_w2v.cli.parser import build_parser
+
+    args = build_parser().parse_args(["/d", "/o", "participant", "--mem", value])
+    assert args.mem_gb == pytest.approx(gb)

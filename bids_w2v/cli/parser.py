@@ -44,6 +44,22 @@ def _derivative(value: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _memory_gb(value: str) -> float:
+    """Parse fMRIPrep's ``--mem`` (MB by default, or with a KB/MB/GB/TB unit) into GB."""
+    units = {"k": 1e-6, "m": 1e-3, "g": 1.0, "t": 1e3}
+    text = value.strip().lower().removesuffix("b").removesuffix("i")
+    scale = units["m"]
+    if text and text[-1] in units:
+        scale, text = units[text[-1]], text[:-1]
+    try:
+        amount = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a memory size: {value!r} (e.g. 16GB)") from None
+    if amount <= 0:
+        raise argparse.ArgumentTypeError(f"memory must be positive, got {value!r}")
+    return amount * scale
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -239,10 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--mem",
         "--mem_mb",
+        "--mem-mb",
         dest="mem_gb",
-        type=float,
-        metavar="GB",
-        help="memory available to Nipype's scheduler, in GB",
+        type=_memory_gb,
+        metavar="MEMORY",
+        help="upper bound of the memory used by parallel processes, as fMRIPrep takes it: a "
+        "number of MB, or with a unit (16GB, 16000MB)",
     )
     g.add_argument(
         "--seed",

@@ -121,7 +121,7 @@ def _run_workflow(wf, config) -> None:
     settings = {
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                       "stop_on_first_crash": "true", "remove_unnecessary_outputs": "false",
-                      "hash_method": "content"},
+                      "hash_method": "timestamp"},
         "monitoring": {"enabled": "false"},
     }  # fmt: skip
     nipype_config.update_config(settings)
