@@ -206,3 +206,20 @@ def test_output_overlapping_inputs_refused(dataset, tiny_model, tmp_path, capsys
     )
     assert code != 0 and "bids-w2v" in err and "OUTPUT_DIR" in err
     assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+
+
+def test_unwritable_output_folder(dataset, tiny_model, tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores permissions: make the output path's parent a file instead
+        parent = tmp_path / "not_a_folder"
+        parent.write_text("")
+        out = parent / "out"
+    else:
+        parent = tmp_path / "readonly"
+        parent.mkdir(mode=0o500)
+        out = parent / "out"
+    code, err = _run(capsys, dataset, out, "participant", *_common(dataset, tiny_model, tmp_path))
+    assert code == 74
+    assert "could not write" in err and "writable" in err and "Traceback" not in err

@@ -141,28 +141,32 @@ def _run_workflow(wf, config) -> None:
         else:
             wf.run(plugin="Linear")
     except Exception as exc:  # nipype wraps node failures in RuntimeError
-        message = _node_error(crash_dir, started)
-        if message:
-            raise InputError(message) from None
+        error = _node_error(crash_dir, started)
+        if error:
+            raise error from None
         raise BidsW2VError(
             f"The workflow failed ({exc}). Crash reports are in {crash_dir}; re-run with -vv "
             "for Nipype's logs. Re-running with the same --work-dir resumes where it stopped."
         ) from None
 
 
-def _node_error(crash_dir: Path, since: float) -> str | None:
-    """The bids-w2v error message recorded in the newest crash file, if any."""
+def _node_error(crash_dir: Path, since: float) -> BidsW2VError | None:
+    """The bids-w2v error recorded in the newest crash file of this run, if any."""
+    from bids_w2v import errors
+
     if not crash_dir.is_dir():
         return None
     files = sorted(
         (p for p in crash_dir.glob("crash-*") if p.stat().st_mtime >= since - 1),
         key=lambda p: p.stat().st_mtime,
     )
+    classes = (errors.AudioError, errors.ModelError, errors.InputError, errors.BidsW2VError)
     for crash in reversed(files):
         text = crash.read_text(errors="replace")
-        for marker in ("InputError: ", "AudioError: ", "ModelError: ", "BidsW2VError: "):
+        for cls in classes:
+            marker = f"{cls.__name__}: "
             if marker in text:
-                return text.rsplit(marker, 1)[1].strip().splitlines()[0]
+                return cls(text.rsplit(marker, 1)[1].strip().splitlines()[0])
     return None
 
 
@@ -253,6 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BidsW2VError as exc:
         print(f"bids-w2v: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # unwritable output or work folder, full disk
+        where = exc.filename or "the output or work folder"
+        print(
+            f"bids-w2v: error: could not write {where} ({exc.strerror or exc}). Check that "
+            "OUTPUT_DIR and --work-dir are writable and that their disk has free space; "
+            "re-running with the same --work-dir resumes where it stopped.",
+            file=sys.stderr,
+        )
+        return 74
     except KeyboardInterrupt:
         print("bids-w2v: interrupted; re-run with the same --work-dir to resume.", file=sys.stderr)
         return 130

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import nibabel as nb
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -15,10 +17,20 @@ from bids_w2v.interfaces.outputs import WriteParticipantMaps
 from bids_w2v.io.bids import RunInputs
 
 
-def fit_mem_gb(n_scans: int, n_voxels: int, n_features: int = 768) -> float:
-    """Memory estimate (GB) of one layer's fit: data, design, SVD and one voxel chunk."""
-    floats = n_scans * (n_voxels * 3 + n_features * 3) + n_features**2 * 2
-    return max(0.5, 8 * floats / 1e9)
+def fit_mem_gb(n_scans: int, n_voxels: int, voxel_chunk: int, n_features: int = 768) -> float:
+    """Memory estimate (GB) of one layer's fit.
+
+    The concatenated BOLD (float32) and design, plus three float64 work arrays of one voxel
+    chunk and the feature Gram matrices.
+    """
+    floats32 = n_scans * (n_voxels + n_features)
+    floats64 = n_scans * min(n_voxels, voxel_chunk) * 3 + n_features**2 * 3
+    return max(0.5, (4 * floats32 + 8 * floats64) / 1e9)
+
+
+def _mask_voxels(mask: Path) -> int:
+    """Voxels inside a brain mask (an upper bound of the participant's common mask)."""
+    return int(np.count_nonzero(np.asarray(nb.load(str(mask)).dataobj)))
 
 
 def init_participant_wf(
@@ -133,7 +145,7 @@ def init_participant_wf(
         ),
         iterfield=["layer"],
         name="fit_layer",
-        mem_gb=fit_mem_gb(n_scans, 50000),
+        mem_gb=fit_mem_gb(n_scans, _mask_voxels(runs[0].mask), voxel_chunk),
         n_procs=omp_nthreads,
     )
     write_maps = pe.Node(
