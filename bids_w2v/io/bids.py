@@ -229,6 +229,17 @@ def collect_runs(
             f"found for this subject and task: {', '.join(spaces) or 'none'}. Choose one with "
             "--space, or re-run fMRIPrep with --output-spaces including it."
         )
+    seen: dict[tuple, list[str]] = {}
+    for bold_file in bolds:
+        ent = bold_file.get_entities()
+        seen.setdefault((ent.get("session"), ent.get("run")), []).append(bold_file.filename)
+    clashes = [names for names in seen.values() if len(names) > 1]
+    if clashes:
+        raise InputError(
+            f"Several preprocessed BOLD files match one run of sub-{subject}, task '{task}' in "
+            f"space '{space}': {', '.join(clashes[0])}. Choose one resolution with "
+            f"--space {space}:res-N (or remove the extra files)."
+        )
     stimuli_dir = Path(layout.root) / "stimuli"
     runs = []
     for bold_file in bolds:
