@@ -33,3 +33,29 @@ def sim_dataset(tmp_path_factory, tiny_model):
     )
     truth = simulate_dataset(root, spec)
     return root, spec, truth
+
+
+@pytest.fixture(scope="session")
+def network_attempts():
+    """Record (and refuse) every attempt to open an internet connection in this process."""
+    import socket
+
+    attempts: list = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(("connect", address))
+            raise OSError("network access blocked by the bids-w2v test suite")
+        return real_connect(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in (None, "localhost", "127.0.0.1", "::1"):
+            attempts.append(("getaddrinfo", host))
+            raise socket.gaierror("name resolution blocked by the bids-w2v test suite")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield attempts

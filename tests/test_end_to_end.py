@@ -28,13 +28,14 @@ REQUIRED = {
 
 
 @pytest.fixture(scope="module")
-def outputs(sim_dataset, tiny_model, tmp_path_factory):
+def outputs(sim_dataset, tiny_model, tmp_path_factory, network_attempts):
     root, _, truth = sim_dataset
     out = tmp_path_factory.mktemp("out") / "bids-w2v"
     work = tmp_path_factory.mktemp("work")
     common = ["--model", str(tiny_model), "-w", str(work)]
     assert main([str(root), str(out), "participant", "--nprocs", "2", *common]) == 0
     assert main([str(root), str(out), "group", *common]) == 0
+    assert network_attempts == [], "a run must not touch the network"
     return root, out, truth, work
 
 
