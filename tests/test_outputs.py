@@ -106,3 +106,49 @@ def test_memory_like_fmriprep(value, gb):
 
     args = build_parser().parse_args(["/d", "/o", "participant", "--mem", value])
     assert args.mem_gb == pytest.approx(gb)
+
+
+def test_participant_maps_with_excluded_voxels(tmp_path):
+    import warnings
+
+    from bids_w2v.io.maps import write_participant_maps
+
+    mask_img = nb.Nifti1Image(np.ones((2, 2, 1), dtype=np.uint8), np.eye(4))
+    nan = np.nan
+    results = [
+        {
+            "scores": np.array([0.2, nan, 0.1, 0.0]),
+            "fold_scores": np.array([[0.2, nan, 0.1, 0.0]]),
+            "alphas": np.array([[10.0, nan, 100.0, 1e8]]),
+            "excluded": np.array([0, 1, 0, 0], bool),
+        },
+        {
+            "scores": np.array([0.1, nan, 0.3, 0.0]),
+            "fold_scores": np.array([[0.1, nan, 0.3, 0.0]]),
+            "alphas": np.array([[1e3, nan, 1e4, 1e8]]),
+            "excluded": np.array([0, 1, 0, 0], bool),
+        },
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        files = write_participant_maps(
+            results,
+            ["conv0", "transformer0"],
+            [0, 7],
+            mask_img,
+            output_dir=tmp_path,
+            subject="01",
+            task="t",
+            space="MNI152NLin2009cAsym",
+            res=None,
+            model_label="m",
+            metadata={"Model": "m"},
+        )
+    assert len(files) == 4
+    peak = np.asarray(nb.load(files[2]).dataobj).ravel()
+    alpha = np.asarray(nb.load(files[3]).dataobj).ravel()
+    np.testing.assert_array_equal(peak[[0, 2]], [0, 7])
+    assert np.isnan(peak[1]) and np.isnan(alpha[1])
+    np.testing.assert_allclose(alpha[[0, 2]], [10.0, 1e4])
+    meta = json.loads(files[0].with_name(files[0].name.replace(".nii.gz", ".json")).read_text())
+    assert meta["ExcludedVoxels"] == 1 and meta["LayerIndex"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,13 @@ import numpy as np
 
 from bids_w2v.io.atomic import write_json, write_nifti
 from bids_w2v.io.derivatives import layer_desc, statmap_path
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    """Mean of the finite values (None when there is none: JSON has no NaN)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else None
 
 
 def to_volume(values: np.ndarray, mask_img: nb.Nifti1Image) -> nb.Nifti1Image:
@@ -131,7 +139,7 @@ def write_participant_maps(
             "LayerName": name,
             "LayerIndex": int(index),
             "Statistic": "pearson_r",
-            "FoldScoresMean": [float(np.nanmean(f)) for f in res_["fold_scores"]],
+            "FoldScoresMean": [_nanmean(f) for f in res_["fold_scores"]],
             "ExcludedVoxels": int(np.sum(res_["excluded"])),
         }
         written.append(
@@ -162,7 +170,8 @@ def write_participant_maps(
     log_alpha = np.stack([np.log10(np.asarray(r["alphas"], dtype=np.float64)) for r in results])
     best_row = np.argmax(np.where(np.isfinite(scores), scores, -np.inf), axis=0)
     chosen = log_alpha[best_row, :, np.arange(scores.shape[1])]  # (n_voxels, n_folds)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # excluded voxels: all-NaN rows give NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
         best_alpha = 10 ** np.nanmean(chosen, axis=1) if chosen.size else chosen
     best_alpha[np.isnan(peaks)] = np.nan
     written.append(
