@@ -46,6 +46,8 @@ def test_derivative_dataset(outputs):
     assert desc["GeneratedBy"][0]["Name"] == "bids-w2v"
     assert len(desc["SourceDatasets"]) == 2
     assert list((out / "logs").glob("config-participant-*.toml"))
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert "Millet" in citation and "2 participant(s) (8 run(s)" in citation
 
 
 def test_participant_maps_and_sidecars(outputs):

@@ -172,8 +172,10 @@ def _node_error(crash_dir: Path, since: float) -> BidsW2VError | None:
 
 def run_participant(config) -> list[Path]:
     """Collect inputs and run the participant-level graph; return the maps written."""
+    from bids_w2v.io.atomic import write_text
     from bids_w2v.io.bids import collect_runs, load_layout, select_subjects, select_task
     from bids_w2v.io.derivatives import write_dataset_description
+    from bids_w2v.reports.boilerplate import methods_boilerplate
     from bids_w2v.workflows.base import init_bids_w2v_wf
 
     layout = load_layout(
@@ -195,6 +197,10 @@ def run_participant(config) -> list[Path]:
     config.output_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(config.output_dir, [str(config.bids_dir), str(config.fmriprep_dir)])
     _write_config(config)
+    write_text(
+        config.output_dir / "logs" / "CITATION.md",
+        methods_boilerplate(config, n_subjects=len(subjects), n_runs=n_runs, task=task),
+    )
     wf = init_bids_w2v_wf(subject_runs, config)
     _run_workflow(wf, config)
     written = sorted(config.output_dir.glob("sub-*/func/*_statmap.nii.gz"))
