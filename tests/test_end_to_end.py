@@ -155,3 +155,13 @@ def test_demo_recovery_table(outputs):
     null = table[table.planted_index < 0]
     assert planted.r_best.min() > null.r_best.max() + 0.2
     assert planted.same_block.mean() > 0.8
+
+
+def test_participant_reports(outputs):
+    """Each participant gets a self-contained HTML report with its figures and methods."""
+    _, out, _, _ = outputs
+    for sub in ("01", "02"):
+        text = (out / f"sub-{sub}.html").read_text()
+        assert text.count("data:image/png;base64,") == 3
+        assert "transformer1" in text and "Millet" in text and "random init" not in text
+        assert "<script" not in text and "http" not in text.split("<h2>Methods")[0]

@@ -40,7 +40,7 @@ def test_dataset_description(tmp_path):
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids-w2v"
     assert desc["SourceDatasets"][0]["URL"] == "file:///data/ds"
-    assert (tmp_path / ".bidsignore").read_text() == "*_statmap.nii.gz\n*_statmap.json\n"
+    assert (tmp_path / ".bidsignore").read_text() == "*_statmap.nii.gz\n*_statmap.json\n*.html\n"
     assert "Millet" in (tmp_path / "README").read_text()
 
 

@@ -25,7 +25,7 @@ GROUP_PATTERN = (
     "task-{task}[_space-{space}][_res-{res}]"
     "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
 )
-BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\n"
+BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\n*.html\n"  # as fMRIPrep: reports
 
 README = """Brain scores of self-supervised speech models, computed by bids-w2v.
 

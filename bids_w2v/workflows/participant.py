@@ -14,6 +14,7 @@ from nipype.pipeline import engine as pe
 from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.interfaces.outputs import WriteParticipantMaps
+from bids_w2v.interfaces.reports import ParticipantReport
 from bids_w2v.io.bids import RunInputs
 
 
@@ -91,11 +92,11 @@ def init_participant_wf(
     -------
     Workflow
         Inputs ``inputnode.{feature_files, layers, layer_indices, model_label, model_info}``;
-        output ``outputnode.out_files``.
+        outputs ``outputnode.out_files`` (maps) and ``outputnode.out_report`` (HTML).
 
     Workflow Graph
         inputnode -> clean_bold (per run) -> build_design (per run) -> fit (per layer)
-        -> write_maps -> outputnode
+        -> write_maps -> report -> outputnode
     """
     wf = pe.Workflow(name=name or f"sub_{subject}_wf")
     inputnode = pe.Node(
@@ -104,7 +105,9 @@ def init_participant_wf(
         ),
         name="inputnode",
     )
-    outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
+    outputnode = pe.Node(
+        niu.IdentityInterface(fields=["out_files", "out_report"]), name="outputnode"
+    )
 
     brain_mask = pe.Node(BrainMask(mask_files=[str(r.mask) for r in runs]), name="brain_mask")
     clean_bold = pe.MapNode(
@@ -161,6 +164,11 @@ def init_participant_wf(
         run_without_submitting=True,
     )
 
+    report = pe.Node(
+        ParticipantReport(output_dir=str(output_dir), subject=subject),
+        name="report",
+    )
+
     wf.connect([
         (inputnode, build_design, [("feature_files", "feature_files"), ("layers", "layers")]),
         (brain_mask, clean_bold, [("out_file", "mask_file")]),
@@ -177,5 +185,7 @@ def init_participant_wf(
         ]),
         (brain_mask, write_maps, [("out_file", "mask_file")]),
         (write_maps, outputnode, [("out_files", "out_files")]),
+        (write_maps, report, [("out_files", "map_files")]),
+        (report, outputnode, [("out_report", "out_report")]),
     ])  # fmt: skip
     return wf
