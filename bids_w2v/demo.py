@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "       transformer carry nearly the same representation, so the peak among them is "
         "poorly identified: what the paper's random-init baseline shows too."
     )
+    reports = ", ".join(str(p) for p in sorted(output.glob("sub-*.html")))
     print(f"\n[demo] finished in {time.time() - started:.0f} s; outputs in {output}")
+    print(f"[demo] HTML reports: {reports}; methods: {output / 'logs' / 'CITATION.md'}")
     return 0
 
 
