@@ -230,28 +230,10 @@ def test_two_resolutions_need_res(dataset, tiny_model, tmp_path, capsys):
     for f in sorted(func.glob("*space-MNI152NLin2009cAsym_desc-*")):
         target = f.name.replace("space-MNI152NLin2009cAsym_", "space-MNI152NLin2009cAsym_res-2_")
         shutil.copy(f, func / target)
-    code, err = _run(
-        capsys,
-        dataset,
-        tmp_path / "out",
-        "participant",
-        "--participant-label",
-        "01",
-        *_common(dataset, tiny_model, tmp_path),
-    )
+    args = [dataset, tmp_path / "out", "participant", "--participant-label", "01"]
+    args += _common(dataset, tiny_model, tmp_path)
+    code, err = _run(capsys, *args)
     assert code != 0 and ":res-N" in err and "res-2" in err
-    code, err = _run(
-        capsys,
-        dataset,
-        tmp_path / "out",
-        "participant",
-        "--participant-label",
-        "01",
-        "--space",
-        "MNI152NLin2009cAsym:res-2",
-        "--layers",
-        "conv0",
-        *_common(dataset, tiny_model, tmp_path),
-    )
+    code, err = _run(capsys, *args, "--space", "MNI152NLin2009cAsym:res-2", "--layers", "conv0")
     assert code == 0, err
     assert list((tmp_path / "out" / "sub-01" / "func").glob("*_res-2_desc-*Conv0_stat-r_*.nii.gz"))
