@@ -237,3 +237,20 @@ def test_two_resolutions_need_res(dataset, tiny_model, tmp_path, capsys):
     code, err = _run(capsys, *args, "--space", "MNI152NLin2009cAsym:res-2", "--layers", "conv0")
     assert code == 0, err
     assert list((tmp_path / "out" / "sub-01" / "func").glob("*_res-2_desc-*Conv0_stat-r_*.nii.gz"))
+
+
+def test_tr_mismatch_between_sidecar_and_header(dataset, tiny_model, tmp_path, capsys):
+    import json
+
+    sidecar = next(
+        (dataset / "derivatives" / "fmriprep" / "sub-01" / "func").glob("*run-1*preproc_bold.json")
+    )
+    meta = json.loads(sidecar.read_text())
+    meta["RepetitionTime"] = 2.0
+    sidecar.write_text(json.dumps(meta))
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code != 0
+    assert sidecar.name.replace(".json", ".nii.gz") in err
+    assert "2.0 s in its JSON sidecar but 1 s in the NIfTI header" in err

@@ -181,17 +181,37 @@ def _one(files: list, what: str, where: str) -> Path | None:
     return Path(files[0].path) if files else None
 
 
+def _header_tr(img: nb.Nifti1Image) -> float | None:
+    """The TR in seconds from a NIfTI header (pixdim[4] with its time unit), if set."""
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not zooms[3] > 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    return float(zooms[3]) * {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+
+
 def _repetition_time(layout: BIDSLayout, bold: Path, img: nb.Nifti1Image) -> float:
-    meta = layout.get_metadata(str(bold))
-    tr = meta.get("RepetitionTime")
-    if tr is None and len(img.header.get_zooms()) > 3 and img.header.get_zooms()[3] > 0:
-        tr = float(img.header.get_zooms()[3])
-    if tr is None or float(tr) <= 0:
+    """The run's TR: the JSON sidecar's RepetitionTime, checked against the NIfTI header."""
+    sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
+    header = _header_tr(img)
+    if sidecar is None and header is None:
         raise InputError(
             f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime) nor "
             'the NIfTI header gives one. Add "RepetitionTime" (seconds) to the sidecar.'
         )
-    return float(tr)
+    if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
+        raise InputError(
+            f"The RepetitionTime of {bold} in its JSON sidecar is {sidecar!r}, not a positive "
+            "number of seconds. Fix the sidecar."
+        )
+    if sidecar is not None and header is not None and abs(header - sidecar) > 1e-3:
+        raise InputError(
+            f"The repetition time of {bold} is {sidecar} s in its JSON sidecar but {header:g} s "
+            "in the NIfTI header. One of them is wrong, and the design would be misaligned "
+            "with the scans: correct the sidecar's RepetitionTime or the header's pixdim[4] "
+            "(nibabel: img.header.set_zooms(...)) so that they agree."
+        )
+    return float(sidecar if sidecar is not None else header)
 
 
 def collect_runs(
