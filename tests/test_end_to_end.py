@@ -165,3 +165,52 @@ def test_participant_reports(outputs):
         assert text.count("data:image/png;base64,") == 3
         assert "transformer1" in text and "Millet" in text and "random init" not in text
         assert "<script" not in text and "http" not in text.split("<h2>Methods")[0]
+
+
+def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
+    """SIGKILL in the middle of the fits leaves no map; the re-run completes identical maps."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, ref_out, _, _ = outputs
+    out, work = tmp_path / "out", tmp_path / "work"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bids_w2v",
+        str(root),
+        str(out),
+        "participant",
+        "--participant-label",
+        "01",
+        "--model",
+        str(tiny_model),
+        "-w",
+        str(work),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if list(work.glob("**/fit_layer/mapflow/*/encoding_*.npz")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert proc.returncode == -signal.SIGKILL
+    assert not list(out.rglob("*.nii.gz")), "a killed run must not leave maps behind"
+
+    assert main(cmd[3:]) == 0
+    ours = sorted(out.glob("sub-01/func/*_statmap.nii.gz"))
+    assert len(ours) == 11
+    for path in ours:
+        ref = ref_out / path.relative_to(out)
+        np.testing.assert_array_equal(
+            np.asarray(nb.load(path).dataobj), np.asarray(nb.load(ref).dataobj)
+        )
