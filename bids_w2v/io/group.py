@@ -15,6 +15,7 @@ from bids_w2v.encoding.stats import circular_mean_layer, mean_across_subjects
 from bids_w2v.errors import InputError
 from bids_w2v.io.atomic import write_json, write_nifti
 from bids_w2v.io.derivatives import layer_desc, statmap_path
+from bids_w2v.io.maps import peak_layer
 
 
 def _entity(name: str, key: str) -> str | None:
@@ -147,10 +148,7 @@ def write_group_maps(
             stat="meanr",
             desc=layer_desc(model_label, name),
         )
-    finite = np.isfinite(means)
-    best = np.argmax(np.where(finite, means, -np.inf), axis=0)
-    peak = np.asarray(indices, dtype=np.float64)[best]
-    peak[~finite.any(axis=0)] = np.nan
+    peak = peak_layer(means.reshape(len(layers), -1), indices).reshape(ref.shape[:3])
     layer_table = {str(i): n for n, i in zip(layers, indices, strict=True)}
     _write(
         peak,
@@ -163,10 +161,7 @@ def write_group_maps(
         stat="peaklayer",
         desc=layer_desc(model_label),
     )
-    sub_finite = np.isfinite(stack)
-    sub_best = np.argmax(np.where(sub_finite, stack, -np.inf), axis=0)
-    sub_peaks = np.asarray(indices, dtype=np.float64)[sub_best]
-    sub_peaks[~sub_finite.any(axis=0)] = np.nan
+    sub_peaks = peak_layer(stack.reshape(len(layers), -1), indices)
     circ = circular_mean_layer(sub_peaks.reshape(len(subjects), -1), len(indices))
     _write(
         circ.reshape(ref.shape[:3]),
