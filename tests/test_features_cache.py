@@ -16,6 +16,7 @@ import bids_w2v.features.cache as cache_module
 from bids_w2v.errors import AudioError, InputError
 from bids_w2v.features import (
     Features,
+    cached_features_path,
     feature_cache_key,
     load_features,
     load_model,
@@ -122,3 +123,18 @@ def test_unusable_audio_names_the_file(tmp_path, tiny):
         load_or_extract(tmp_path / "cache", short, tiny, **OPTIONS)
     with pytest.raises(AudioError, match="absent.wav"):
         load_or_extract(tmp_path / "cache", tmp_path / "absent.wav", tiny, **OPTIONS)
+
+
+def test_cached_features_path_reads_nothing_on_a_hit(tmp_path, tiny, clip, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    entry = cached_features_path(cache_dir, clip, tiny, **OPTIONS)
+    assert entry == cache_dir / f"{feature_cache_key(clip, tiny, **OPTIONS)}.npz"
+    assert list(load_features(entry).layers) == LAYERS
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cache hit must neither extract nor load the arrays")
+
+    monkeypatch.setattr(cache_module, "extract_features", fail)
+    monkeypatch.setattr(cache_module, "load_audio", fail)
+    monkeypatch.setattr(cache_module, "load_features", fail)
+    assert cached_features_path(cache_dir, clip, tiny, **OPTIONS) == entry

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bids_w2v.features.cache import (
+        cached_features_path,
         feature_cache_key,
         file_sha256,
         load_features,
@@ -36,6 +37,7 @@ __all__ = [
     "Features",
     "LoadedModel",
     "available_layers",
+    "cached_features_path",
     "describe_layers",
     "extract_features",
     "feature_cache_key",
@@ -55,7 +57,14 @@ __all__ = [
 
 _MODULE_OF = {
     **dict.fromkeys(
-        ["feature_cache_key", "file_sha256", "load_features", "load_or_extract", "save_features"],
+        [
+            "cached_features_path",
+            "feature_cache_key",
+            "file_sha256",
+            "load_features",
+            "load_or_extract",
+            "save_features",
+        ],
         "cache",
     ),
     **dict.fromkeys(

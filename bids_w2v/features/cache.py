@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,17 @@ from bids_w2v import __version__
 from bids_w2v.errors import AudioError, InputError
 from bids_w2v.features.extract import Features, extract_features
 from bids_w2v.features.models import LoadedModel
+from bids_w2v.io.atomic import atomic_write
 from bids_w2v.io.audio import load_audio
 
-__all__ = ["feature_cache_key", "file_sha256", "load_features", "load_or_extract", "save_features"]
+__all__ = [
+    "cached_features_path",
+    "feature_cache_key",
+    "file_sha256",
+    "load_features",
+    "load_or_extract",
+    "save_features",
+]
 
 _FRAME_RATE_KEY = "frame_rate"
 
@@ -112,19 +119,12 @@ def save_features(path: str | os.PathLike[str], features: Features) -> None:
     path = Path(path)
     if _FRAME_RATE_KEY in features.layers:
         raise ValueError(f"a layer cannot be named {_FRAME_RATE_KEY!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                frame_rate=np.float64(features.frame_rate),
-                **{name: np.asarray(a, dtype=np.float32) for name, a in features.layers.items()},
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays = {name: np.asarray(a, dtype=np.float32) for name, a in features.layers.items()}
+    atomic_write(
+        path,
+        lambda tmp: np.savez(tmp, frame_rate=np.float64(features.frame_rate), **arrays),
+        suffix=".npz",
+    )
 
 
 def load_features(path: str | os.PathLike[str]) -> Features:
@@ -163,6 +163,67 @@ def load_features(path: str | os.PathLike[str]) -> Features:
     return Features(layers=layers, frame_rate=frame_rate)
 
 
+def _has_layers(entry: Path, layers: Sequence[str]) -> bool:
+    """Whether a cache entry is a readable features file holding every layer (lazy: the
+    arrays themselves are not read)."""
+    try:
+        with np.load(entry, allow_pickle=False) as data:
+            return _FRAME_RATE_KEY in data.files and all(name in data.files for name in layers)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def _ensure_cached(
+    cache_dir: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str],
+    loaded: LoadedModel,
+    *,
+    layers: Sequence[str],
+    window_s: float | None,
+    stride_s: float,
+    progress: bool,
+) -> tuple[Path, Features | None]:
+    """Return the cache entry of a stimulus, extracting it on a miss (with the new features)."""
+    key = feature_cache_key(audio_path, loaded, layers=layers, window_s=window_s, stride_s=stride_s)
+    entry = Path(cache_dir) / f"{key}.npz"
+    if entry.is_file() and _has_layers(entry, layers):
+        return entry, None
+    audio = load_audio(audio_path, loaded.sampling_rate)
+    try:
+        features = extract_features(
+            loaded, audio, layers=layers, window_s=window_s, stride_s=stride_s, progress=progress
+        )
+    except AudioError as exc:
+        raise AudioError(f"The audio stimulus '{audio_path}' cannot be used: {exc}") from exc
+    save_features(entry, features)
+    return entry, features
+
+
+def cached_features_path(
+    cache_dir: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str],
+    loaded: LoadedModel,
+    *,
+    layers: Sequence[str],
+    window_s: float | None,
+    stride_s: float,
+    progress: bool = False,
+) -> Path:
+    """Make sure a stimulus' features are cached and return the cache entry's path.
+
+    Same parameters as :func:`load_or_extract`; on a hit nothing but the entry's index is read.
+
+    Returns
+    -------
+    Path
+        ``<cache_dir>/<key>.npz``, readable with :func:`load_features`.
+    """
+    layers = list(dict.fromkeys(layers))
+    settings = {"layers": layers, "window_s": window_s, "stride_s": stride_s, "progress": progress}
+    entry, _ = _ensure_cached(cache_dir, audio_path, loaded, **settings)
+    return entry
+
+
 def load_or_extract(
     cache_dir: str | os.PathLike[str],
     audio_path: str | os.PathLike[str],
@@ -198,21 +259,12 @@ def load_or_extract(
         The features, with layers in the order given. An unreadable cache entry is replaced.
     """
     layers = list(dict.fromkeys(layers))
-    key = feature_cache_key(audio_path, loaded, layers=layers, window_s=window_s, stride_s=stride_s)
-    entry = Path(cache_dir) / f"{key}.npz"
-    if entry.is_file():
+    settings = {"layers": layers, "window_s": window_s, "stride_s": stride_s, "progress": progress}
+    entry, features = _ensure_cached(cache_dir, audio_path, loaded, **settings)
+    if features is None:
         try:
-            cached = load_features(entry)
-        except InputError:
-            cached = None
-        if cached is not None and all(name in cached.layers for name in layers):
-            return Features({name: cached.layers[name] for name in layers}, cached.frame_rate)
-    audio = load_audio(audio_path, loaded.sampling_rate)
-    try:
-        features = extract_features(
-            loaded, audio, layers=layers, window_s=window_s, stride_s=stride_s, progress=progress
-        )
-    except AudioError as exc:
-        raise AudioError(f"The audio stimulus '{audio_path}' cannot be used: {exc}") from exc
-    save_features(entry, features)
-    return features
+            features = load_features(entry)
+        except InputError:  # readable index but damaged data: replace the entry
+            entry.unlink(missing_ok=True)
+            entry, features = _ensure_cached(cache_dir, audio_path, loaded, **settings)
+    return Features({name: features.layers[name] for name in layers}, features.frame_rate)

@@ -44,7 +44,7 @@ class ExtractFeatures(SimpleInterface):
         import torch
 
         from bids_w2v.features import available_layers, layer_index, load_model, parse_layers
-        from bids_w2v.features.cache import feature_cache_key, load_or_extract
+        from bids_w2v.features.cache import cached_features_path
 
         torch.set_num_threads(max(1, self.inputs.num_threads))
         loaded = load_model(
@@ -63,8 +63,10 @@ class ExtractFeatures(SimpleInterface):
                 "window_s": self.inputs.window_s,
                 "stride_s": self.inputs.stride_s,
             }
-            load_or_extract(cache_dir, stim, loaded, progress=self.inputs.progress, **settings)
-            files.append(str(cache_dir / f"{feature_cache_key(stim, loaded, **settings)}.npz"))
+            entry = cached_features_path(
+                cache_dir, stim, loaded, progress=self.inputs.progress, **settings
+            )
+            files.append(str(entry))
         self._results["feature_files"] = files
         self._results["layers"] = list(layers)
         self._results["layer_indices"] = [layer_index(name, available) for name in layers]
