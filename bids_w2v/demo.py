@@ -17,6 +17,8 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
+from bids_w2v.io.maps import read_sidecar
+
 
 def recovery_table(dataset: Path, output_dir: Path, truth: pd.DataFrame) -> pd.DataFrame:
     """Planted vs recovered peak layer and brain scores, per participant and planted layer.
@@ -42,7 +44,7 @@ def recovery_table(dataset: Path, output_dir: Path, truth: pd.DataFrame) -> pd.D
         peak = np.asarray(nb.load(peak_file).dataobj)
         scores, index_of = {}, {}
         for f in func.glob("*_stat-r_statmap.nii.gz"):
-            meta = pd.read_json(f.with_name(f.name.replace(".nii.gz", ".json")), typ="series")
+            meta = read_sidecar(f)
             scores[meta["LayerName"]] = np.asarray(nb.load(f).dataobj)
             index_of[meta["LayerName"]] = int(meta["LayerIndex"])
         best = np.nanmax(np.stack(list(scores.values())), axis=0)

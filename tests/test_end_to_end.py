@@ -122,25 +122,18 @@ def test_ground_truth_recovered(outputs):
         assert abs(np.median(peak[tr_ijk]) - 8) <= 1  # transformer1 is LayerIndex 8
 
 
-def test_rerun_resumes_from_work_dir(outputs, tiny_model, capsys):
+def _participant_01(root, out, model, work) -> list[str]:
+    """Arguments of a participant-level run of sub-01 with the tiny model."""
+    return [str(root), str(out), "participant", "--participant-label", "01",
+            "--model", str(model), "-w", str(work)]  # fmt: skip
+
+
+def test_rerun_resumes_from_work_dir(outputs, tiny_model):
     """A finished run re-runs from the Nipype cache and rewrites identical maps."""
     root, out, _, work = outputs
     target = next((out / "sub-01" / "func").glob("*Conv1_stat-r_statmap.nii.gz"))
     before = np.asarray(nb.load(target).dataobj).copy()
-    code = main(
-        [
-            str(root),
-            str(out),
-            "participant",
-            "--participant-label",
-            "01",
-            "--model",
-            str(tiny_model),
-            "-w",
-            str(work),
-        ]
-    )
-    assert code == 0
+    assert main(_participant_01(root, out, tiny_model, work)) == 0
     np.testing.assert_array_equal(np.asarray(nb.load(target).dataobj), before)
 
 
@@ -177,20 +170,7 @@ def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
 
     root, ref_out, _, _ = outputs
     out, work = tmp_path / "out", tmp_path / "work"
-    cmd = [
-        sys.executable,
-        "-m",
-        "bids_w2v",
-        str(root),
-        str(out),
-        "participant",
-        "--participant-label",
-        "01",
-        "--model",
-        str(tiny_model),
-        "-w",
-        str(work),
-    ]
+    cmd = [sys.executable, "-m", "bids_w2v", *_participant_01(root, out, tiny_model, work)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -206,7 +186,7 @@ def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not list(out.rglob("*.nii.gz")), "a killed run must not leave maps behind"
 
-    assert main(cmd[3:]) == 0
+    assert main(_participant_01(root, out, tiny_model, work)) == 0
     ours = sorted(out.glob("sub-01/func/*_statmap.nii.gz"))
     assert len(ours) == 11
     for path in ours:

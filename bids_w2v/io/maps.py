@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,12 @@ def _nanmean(values: np.ndarray) -> float | None:
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     return float(finite.mean()) if finite.size else None
+
+
+def read_sidecar(nii: Path) -> dict:
+    """The JSON sidecar of a ``.nii.gz`` map written by :func:`write_statmap`."""
+    nii = Path(nii)
+    return json.loads(nii.with_name(nii.name.replace(".nii.gz", ".json")).read_text())
 
 
 def to_volume(values: np.ndarray, mask_img: nb.Nifti1Image) -> nb.Nifti1Image:

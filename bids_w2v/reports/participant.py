@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 
 from bids_w2v.io.atomic import write_text
+from bids_w2v.io.maps import read_sidecar
 from bids_w2v.reports.figures import glass_brain_png, layer_profile_png
 
 TEMPLATE = """<!DOCTYPE html>
@@ -49,10 +49,6 @@ def _b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def _sidecar(nii: Path) -> dict:
-    return json.loads(nii.with_name(nii.name.replace(".nii.gz", ".json")).read_text())
-
-
 def write_participant_report(output_dir: Path, subject: str, map_files: list[Path]) -> Path:
     """Write ``OUTPUT_DIR/sub-<label>.html`` from the participant's maps.
 
@@ -70,12 +66,12 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
     Path
         The report.
     """
-    r_maps = sorted(
-        (Path(f) for f in map_files if "_stat-r_" in Path(f).name),
-        key=lambda f: _sidecar(f)["LayerIndex"],
+    pairs = sorted(
+        ((read_sidecar(f), Path(f)) for f in map_files if "_stat-r_" in Path(f).name),
+        key=lambda pair: pair[0]["LayerIndex"],
     )
+    metas, r_maps = [m for m, _ in pairs], [f for _, f in pairs]
     peak_file = next(Path(f) for f in map_files if "_stat-peaklayer_" in Path(f).name)
-    metas = [_sidecar(f) for f in r_maps]
     stack = np.stack([np.asarray(nb.load(str(f)).dataobj, dtype=np.float64) for f in r_maps])
     inside = np.isfinite(stack).any(axis=0)
     values = np.where(np.isfinite(stack), stack, np.nan)[:, inside]
