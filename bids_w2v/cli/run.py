@@ -114,7 +114,6 @@ def _write_config(config) -> Path:
 
 def _run_workflow(wf, config) -> None:
     """Run a Nipype graph; turn a node's bids-w2v error into a clean message."""
-    from nipype import config as nipype_config
     from nipype import logging as nipype_logging
 
     crash_dir = config.work_dir / "crash"
@@ -124,8 +123,7 @@ def _run_workflow(wf, config) -> None:
                       "hash_method": "timestamp"},
         "monitoring": {"enabled": "false"},
     }  # fmt: skip
-    nipype_config.update_config(settings)
-    for section, values in settings.items():  # a workflow copies the config when created
+    for section, values in settings.items():  # the workflow's own copy, no global change
         wf.config.setdefault(section, {}).update(values)
     # node failures are reported below from the crash file; Nipype's own log only with -v
     level = {0: "CRITICAL", 1: "WARNING"}.get(config.verbosity, "INFO")
