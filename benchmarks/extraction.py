@@ -3,16 +3,20 @@
 Measured in one run, with the same model, audio, windows and threads:
 
 * ``extract_features`` (every layer: 7 conv + 12 transformer for wav2vec2-base, 10 s windows
-  every 5 s, overlap averaging, conv layers pooled to 50 Hz) versus the peer, a plain loop
-  calling ``model(x, output_hidden_states=True)`` on the same window batches and keeping the
-  hidden states as numpy arrays: wall time, real-time factor and the ratio ours / plain;
-* the peak resident memory (``ru_maxrss``) of extracting 1 and 10 minutes of audio, each in a
-  fresh subprocess;
-* the cost of a cache hit of :func:`bids_w2v.features.cache.load_or_extract`.
+  every 5 s, overlap averaging, conv layers pooled to 50 Hz, in memory) and
+  ``cached_features_path`` (the pipeline's path: hash the file, stream every frame to the
+  on-disk cache as soon as it is final) versus the peer, a plain loop calling
+  ``model(x, output_hidden_states=True)`` on the same window batches and keeping the hidden
+  states as numpy arrays: wall and CPU time, real-time factor and the ratios ours / plain;
+* the peak resident memory (``ru_maxrss``) of extracting N minutes of audio into the cache, each
+  length in a fresh subprocess; ``--rss-model`` picks the model of these runs (``base``: the
+  timing model; ``narrow``: wav2vec2-base's conv geometry with narrow layers, so that an hour of
+  audio takes a minute on a laptop CPU);
+* the cost of a cache hit (hash the audio, check the entry, map one layer and read it).
 
 The audio is the shipped ``barber.wav`` recording tiled to the requested length. Example::
 
-    .venv/bin/python benchmarks/extraction.py --seconds 60 --threads 2
+    .venv/bin/python benchmarks/extraction.py --seconds 30 --rss-minutes 1 5
 """
 
 from __future__ import annotations
@@ -33,16 +37,26 @@ import torch
 
 from bids_w2v.features import (
     available_layers,
+    cached_features_path,
     extract_features,
-    feature_cache_key,
+    load_features,
     load_model,
-    load_or_extract,
     model_hop,
     plan_windows,
     receptive_field,
-    save_features,
 )
 from bids_w2v.io.audio import load_audio
+
+#: wav2vec2-base's conv strides and kernels (so 50 Hz frames, same windows) with narrow layers.
+NARROW = dict(
+    hidden_size=96,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=192,
+    conv_dim=(64,) * 7,
+    num_conv_pos_embeddings=32,
+    num_conv_pos_embedding_groups=4,
+)
 
 
 def make_audio(seconds: float, sr: int) -> np.ndarray:
@@ -51,6 +65,19 @@ def make_audio(seconds: float, sr: int) -> np.ndarray:
         clip = load_audio(folder / "barber.wav", sr)
     n = int(round(seconds * sr))
     return np.resize(clip, n).astype(np.float32)
+
+
+def get_model(which: str, seed: int, pretrained: bool, tmp: Path):
+    """The base model (shipped config, random init) or the narrow one (saved to ``tmp``)."""
+    if which != "narrow":
+        return load_model(which, random_init=not pretrained, seed=seed)
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp / "narrow-wav2vec2"
+    torch.manual_seed(seed)
+    Wav2Vec2Model(Wav2Vec2Config(**NARROW)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return load_model(folder)
 
 
 def plain_loop(loaded, audio: np.ndarray, window_s: float, stride_s: float, batch_size: int):
@@ -80,34 +107,52 @@ def plain_loop(loaded, audio: np.ndarray, window_s: float, stride_s: float, batc
     return outputs
 
 
-def _peak_mib() -> tuple[float, float]:
-    """(ru_maxrss, VmHWM) of this process in MiB."""
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    status = Path("/proc/self/status")
-    lines = status.read_text().splitlines() if status.exists() else []
-    hwm = [int(ln.split()[1]) / 1024 for ln in lines if ln.startswith("VmHWM")]
-    return maxrss, hwm[0] if hwm else float("nan")
+def _peak_mib() -> float:
+    """ru_maxrss of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hwm_mib() -> float:
+    """VmHWM (peak resident size since the last reset) of this process in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> float:
+    """Reset VmHWM to the current resident size (Linux ``clear_refs``); return that size."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _hwm_mib()
 
 
 def rss_child(args: argparse.Namespace) -> None:
-    """Extract ``args.rss_child`` seconds of audio and print the peak memory as JSON."""
+    """Extract ``args.rss_child`` seconds into a cache and print the peak memory as JSON."""
     torch.set_num_threads(args.threads)
-    loaded = load_model(args.model, random_init=not args.pretrained, seed=args.seed)
-    audio = make_audio(args.rss_child, loaded.sampling_rate)
-    loaded_mib = _peak_mib()[0]
-    start = time.perf_counter()
-    feats = extract_features(
-        loaded,
-        audio,
-        layers=available_layers(loaded),
-        window_s=args.window,
-        stride_s=args.stride,
-        batch_size=args.batch_size,
-    )
-    wall = time.perf_counter() - start
-    maxrss, hwm = _peak_mib()
-    out = sum(a.nbytes for a in feats.layers.values()) / 2**20
-    result = {"maxrss": maxrss, "hwm": hwm, "loaded": loaded_mib, "out": out, "wall": wall}
+    with tempfile.TemporaryDirectory() as tmp:
+        which = args.model if args.rss_model == "base" else args.rss_model
+        loaded = get_model(which, args.seed, args.pretrained, Path(tmp))
+        audio = make_audio(args.rss_child, loaded.sampling_rate)
+        wav = Path(tmp) / "stim.wav"
+        sf.write(wav, audio, loaded.sampling_rate, subtype="FLOAT")
+        audio_mib = audio.nbytes / 2**20
+        del audio
+        before = _reset_peak()
+        start = time.perf_counter()
+        entry = cached_features_path(
+            Path(tmp) / "cache",
+            wav,
+            loaded,
+            layers=available_layers(loaded),
+            window_s=args.window,
+            stride_s=args.stride,
+            batch_size=args.batch_size,
+        )
+        wall = time.perf_counter() - start
+        size = sum(p.stat().st_size for p in entry.iterdir()) / 2**20
+    result = {"maxrss": _peak_mib(), "before": before, "out": size, "wall": wall}
+    result["hwm"] = _hwm_mib()
+    result["audio"] = audio_mib
     print(json.dumps(result))
 
 
@@ -116,61 +161,76 @@ def run_rss(args: argparse.Namespace, minutes: float) -> None:
     cmd = [sys.executable, __file__, "--rss-child", str(minutes * 60), "--model", args.model]
     cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
     cmd += ["--window", str(args.window), "--stride", str(args.stride)]
-    cmd += ["--batch-size", str(args.batch_size)] + (["--pretrained"] if args.pretrained else [])
+    cmd += ["--batch-size", str(args.batch_size), "--rss-model", args.rss_model]
+    cmd += ["--pretrained"] if args.pretrained else []
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        f"peak RSS, {minutes:g} min of audio: ru_maxrss {res['maxrss']:.0f} MiB "
-        f"(VmHWM {res['hwm']:.0f}; after model load {res['loaded']:.0f}; features held "
-        f"{res['out']:.0f}) - extraction {res['wall']:.1f} s, RTF {res['wall'] / minutes / 60:.3f}"
+        f"peak RSS, {minutes:g} min of audio ({args.rss_model}): during extraction (VmHWM after "
+        f"a reset) {res['hwm']:.0f} MiB, resident before it {res['before']:.0f} MiB, "
+        f"ru_maxrss {res['maxrss']:.0f} MiB (whole process; features written to the cache "
+        f"{res['out']:.0f} MiB; audio {res['audio']:.0f} MiB) - extraction {res['wall']:.1f} s, "
+        f"RTF {res['wall'] / minutes / 60:.3f}",
+        flush=True,
     )
 
 
 def run_timing(args: argparse.Namespace) -> None:
-    """Time ours against the plain loop, then a cache hit."""
+    """Time ours (in memory, and streamed to the cache) against the plain loop, then a hit."""
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, random_init=not args.pretrained, seed=args.seed)
     layers = available_layers(loaded)
     audio = make_audio(args.seconds, loaded.sampling_rate)
     extract_features(loaded, audio[: 2 * loaded.sampling_rate], layers=layers)  # warm-up
     options = dict(layers=layers, window_s=args.window, stride_s=args.stride)
-    wall: dict[str, list[float]] = {"ours": [], "plain": []}
-    cpu: dict[str, list[float]] = {"ours": [], "plain": []}
-    for repeat in range(args.repeats):  # interleaved, alternating order, best kept
-        for which in ("ours", "plain") if repeat % 2 == 0 else ("plain", "ours"):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            if which == "ours":
-                feats = extract_features(loaded, audio, batch_size=args.batch_size, **options)
-            else:
-                plain_loop(loaded, audio, args.window, args.stride, args.batch_size)
-            wall[which].append(time.perf_counter() - start)
-            cpu[which].append(time.process_time() - start_cpu)
-    ours, peer = min(wall["ours"]), min(wall["plain"])
-    ours_cpu, peer_cpu = min(cpu["ours"]), min(cpu["plain"])
-    print(
-        f"ours  extract_features : wall {ours:7.2f} s  RTF {ours / args.seconds:.3f}  "
-        f"CPU {ours_cpu:7.2f} s  ({len(layers)} layers: conv pooled to 50 Hz, overlap averaged)"
-    )
-    print(
-        f"plain transformers loop: wall {peer:7.2f} s  RTF {peer / args.seconds:.3f}  "
-        f"CPU {peer_cpu:7.2f} s  (output_hidden_states=True, hidden states kept per window)"
-    )
-    print(
-        f"overhead ours / plain  : wall {ours / peer:.3f}x, CPU time {ours_cpu / peer_cpu:.3f}x "
-        "(target <= 1.1x)"
-    )
-
+    methods = ("memory", "cache", "plain")
+    wall: dict[str, list[float]] = {m: [] for m in methods}
+    cpu: dict[str, list[float]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "stim.wav"
-        sf.write(wav, audio, loaded.sampling_rate, subtype="PCM_16")
-        save_features(Path(tmp) / f"{feature_cache_key(wav, loaded, **options)}.npz", feats)
-        start = time.perf_counter()
-        hit = load_or_extract(tmp, wav, loaded, **options)
-        hit_t = time.perf_counter() - start
-        size = sum(a.nbytes for a in hit.layers.values()) / 2**20
+        sf.write(wav, audio, loaded.sampling_rate, subtype="FLOAT")
+        for repeat in range(args.repeats):  # interleaved, rotating order, best kept
+            order = methods[repeat % 3 :] + methods[: repeat % 3]
+            for which in order:
+                cache = Path(tmp) / f"cache{repeat}"
+                start, start_cpu = time.perf_counter(), time.process_time()
+                if which == "memory":
+                    extract_features(loaded, audio, batch_size=args.batch_size, **options)
+                elif which == "cache":
+                    cached_features_path(cache, wav, loaded, batch_size=args.batch_size, **options)
+                else:
+                    plain_loop(loaded, audio, args.window, args.stride, args.batch_size)
+                wall[which].append(time.perf_counter() - start)
+                cpu[which].append(time.process_time() - start_cpu)
+        best = {m: min(wall[m]) for m in methods}
+        best_cpu = {m: min(cpu[m]) for m in methods}
+        text = {
+            "memory": "extract_features, in memory",
+            "cache": "cached_features_path, streamed to disk",
+            "plain": "plain transformers loop",
+        }
+        for m in methods:
+            print(
+                f"{text[m]:40s}: wall {best[m]:7.2f} s  RTF {best[m] / args.seconds:.3f}  "
+                f"CPU {best_cpu[m]:7.2f} s"
+            )
+        for m in ("memory", "cache"):
+            print(
+                f"overhead {m:6s} / plain: wall {best[m] / best['plain']:.3f}x, CPU time "
+                f"{best_cpu[m] / best_cpu['plain']:.3f}x (target <= 1.1x)"
+            )
+        hits = []
+        for _ in range(5):
+            start = time.perf_counter()
+            entry = cached_features_path(Path(tmp) / "cache0", wav, loaded, **options)
+            layer = np.asarray(load_features(entry).layers["transformer11"]).sum()
+            hits.append(time.perf_counter() - start)
+        size = sum(p.stat().st_size for p in entry.iterdir()) / 2**20
+    hit = min(hits)
     print(
-        f"cache hit ({size:.0f} MiB of features): {hit_t * 1000:.1f} ms "
-        f"({hit_t / ours * 100:.2f} % of the extraction)"
+        f"cache hit ({size:.0f} MiB of features; hash the audio, check the entry, map and read "
+        f"transformer11): {hit * 1000:.1f} ms ({hit / best['cache'] * 100:.2f} % of the "
+        f"extraction; checksum {layer:.3g})"
     )
 
 
@@ -185,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--stride", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2, help="timing repeats (best kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (best kept)")
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[1.0, 10.0])
+    parser.add_argument("--rss-model", choices=["base", "narrow"], default="base")
     parser.add_argument("--no-timing", action="store_true", help="only the memory runs")
     parser.add_argument("--rss-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -196,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"model {args.model} ({'trained' if args.pretrained else 'random init'}), all layers, "
         f"torch {torch.__version__} with {args.threads} threads, windows {args.window:g} s "
-        f"every {args.stride:g} s, batch {args.batch_size}, timing on {args.seconds:g} s of audio"
+        f"every {args.stride:g} s, batch {args.batch_size}, timing on {args.seconds:g} s of audio",
+        flush=True,
     )
     # memory first: on Linux a child's ru_maxrss starts from its parent's resident size
     for minutes in args.rss_minutes:

@@ -143,7 +143,75 @@ def test_layer_subsets_and_batch_size(tiny, obama):
 
 def test_progress_bar(tiny, obama, capsys):
     extract_features(tiny, obama, layers=["conv0"], window_s=4.0, stride_s=2.0, progress=True)
-    assert "s audio" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    seconds = obama.shape[0] / 16000
+    assert f"{seconds:.1f}/{seconds:.1f} s audio" in err and "RTF " in err
+    extract_features(tiny, obama, layers=["conv0"], window_s=4.0, stride_s=2.0)
+    assert capsys.readouterr().err == ""
+
+
+def test_causal_frames_ignore_the_future(tiny, obama):
+    """Changing the audio after a stride boundary leaves every earlier-finished frame as is."""
+    options = dict(layers=ALL, window_s=3.0, stride_s=0.5, causal=True, batch_size=3)
+    feats = extract_features(tiny, obama, **options)
+    n_frames = int(tiny.model._get_feat_extract_output_lengths(obama.shape[0]))
+    assert feats.n_frames == n_frames
+    cut = 4 * 16000  # a multiple of the stride
+    changed = obama.copy()
+    changed[cut:] = np.random.default_rng(0).normal(0, 0.3, obama.shape[0] - cut)
+    other = extract_features(tiny, changed, **options)
+    past = (cut - 400) // 320 + 1  # frames whose receptive field ends by the cut
+    for name in ALL:
+        np.testing.assert_allclose(other.layers[name][:past], feats.layers[name][:past], atol=1e-5)
+        assert not np.allclose(other.layers[name][past + 25 :], feats.layers[name][past + 25 :])
+    # and the frames of a window are those of a plain forward pass over that window alone
+    start, end = 2 * 16000, 5 * 16000
+    x = obama[start:end]
+    x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+    with torch.inference_mode():
+        ref = tiny.model(torch.tensor(x)[None]).last_hidden_state[0].numpy()
+    first = (4 * 16000 + 8000 - 400) // 320 + 1  # not yet complete in the window ending at 4.5 s
+    rows = slice(first, end // 320 - 1)  # frames completed by the window ending at 5 s
+    np.testing.assert_allclose(
+        feats.layers["transformer1"][rows], ref[rows.start - 100 : rows.stop - 100], atol=1e-4
+    )
+
+
+def test_causal_differs_from_acausal_and_needs_a_window(tiny, obama):
+    options = dict(layers=["transformer1"], window_s=3.0, stride_s=1.0)
+    causal = extract_features(tiny, obama, causal=True, **options)
+    acausal = extract_features(tiny, obama, **options)
+    assert causal.n_frames == acausal.n_frames
+    assert not np.allclose(causal.layers["transformer1"], acausal.layers["transformer1"])
+    with pytest.raises(InputError, match="Causal extraction needs a window"):
+        extract_features(tiny, obama, layers=ALL, window_s=None, causal=True)
+
+
+def test_reduced_precision(tiny, tmp_path, obama):
+    from bids_w2v.features.models import resolve_device
+
+    folder = tmp_path / "tiny"
+    torch.manual_seed(7)
+    Wav2Vec2Model(Wav2Vec2Config(**TINY)).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    bf16 = load_model(folder, dtype="bfloat16")
+    assert bf16.dtype == "bfloat16" and next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert bf16.weights_sha256 == tiny.weights_sha256  # hashed in float32, before the cast
+    low = extract_features(bf16, obama, layers=["transformer1"], window_s=4.0, stride_s=2.0)
+    ref = extract_features(tiny, obama, layers=["transformer1"], window_s=4.0, stride_s=2.0)
+    a, b = low.layers["transformer1"], ref.layers["transformer1"]
+    assert a.dtype == np.float32 and not np.array_equal(a, b)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    with pytest.raises(InputError, match="float16 needs a CUDA GPU"):
+        load_model(folder, dtype="float16")
+    with pytest.raises(InputError, match="Unknown dtype"):
+        load_model(folder, dtype="int8")
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(InputError, match="Unknown device"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            load_model(folder, device="cuda")
 
 
 def test_errors(tiny, obama):

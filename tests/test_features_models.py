@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -29,6 +31,7 @@ from bids_w2v.features import (
     load_model,
     model_label,
     parse_layers,
+    spec_label,
 )
 
 
@@ -145,6 +148,34 @@ def test_pickle_only_folder_is_refused(tmp_path, tiny_dir):
     assert "safetensors" in str(info.value) and str(folder) in str(info.value)
 
 
+def test_pickle_opt_in_reads_tensors_only(tmp_path, tiny_dir):
+    """--allow-pickle reads a plain state dict with torch's weights-only loader; a pickle that
+    would run code is still refused, and the code never runs."""
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(tiny_dir / "config.json", folder / "config.json")
+    reference = load_model(tiny_dir)
+    torch.save(reference.model.state_dict(), folder / "pytorch_model.bin")
+    loaded = load_model(folder, allow_pickle=True)
+    assert loaded.weights_sha256 == reference.weights_sha256
+
+    marker = tmp_path / "code_ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    shutil.copy(tiny_dir / "config.json", hostile / "config.json")
+    state = dict(reference.model.state_dict())
+    state["evil"] = Evil()
+    torch.save(state, hostile / "pytorch_model.bin")
+    with pytest.raises(ModelError, match="could not be loaded"):
+        load_model(hostile, allow_pickle=True)
+    assert not marker.exists(), "a pickle must never run code"
+
+
 def test_custom_code_is_refused(tmp_path, tiny_dir):
     folder = tmp_path / "custom"
     shutil.copytree(tiny_dir, folder)
@@ -198,6 +229,20 @@ def test_layer_names_across_families(tmp_path, config_class):
     assert loaded.model_type == config.model_type
     assert available_layers(loaded.model) == TINY_LAYERS
     assert available_layers(loaded) == TINY_LAYERS
+    # the hooks give every layer at the model frame rate, with the layer's own width
+    from bids_w2v.features import extract_features
+
+    audio = np.random.default_rng(0).normal(size=16000 * 3).astype(np.float32)
+    feats = extract_features(loaded, audio, layers=TINY_LAYERS, window_s=2.0, stride_s=1.0)
+    assert list(feats.layers) == TINY_LAYERS and feats.frame_rate == 50.0
+    for name, values in feats.layers.items():
+        width = TINY["conv_dim"][0] if name.startswith("conv") else TINY["hidden_size"]
+        assert values.shape == (149, width) and np.isfinite(values).all(), name
+    with torch.inference_mode():  # the last block is the model's output (full pass)
+        x = torch.tensor((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7))[None]
+        last = loaded.model(x).last_hidden_state[0].numpy()
+    single = extract_features(loaded, audio, layers=["transformer1"], window_s=None)
+    np.testing.assert_allclose(single.layers["transformer1"], last, atol=1e-4)
 
 
 def test_hubert_random_init_from_folder(tmp_path):
@@ -253,3 +298,50 @@ def test_layer_index():
     ]
     with pytest.raises(InputError, match="transformer12"):
         layer_index("transformer12", BASE)
+
+
+#: Architecture fields of the public facebook/wav2vec2-base and facebook/wav2vec2-large configs.
+PUBLIC = {
+    "wav2vec2-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                          intermediate_size=3072),
+    "wav2vec2-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                           intermediate_size=4096),
+}  # fmt: skip
+COMMON = dict(
+    conv_dim=[512] * 7,
+    conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+    conv_stride=[5, 2, 2, 2, 2, 2, 2],
+    conv_bias=False,
+    feat_extract_norm="group",
+    do_stable_layer_norm=False,
+    num_conv_pos_embeddings=128,
+    num_conv_pos_embedding_groups=16,
+    model_type="wav2vec2",
+)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_shipped_configs(name):
+    """The shipped configs match the public ones; the architectures build with the expected
+    layers (on the meta device: no weights are allocated)."""
+    from importlib import resources
+
+    from transformers import AutoModel
+
+    from bids_w2v.features.models import SHIPPED_CONFIGS, _build_config
+
+    assert SHIPPED_CONFIGS[name] == SHIPPED_CONFIGS[f"facebook/{name}"] == f"{name}.json"
+    text = (resources.files("bids_w2v") / "data" / "models" / f"{name}.json").read_text()
+    config_dict = json.loads(text)
+    for key, value in {**COMMON, **PUBLIC[name]}.items():
+        assert config_dict[key] == value, key
+    with torch.device("meta"):
+        model = AutoModel.from_config(_build_config(config_dict, name))
+    n_blocks = PUBLIC[name]["num_hidden_layers"]
+    layers = available_layers(model)
+    assert layers == [f"conv{i}" for i in range(7)] + [f"transformer{i}" for i in range(n_blocks)]
+    assert len(layers) == {"wav2vec2-base": 19, "wav2vec2-large": 31}[name]
+    n_params = sum(p.numel() for p in model.parameters())
+    assert {"wav2vec2-base": 94e6, "wav2vec2-large": 315e6}[name] < n_params
+    assert n_params < {"wav2vec2-base": 95e6, "wav2vec2-large": 318e6}[name]
+    assert spec_label(name, True) == name.replace("-", "") + "Random"

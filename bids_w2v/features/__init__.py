@@ -22,8 +22,10 @@ if TYPE_CHECKING:
         Features,
         extract_features,
         model_hop,
+        plan_causal_windows,
         plan_windows,
         receptive_field,
+        stream_features,
     )
     from bids_w2v.features.layers import (
         available_layers,
@@ -31,7 +33,14 @@ if TYPE_CHECKING:
         layer_index,
         parse_layers,
     )
-    from bids_w2v.features.models import LoadedModel, load_model, model_label, weights_sha256
+    from bids_w2v.features.models import (
+        LoadedModel,
+        load_model,
+        model_label,
+        resolve_device,
+        spec_label,
+        weights_sha256,
+    )
 
 __all__ = [
     "Features",
@@ -49,9 +58,13 @@ __all__ = [
     "model_hop",
     "model_label",
     "parse_layers",
+    "plan_causal_windows",
     "plan_windows",
     "receptive_field",
+    "resolve_device",
     "save_features",
+    "spec_label",
+    "stream_features",
     "weights_sha256",
 ]
 
@@ -68,13 +81,31 @@ _MODULE_OF = {
         "cache",
     ),
     **dict.fromkeys(
-        ["Features", "extract_features", "model_hop", "plan_windows", "receptive_field"],
+        [
+            "Features",
+            "extract_features",
+            "model_hop",
+            "plan_causal_windows",
+            "plan_windows",
+            "receptive_field",
+            "stream_features",
+        ],
         "extract",
     ),
     **dict.fromkeys(
         ["available_layers", "describe_layers", "layer_index", "parse_layers"], "layers"
     ),
-    **dict.fromkeys(["LoadedModel", "load_model", "model_label", "weights_sha256"], "models"),
+    **dict.fromkeys(
+        [
+            "LoadedModel",
+            "load_model",
+            "model_label",
+            "resolve_device",
+            "spec_label",
+            "weights_sha256",
+        ],
+        "models",
+    ),
 }
 
 

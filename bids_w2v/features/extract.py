@@ -4,31 +4,35 @@ Following Millet, Caucheteux et al. (2022), the stimulus is normalised once, cut
 ``window_s`` seconds every ``stride_s`` seconds, each window goes through the model, and the
 frames of every window are put back at their place in the stimulus; frames seen by several
 windows are averaged. Convolutional layers are average-pooled to the model frame rate (50 Hz for
-wav2vec2) as soon as they are computed.
+wav2vec2) as soon as they are computed, and each frame is handed on (to memory or to a file) as
+soon as no later window covers it, so memory does not grow with the stimulus. A causal mode
+computes each frame from a window that ends right after it (Antonello et al., 2023).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from bids_w2v.errors import AudioError, InputError
 from bids_w2v.features.layers import available_layers, describe_layers
 from bids_w2v.features.models import LoadedModel
+from bids_w2v.features.progress import ExtractionProgress
 
 __all__ = [
     "Features",
     "extract_features",
     "model_hop",
+    "plan_causal_windows",
     "plan_windows",
     "receptive_field",
+    "stream_features",
 ]
 
 
@@ -38,20 +42,23 @@ class Features:
 
     Attributes
     ----------
-    layers : dict of str to numpy.ndarray
-        ``(n_frames, dim)`` float32 array per layer. Frame ``j`` starts ``j / frame_rate``
+    layers : mapping of str to numpy.ndarray
+        ``(n_frames, dim)`` float32 array per layer (read-only memory maps when loaded from
+        the cache: each is mapped when accessed). Frame ``j`` starts ``j / frame_rate``
         seconds after the stimulus onset.
     frame_rate : float
         Model frames per second (sampling rate / product of the conv strides; 50 for wav2vec2).
     """
 
-    layers: dict[str, np.ndarray]
+    layers: Mapping[str, np.ndarray]
     frame_rate: float
 
     @property
     def n_frames(self) -> int:
         """Number of frames (0 when no layer is stored)."""
-        return next(iter(self.layers.values())).shape[0] if self.layers else 0
+        if not self.layers:
+            return 0
+        return int(self.layers[next(iter(self.layers))].shape[0])
 
     def frame_onsets(self) -> np.ndarray:
         """Onset of each frame in seconds from the stimulus start."""
@@ -116,9 +123,99 @@ def plan_windows(
         start += stride
 
 
-def _normalise(audio: np.ndarray) -> np.ndarray:
-    x = audio.astype(np.float64)
-    return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+def plan_causal_windows(
+    n_samples: int, window: int, stride: int, hop: int, field: int
+) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` samples of the windows of causal extraction.
+
+    Windows end every ``stride`` samples (and at the stimulus end) and reach at most
+    ``window`` samples into the past (their start is rounded up to a whole frame, and is 0
+    at the beginning of the stimulus). Windows too short to hold one receptive field are
+    skipped.
+
+    Parameters
+    ----------
+    n_samples : int
+        Length of the stimulus.
+    window : int
+        Longest window, in samples.
+    stride : int
+        Samples between window ends, a multiple of ``hop``.
+    hop : int
+        Samples per model frame.
+    field : int
+        Receptive field of one frame, in samples.
+
+    Returns
+    -------
+    list of tuple of int
+        Windows in order of their end.
+    """
+    bounds = []
+    ends = list(range(stride, n_samples, stride)) + [n_samples]
+    for end in ends:
+        start = max(0, -(-(end - window) // hop) * hop)
+        if end - start >= field:
+            bounds.append((start, end))
+    return bounds
+
+
+def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
+    """Mean and standard deviation (with transformers' 1e-7) in float64, chunk by chunk."""
+    total, total_sq = 0.0, 0.0
+    for i in range(0, audio.shape[0], chunk):
+        part = audio[i : i + chunk].astype(np.float64)
+        total += float(part.sum())
+        total_sq += float(np.square(part).sum())
+    n = max(audio.shape[0], 1)
+    mean = total / n
+    var = max(total_sq / n - mean * mean, 0.0)
+    return mean, float(np.sqrt(var + 1e-7))
+
+
+#: ``write(layer, first_frame, rows)``: receives each frame of each layer exactly once, in order.
+RowWriter = Callable[[str, int, np.ndarray], None]
+#: ``open_sink(n_frames, dims)`` returns the RowWriter of a stimulus.
+SinkFactory = Callable[[int, Mapping[str, int]], RowWriter]
+
+
+class _OverlapAverager:
+    """Sums of the frames of the windows seen so far, over a sliding range of frames.
+
+    Windows arrive in order of their start, so frames before the start of the current window
+    are final: they are averaged, handed to ``write`` and dropped. Memory is one window of
+    frames per layer, whatever the stimulus length.
+    """
+
+    def __init__(self, dims: Mapping[str, int], capacity: int, write: RowWriter) -> None:
+        self.base = 0
+        self.write = write
+        self.sums = {
+            name: np.zeros((capacity, dim), dtype=np.float32) for name, dim in dims.items()
+        }
+        self.counts = np.zeros(capacity, dtype=np.float32)
+
+    def add(self, offset: int, rows: Mapping[str, np.ndarray]) -> None:
+        self.flush(offset)
+        k = offset - self.base
+        n = next(iter(rows.values())).shape[0]
+        self.counts[k : k + n] += 1
+        for name, values in rows.items():
+            self.sums[name][k : k + n] += values
+
+    def flush(self, upto: int) -> None:
+        m = upto - self.base
+        if m <= 0:
+            return
+        if not np.all(self.counts[:m] > 0):  # pragma: no cover - guaranteed by plan_windows
+            raise RuntimeError("some frames were not covered by any window")
+        for name, sums in self.sums.items():
+            self.write(name, self.base, sums[:m] / self.counts[:m, None])
+            sums[:-m] = sums[m:].copy()
+            sums[-m:] = 0
+        self.counts[:-m] = self.counts[m:].copy()
+        self.counts[-m:] = 0
+        self.base = upto
 
 
 def _register_hooks(
@@ -165,6 +262,195 @@ def _layer_dims(model: nn.Module, layers: Sequence[str]) -> dict[str, int]:
     return dims
 
 
+def _check_inputs(
+    loaded: LoadedModel, audio: np.ndarray, layers: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    available = available_layers(loaded.model)
+    layers = list(dict.fromkeys(layers))
+    unknown = [name for name in layers if name not in available]
+    if unknown or not layers:
+        raise InputError(
+            f"Cannot extract layers {unknown or layers} from the model '{loaded.name}': it has "
+            f"the layers {describe_layers(available)}."
+        )
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or not np.all(np.isfinite(audio)):
+        raise AudioError(
+            f"The audio given to the model '{loaded.name}' must be a finite 1-D waveform; got "
+            f"an array of shape {audio.shape}. Load stimuli with bids_w2v.io.audio.load_audio."
+        )
+    return layers, audio
+
+
+def _batches(windows: Sequence[tuple[int, int]], batch_size: int) -> list[list[tuple[int, int]]]:
+    """Group consecutive windows of equal length, at most ``batch_size`` at a time."""
+    batches: list[list[tuple[int, int]]] = []
+    for bound in windows:
+        last = batches[-1] if batches else None
+        same = last and len(last) < batch_size and last[0][1] - last[0][0] == bound[1] - bound[0]
+        if same:
+            last.append(bound)
+        else:
+            batches.append([bound])
+    return batches
+
+
+def stream_features(
+    loaded: LoadedModel,
+    audio: np.ndarray,
+    open_sink: SinkFactory,
+    *,
+    layers: Sequence[str],
+    window_s: float | None = 10.0,
+    stride_s: float = 5.0,
+    batch_size: int = 4,
+    causal: bool = False,
+    progress: bool | str = False,
+) -> float:
+    """Compute layer activations over a stimulus and hand them to a sink as they are final.
+
+    Memory does not grow with the stimulus: besides the audio, only the activations of one
+    batch of windows and one window of frame sums per layer are held; each frame is written
+    once, in order, as soon as no later window covers it.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        Model from :func:`~bids_w2v.features.models.load_model` (its device and dtype are
+        used; activations are returned in float32).
+    audio : numpy.ndarray
+        1-D waveform at ``loaded.sampling_rate`` (see :func:`bids_w2v.io.audio.load_audio`).
+    open_sink : callable
+        ``open_sink(n_frames, dims)`` is called once with the number of frames of the stimulus
+        and the width of each layer; it returns ``write(layer, first_frame, rows)``, which then
+        receives every frame of every layer exactly once, in increasing frame order.
+    layers : sequence of str
+        Layer names from :func:`~bids_w2v.features.layers.available_layers`.
+    window_s : float or None, default 10.0
+        Window length in seconds; None runs a single pass over the whole stimulus.
+    stride_s : float, default 5.0
+        Seconds between window starts (rounded to a whole number of model frames); must not
+        exceed ``window_s``.
+    batch_size : int, default 4
+        Windows of equal length processed together.
+    causal : bool, default False
+        Each frame sees only the past: windows of ``window_s`` seconds end every ``stride_s``
+        seconds and each frame is taken from the first window that holds its receptive field,
+        so it sees at most ``window_s`` seconds of past audio and, after its own receptive
+        field, at most ``stride_s`` seconds (less than one stride) of future audio; nothing is
+        averaged. The audio is normalised within each window (not over the whole stimulus,
+        whose statistics depend on the future). A small stride (e.g. 0.1 s) approaches strict
+        causality at the cost of ``window_s / stride_s`` forward passes per window of audio.
+    progress : bool or str, default False
+        Show a progress bar on stderr (seconds of audio done, real-time factor); a string is
+        used as the bar's label.
+
+    Returns
+    -------
+    float
+        Model frames per second (sampling rate / product of the conv strides, 50 for wav2vec2).
+
+    Raises
+    ------
+    AudioError
+        If the audio is not 1-D, not finite, or shorter than the model's receptive field.
+    InputError
+        If a layer is unknown or the window/stride/batch options are invalid.
+    """
+    model = loaded.model
+    layers, audio = _check_inputs(loaded, audio, layers)
+    sr, hop, field = loaded.sampling_rate, model_hop(model), receptive_field(model)
+    n = audio.shape[0]
+    if n < field:
+        raise AudioError(
+            f"The audio is {n} samples ({n / sr:.4f} s) long, shorter than the receptive field "
+            f"of the model '{loaded.name}' ({field} samples, {field / sr:.3f} s), so it yields "
+            "no frame. Use a longer stimulus."
+        )
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+    if causal and window_s is None:
+        raise InputError(
+            "Causal extraction needs a window (--window SECONDS): each frame is computed from "
+            "the window of audio that ends right after it."
+        )
+    window = None if window_s is None else int(round(window_s * sr))
+    stride = max(hop, int(round(stride_s * sr / hop)) * hop)
+    if window is not None:
+        if window < 2 * field + hop:
+            raise InputError(
+                f"The window of {window_s} s is too short for the model '{loaded.name}'; use at "
+                f"least {(2 * field + hop) / sr:.3f} s (10 s reproduces the paper)."
+            )
+        if stride_s <= 0 or stride > window:
+            raise InputError(
+                f"The stride must be positive and not longer than the window, otherwise parts "
+                f"of the stimulus are never seen; got stride {stride_s} s, window {window_s} s."
+            )
+    n_frames = int(model._get_feat_extract_output_lengths(n))
+    normalise_once = loaded.do_normalize and not causal
+    mean, std = _audio_stats(audio) if normalise_once else (0.0, 1.0)
+    if causal:
+        windows = plan_causal_windows(n, window, stride, hop, field)
+    else:
+        windows = plan_windows(n, window, stride, hop, field)
+    first = next(model.parameters())
+    device, dtype = first.device, first.dtype
+
+    dims = _layer_dims(model, layers)
+    write = open_sink(n_frames, dims)
+    capacity = max(int(model._get_feat_extract_output_lengths(e - s)) for s, e in windows)
+    averager = None if causal else _OverlapAverager(dims, capacity, write)
+    next_frame = 0  # causal: first frame not written yet
+    captured: dict[str, np.ndarray] = {}
+    state: dict = {}
+    handles = _register_hooks(model, layers, hop, captured, state)
+    label = progress if isinstance(progress, str) else loaded.label
+    bar = ExtractionProgress(n / sr, label, enabled=bool(progress))
+    try:
+        with torch.inference_mode():
+            for batch in _batches(windows, batch_size):
+                length = batch[0][1] - batch[0][0]
+                n_keep = int(model._get_feat_extract_output_lengths(length))
+                state["n_keep"] = n_keep
+                chunk = np.stack([audio[s:e] for s, e in batch])
+                if loaded.do_normalize and causal:  # statistics of the window: no future
+                    chunk = chunk - chunk.mean(axis=1, keepdims=True, dtype=np.float64)
+                    chunk = chunk / np.sqrt(chunk.var(axis=1, keepdims=True) + 1e-7)
+                    chunk = chunk.astype(np.float32)
+                elif loaded.do_normalize:
+                    chunk = (chunk - np.float32(mean)) / np.float32(std)
+                x = torch.from_numpy(chunk).to(device=device, dtype=dtype)
+                captured.clear()
+                try:
+                    if state["conv_only"]:
+                        model.feature_extractor(x)
+                    else:
+                        model(input_values=x)
+                except _StopForward:
+                    pass
+                for b, (start, _) in enumerate(batch):
+                    offset = start // hop
+                    if averager is not None:
+                        averager.add(offset, {k: captured[k][b, :n_keep] for k in layers})
+                        continue
+                    stop = offset + n_keep
+                    if stop > next_frame:
+                        for name in layers:
+                            write(name, next_frame, captured[name][b, next_frame - offset : n_keep])
+                        next_frame = stop
+                bar.advance_to(batch[-1][1] / sr)
+    finally:
+        for handle in handles:
+            handle.remove()
+        bar.close()
+    if averager is not None:
+        averager.flush(n_frames)
+    elif next_frame != n_frames:  # pragma: no cover - guaranteed by plan_causal_windows
+        raise RuntimeError(f"causal extraction produced {next_frame} of {n_frames} frames")
+    return sr / hop
+
+
 def extract_features(
     loaded: LoadedModel,
     audio: np.ndarray,
@@ -173,9 +459,10 @@ def extract_features(
     window_s: float | None = 10.0,
     stride_s: float = 5.0,
     batch_size: int = 4,
-    progress: bool = False,
+    causal: bool = False,
+    progress: bool | str = False,
 ) -> Features:
-    """Compute layer activations over a whole stimulus with overlapping windows.
+    """Compute layer activations over a whole stimulus with overlapping windows, in memory.
 
     Parameters
     ----------
@@ -192,14 +479,18 @@ def extract_features(
         exceed ``window_s``.
     batch_size : int, default 4
         Windows of equal length processed together.
-    progress : bool, default False
-        Show a progress bar in seconds of audio.
+    causal : bool, default False
+        Each frame sees only the past (see :func:`stream_features`).
+    progress : bool or str, default False
+        Show a progress bar in seconds of audio with the real-time factor.
 
     Returns
     -------
     Features
         ``(n_frames, dim)`` float32 per layer, where ``n_frames`` is the frame count of one
-        pass over the whole stimulus; frames covered by several windows are averaged.
+        pass over the whole stimulus; frames covered by several windows are averaged. For
+        stimuli of hours, use :func:`bids_w2v.features.cache.load_or_extract`, which writes the
+        frames to disk as they are computed instead of holding every layer in memory.
 
     Raises
     ------
@@ -208,101 +499,26 @@ def extract_features(
     InputError
         If a layer is unknown or the window/stride/batch options are invalid.
     """
-    model = loaded.model
-    available = available_layers(model)
     layers = list(dict.fromkeys(layers))
-    unknown = [name for name in layers if name not in available]
-    if unknown or not layers:
-        raise InputError(
-            f"Cannot extract layers {unknown or layers} from the model '{loaded.name}': it has "
-            f"the layers {describe_layers(available)}."
-        )
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 1 or not np.all(np.isfinite(audio)):
-        raise AudioError(
-            f"The audio given to the model '{loaded.name}' must be a finite 1-D waveform; got "
-            f"an array of shape {audio.shape}. Load stimuli with bids_w2v.io.audio.load_audio."
-        )
-    sr, hop, field = loaded.sampling_rate, model_hop(model), receptive_field(model)
-    n = audio.shape[0]
-    if n < field:
-        raise AudioError(
-            f"The audio is {n} samples ({n / sr:.4f} s) long, shorter than the receptive field "
-            f"of the model '{loaded.name}' ({field} samples, {field / sr:.3f} s), so it yields "
-            "no frame. Use a longer stimulus."
-        )
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
-    window = None if window_s is None else int(round(window_s * sr))
-    stride = max(hop, int(round(stride_s * sr / hop)) * hop)
-    if window is not None:
-        if window < 2 * field + hop:
-            raise InputError(
-                f"The window of {window_s} s is too short for the model '{loaded.name}'; use at "
-                f"least {(2 * field + hop) / sr:.3f} s (10 s reproduces the paper)."
-            )
-        if stride_s <= 0 or stride > window:
-            raise InputError(
-                f"The stride must be positive and not longer than the window, otherwise parts "
-                f"of the stimulus are never seen; got stride {stride_s} s, window {window_s} s."
-            )
-    n_frames = int(model._get_feat_extract_output_lengths(n))
-    if loaded.do_normalize:
-        audio = _normalise(audio)
-    windows = plan_windows(n, window, stride, hop, field)
-    device = next(model.parameters()).device
+    arrays: dict[str, np.ndarray] = {}
 
-    dims = _layer_dims(model, layers)
-    sums = {name: np.zeros((n_frames, dims[name]), dtype=np.float32) for name in layers}
-    counts = np.zeros(n_frames, dtype=np.float32)
-    captured: dict[str, np.ndarray] = {}
-    state: dict = {}
-    batches: list[list[tuple[int, int]]] = []
-    for bound in windows:
-        last = batches[-1] if batches else None
-        same = last and len(last) < batch_size and last[0][1] - last[0][0] == bound[1] - bound[0]
-        if same:
-            last.append(bound)
-        else:
-            batches.append([bound])
+    def open_sink(n_frames: int, dims: Mapping[str, int]) -> RowWriter:
+        arrays.update({name: np.empty((n_frames, dims[name]), np.float32) for name in layers})
 
-    handles = _register_hooks(model, layers, hop, captured, state)
-    bar = tqdm(
-        total=n / sr,
-        desc=loaded.label,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]",
-        disable=not progress,
+        def write(name: str, start: int, rows: np.ndarray) -> None:
+            arrays[name][start : start + rows.shape[0]] = rows
+
+        return write
+
+    frame_rate = stream_features(
+        loaded,
+        audio,
+        open_sink,
+        layers=layers,
+        window_s=window_s,
+        stride_s=stride_s,
+        batch_size=batch_size,
+        causal=causal,
+        progress=progress,
     )
-    done = 0
-    try:
-        with torch.inference_mode():
-            for batch in batches:
-                length = batch[0][1] - batch[0][0]
-                n_keep = int(model._get_feat_extract_output_lengths(length))
-                state["n_keep"] = n_keep
-                x = torch.from_numpy(np.stack([audio[s:e] for s, e in batch])).to(device)
-                captured.clear()
-                try:
-                    if state["conv_only"]:
-                        model.feature_extractor(x)
-                    else:
-                        model(input_values=x)
-                except _StopForward:
-                    pass
-                for b, (start, _) in enumerate(batch):
-                    offset = start // hop
-                    counts[offset : offset + n_keep] += 1
-                    for name in layers:
-                        sums[name][offset : offset + n_keep] += captured[name][b, :n_keep]
-                new_done = max(done, batch[-1][1])
-                bar.update((new_done - done) / sr)
-                done = new_done
-    finally:
-        for handle in handles:
-            handle.remove()
-        bar.close()
-    if not np.all(counts > 0):  # pragma: no cover - guaranteed by plan_windows
-        raise RuntimeError("some frames were not covered by any window")
-    for name in layers:
-        sums[name] /= counts[:, None]
-    return Features(layers=sums, frame_rate=sr / hop)
+    return Features(layers=arrays, frame_rate=frame_rate)

@@ -1,8 +1,9 @@
 """Loading self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) safely.
 
 Models come from a local folder written by ``save_pretrained`` or from the Hugging Face hub cache.
-Only ``*.safetensors`` weights are read and remote code is never executed. Nothing is downloaded
-unless ``allow_download=True``.
+Only ``*.safetensors`` weights are read (pickle checkpoints only with ``allow_pickle``, and
+then through torch's weights-only unpickler) and remote code is never executed. Nothing is
+downloaded unless ``allow_download=True``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,36 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from pickle import UnpicklingError
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from bids_w2v.errors import InputError, ModelError
 
-from bids_w2v.errors import ModelError
+if TYPE_CHECKING:  # torch is imported when a model is loaded, not to compute a label
+    import torch
+    from torch import nn
 
-__all__ = ["SHIPPED_CONFIGS", "LoadedModel", "load_model", "model_label", "weights_sha256"]
+__all__ = [
+    "DTYPES",
+    "SHIPPED_CONFIGS",
+    "LoadedModel",
+    "load_model",
+    "model_label",
+    "resolve_device",
+    "spec_label",
+    "weights_sha256",
+]
 
 #: Hub ids (and aliases) whose configuration ships with the package, for offline random init.
 SHIPPED_CONFIGS = {
     "facebook/wav2vec2-base": "wav2vec2-base.json",
     "wav2vec2-base": "wav2vec2-base.json",
+    "facebook/wav2vec2-large": "wav2vec2-large.json",
+    "wav2vec2-large": "wav2vec2-large.json",
 }
-_ALIASES = {"wav2vec2-base": "facebook/wav2vec2-base"}
+_ALIASES = {"wav2vec2-base": "facebook/wav2vec2-base", "wav2vec2-large": "facebook/wav2vec2-large"}
+#: Precisions the encoder can run in (``float16`` only on a GPU).
+DTYPES = ("float32", "bfloat16", "float16")
 _PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 _IGNORED_MISSING = ("masked_spec_embed",)
 
@@ -57,7 +73,11 @@ class LoadedModel:
     model_type : str
         ``config.model_type`` (``"wav2vec2"``, ``"hubert"``, ``"wavlm"``, ``"data2vec-audio"``).
     weights_sha256 : str
-        SHA-256 of all ``state_dict`` tensors, see :func:`weights_sha256`.
+        SHA-256 of all ``state_dict`` tensors in float32, see :func:`weights_sha256`.
+    dtype : str
+        Precision the encoder runs in (``"float32"``, ``"bfloat16"`` or ``"float16"``).
+    device : str
+        Torch device the encoder is on (``"cpu"``, ``"cuda"``...).
     """
 
     model: nn.Module
@@ -69,6 +89,8 @@ class LoadedModel:
     do_normalize: bool
     model_type: str
     weights_sha256: str
+    dtype: str = "float32"
+    device: str = "cpu"
 
 
 def model_label(name: str, random_init: bool = False) -> str:
@@ -91,6 +113,76 @@ def model_label(name: str, random_init: bool = False) -> str:
     return label + ("Random" if random_init else "")
 
 
+def spec_label(name: str, random_init: bool = False) -> str:
+    """Return the label :func:`load_model` gives a model, without loading it.
+
+    Parameters
+    ----------
+    name : str
+        Folder or hub id as given by the user (an existing folder is labelled by its resolved
+        name, so ``.`` or ``model/`` work).
+    random_init : bool, default False
+        Whether the weights are randomly initialised (``"Random"`` is appended).
+
+    Returns
+    -------
+    str
+        The BIDS-safe label used in ``desc-<label><Layer>``.
+    """
+    path = Path(str(name)).expanduser()
+    source = path.resolve().name if path.is_dir() else str(name)
+    return model_label(source, random_init)
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a usable torch device name.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"`` picks ``"cuda"`` when a GPU is visible to torch, else ``"cpu"``.
+
+    Returns
+    -------
+    str
+        The device name.
+
+    Raises
+    ------
+    InputError
+        If the name is not a device, or CUDA is requested but not available.
+    """
+    import torch
+
+    text = str(device).strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise InputError(
+            f"Unknown device {device!r} for the speech model; use 'auto', 'cpu', 'cuda' or "
+            "'cuda:N'."
+        )
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"The device {device!r} was requested but torch sees no CUDA GPU here. Use "
+            "--device cpu (or auto), or run where a GPU and a CUDA build of torch are available."
+        )
+    return text
+
+
+def _torch_dtype(dtype: str, device: str) -> torch.dtype:
+    import torch
+
+    if dtype not in DTYPES:
+        raise InputError(f"Unknown dtype {dtype!r} for the speech model; use one of {DTYPES}.")
+    if dtype == "float16" and not device.startswith("cuda"):
+        raise InputError(
+            "--dtype float16 needs a CUDA GPU: half-precision convolutions are slow or missing "
+            f"on the CPU (device {device!r}). Use float32, or bfloat16 which also runs on CPU."
+        )
+    return getattr(torch, dtype)
+
+
 def weights_sha256(model: nn.Module) -> str:
     """Hash every tensor of a model's ``state_dict`` in sorted-key order.
 
@@ -104,6 +196,8 @@ def weights_sha256(model: nn.Module) -> str:
     str
         Hex SHA-256 over each key, dtype, shape and raw tensor bytes.
     """
+    import torch
+
     digest = hashlib.sha256()
     state = model.state_dict()
     for key in sorted(state):
@@ -196,10 +290,13 @@ def _read_config_dict(folder: Path, name: str) -> dict[str, Any]:
     return config
 
 
-def _check_weights(folder: Path, name: str) -> None:
+def _check_weights(folder: Path, name: str, allow_pickle: bool = False) -> bool:
+    """Check the folder has weights bids-w2v may read; return True for safetensors."""
     if any(folder.glob("*.safetensors")):
-        return
+        return True
     pickles = sorted(p.name for pattern in _PICKLE_PATTERNS for p in folder.glob(pattern))
+    if pickles and allow_pickle:
+        return False
     if pickles:
         raise ModelError(
             f"The model '{name}' (folder '{folder}') only has pickle checkpoints "
@@ -207,7 +304,7 @@ def _check_weights(folder: Path, name: str) -> None:
             "reads *.safetensors weights. If you trust the file, convert it once with `python -c "
             "\"from transformers import AutoModel; m = AutoModel.from_pretrained('<folder>'); "
             "m.save_pretrained('<new folder>', safe_serialization=True)\"` and pass the new "
-            "folder."
+            "folder, or pass --allow-pickle to read it with torch's weights-only loader."
         )
     raise ModelError(
         f"The model '{name}' (folder '{folder}') contains no weights (*.safetensors). Save the "
@@ -265,7 +362,9 @@ def load_model(
     random_init: bool = False,
     seed: int = 0,
     allow_download: bool = False,
+    allow_pickle: bool = False,
     device: str = "cpu",
+    dtype: str = "float32",
 ) -> LoadedModel:
     """Load a speech encoder from a local folder or the Hugging Face hub cache.
 
@@ -283,8 +382,15 @@ def load_model(
         Seed of the random initialisation.
     allow_download : bool, default False
         Allow fetching a hub model; otherwise only the local cache is used.
+    allow_pickle : bool, default False
+        Accept a folder whose only weights are pickle checkpoints (``*.bin``...), read with
+        ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
+        containers. Safetensors weights are always preferred when present.
     device : str, default "cpu"
-        Torch device to put the model on.
+        Torch device to put the model on (``"auto"`` picks a GPU when there is one).
+    dtype : {"float32", "bfloat16", "float16"}, default "float32"
+        Precision of the encoder (``float16`` on a GPU only). The weights are hashed in
+        float32 before the cast.
 
     Returns
     -------
@@ -297,8 +403,11 @@ def load_model(
         If the model is missing, only has pickle weights, needs custom code, is not a supported
         encoder, or cannot be loaded.
     """
+    import torch
     from transformers import AutoModel
 
+    device = resolve_device(device)
+    torch_dtype = _torch_dtype(dtype, device)
     name = str(name_or_path)
     path = Path(name).expanduser()
     folder: Path | None
@@ -329,8 +438,9 @@ def load_model(
     else:
         config_dict = _read_config_dict(folder, name)
         source = str(folder / "config.json")
+    use_safetensors = True
     if not random_init:
-        _check_weights(folder, name)
+        use_safetensors = _check_weights(folder, name, allow_pickle)
     config = _build_config(config_dict, source)
 
     try:
@@ -342,7 +452,8 @@ def load_model(
             model, info = AutoModel.from_pretrained(
                 str(folder),
                 config=config,
-                use_safetensors=True,
+                use_safetensors=use_safetensors,
+                weights_only=True,  # never unpickle code, even with --allow-pickle
                 trust_remote_code=False,
                 dtype=torch.float32,
                 local_files_only=True,
@@ -358,15 +469,17 @@ def load_model(
                 )
     except ModelError:
         raise
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
-            f"The model '{name}' could not be loaded by transformers ({exc}). Check that the "
+            f"The model '{name}' could not be loaded by transformers ({reason}). Check that the "
             "folder was written by `save_pretrained(..., safe_serialization=True)` for a "
             "wav2vec2-family encoder."
         ) from exc
     _check_structure(model, name)
+    digest = weights_sha256(model)
     try:
-        model = model.to(device)
+        model = model.to(device=device, dtype=torch_dtype)
     except (RuntimeError, AssertionError) as exc:
         raise ModelError(
             f"The model '{name}' cannot be moved to device {device!r} ({exc}). Use 'cpu' or an "
@@ -384,5 +497,7 @@ def load_model(
         sampling_rate=sampling_rate,
         do_normalize=do_normalize,
         model_type=str(config.model_type),
-        weights_sha256=weights_sha256(model),
+        weights_sha256=digest,
+        dtype=dtype,
+        device=device,
     )

@@ -18,20 +18,28 @@ class _ExtractFeaturesInputSpec(BaseInterfaceInputSpec):
     random_init = traits.Bool(False, usedefault=True, desc="random weights (seeded)")
     seed = traits.Int(0, usedefault=True, desc="seed of the random initialisation")
     allow_download = traits.Bool(False, usedefault=True, desc="let transformers download")
+    allow_pickle = traits.Bool(False, usedefault=True, desc="accept pickle weights (weights-only)")
     layers = traits.Str("all", usedefault=True, desc="layer names, ranges or 'all'")
     window_s = traits.Either(None, traits.Float, default=10.0, usedefault=True)
     stride_s = traits.Float(5.0, usedefault=True, desc="window stride (s)")
+    causal = traits.Bool(False, usedefault=True, desc="each frame sees only the past")
+    batch_size = traits.Int(4, usedefault=True, desc="windows per forward pass")
+    device = traits.Str("auto", usedefault=True, desc="auto, cpu, cuda or cuda:N")
+    dtype = traits.Enum("float32", "bfloat16", "float16", usedefault=True, desc="precision")
     cache_dir = traits.Str(mandatory=True, desc="content-addressed feature cache folder")
     num_threads = traits.Int(1, usedefault=True, desc="torch intra-op threads")
     progress = traits.Bool(False, usedefault=True, desc="show a progress bar")
+    save_dir = traits.Str("", usedefault=True, desc="derivative root for --save-features")
+    stimuli_dir = traits.Str("", usedefault=True, desc="raw stimuli/ folder (derivative names)")
 
 
 class _ExtractFeaturesOutputSpec(TraitedSpec):
-    feature_files = traits.List(traits.Str, desc="one .npz per stimulus, same order")
+    feature_files = traits.List(traits.Str, desc="one cache entry folder per stimulus, in order")
     layers = traits.List(traits.Str, desc="layer names extracted, along depth")
     layer_indices = traits.List(traits.Int, desc="0-based depth index of each layer")
     model_label = traits.Str(desc="BIDS-safe model label")
     model_info = traits.Dict(desc="model identity recorded in sidecars")
+    derivative_files = traits.List(traits.Str, desc="features written with --save-features")
 
 
 class ExtractFeatures(SimpleInterface):
@@ -41,10 +49,13 @@ class ExtractFeatures(SimpleInterface):
     output_spec = _ExtractFeaturesOutputSpec
 
     def _run_interface(self, runtime):
+        import os
+
         import torch
 
         from bids_w2v.features import available_layers, layer_index, load_model, parse_layers
         from bids_w2v.features.cache import cached_features_path
+        from bids_w2v.features.export import export_features
 
         torch.set_num_threads(max(1, self.inputs.num_threads))
         loaded = load_model(
@@ -52,26 +63,22 @@ class ExtractFeatures(SimpleInterface):
             random_init=self.inputs.random_init,
             seed=self.inputs.seed,
             allow_download=self.inputs.allow_download,
+            allow_pickle=self.inputs.allow_pickle,
+            device=self.inputs.device,
+            dtype=self.inputs.dtype,
         )
         available = available_layers(loaded.model)
         layers = parse_layers(self.inputs.layers, available)
-        files = []
-        cache_dir = Path(self.inputs.cache_dir)
-        for stim in self.inputs.stimuli:
-            settings = {
-                "layers": layers,
-                "window_s": self.inputs.window_s,
-                "stride_s": self.inputs.stride_s,
-            }
-            entry = cached_features_path(
-                cache_dir, stim, loaded, progress=self.inputs.progress, **settings
-            )
-            files.append(str(entry))
-        self._results["feature_files"] = files
-        self._results["layers"] = list(layers)
-        self._results["layer_indices"] = [layer_index(name, available) for name in layers]
-        self._results["model_label"] = loaded.label
-        self._results["model_info"] = {
+        indices = [layer_index(name, available) for name in layers]
+        settings = {
+            "layers": layers,
+            "window_s": self.inputs.window_s,
+            "stride_s": self.inputs.stride_s,
+            "causal": self.inputs.causal,
+            "batch_size": self.inputs.batch_size,
+            "progress": self.inputs.progress,
+        }
+        info = {
             "Model": loaded.name,
             "ModelLabel": loaded.label,
             "ModelType": loaded.model_type,
@@ -80,5 +87,35 @@ class ExtractFeatures(SimpleInterface):
             "WeightsSHA256": loaded.weights_sha256,
             "SamplingRate": loaded.sampling_rate,
             "NormalizeAudio": loaded.do_normalize,
+            "ExtractionDtype": loaded.dtype,
+            "Causal": bool(self.inputs.causal),
         }
+        files, exported = [], []
+        for stim in self.inputs.stimuli:
+            entry = cached_features_path(Path(self.inputs.cache_dir), stim, loaded, **settings)
+            files.append(str(entry))
+            if self.inputs.save_dir:
+                rel = os.path.relpath(stim, self.inputs.stimuli_dir or os.path.dirname(stim))
+                if rel.startswith(".."):  # a stimulus outside stimuli/ (--stimulus-map)
+                    rel = os.path.basename(stim)
+                meta = {
+                    **info,
+                    "WindowSeconds": self.inputs.window_s,
+                    "StrideSeconds": self.inputs.stride_s,
+                }
+                exported += export_features(
+                    entry,
+                    self.inputs.save_dir,
+                    rel,
+                    model_label=loaded.label,
+                    layers=layers,
+                    layer_indices=indices,
+                    metadata=meta,
+                )
+        self._results["feature_files"] = files
+        self._results["layers"] = list(layers)
+        self._results["layer_indices"] = indices
+        self._results["model_label"] = loaded.label
+        self._results["model_info"] = info
+        self._results["derivative_files"] = [str(f) for f in exported]
         return runtime
