@@ -1,13 +1,17 @@
 """Read ``events.tsv`` files: which audio stimulus starts when.
 
 The raw BIDS ``events.tsv`` of a run has a ``stim_file`` column whose values are paths relative
-to the dataset's ``stimuli/`` folder. Every row with a ``stim_file`` is one presentation of that
-audio file starting at ``onset`` seconds after the first scan.
+to the dataset's ``stimuli/`` folder. A row with a ``stim_file`` is a presentation of that audio
+file starting at ``onset`` seconds after the first scan, except that rows annotating segments of
+one playback are one presentation (the Narratives rule, :func:`merge_presentations`): in
+Narratives' ``pieman`` runs the rows ``0.0 13.0 music pieman_audio.wav`` and
+``15.0 422.0 story pieman_audio.wav`` describe ONE playback of the file starting at 0 s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +73,54 @@ def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: i
     return path
 
 
+def merge_presentations(
+    presentations: Sequence[Presentation],
+    duration: Callable[[Path], float] | None = None,
+) -> list[Presentation]:
+    """Merge the rows that annotate one playback of a file into one presentation.
+
+    Rows of one run naming the same file whose onsets fall inside the file's playback (from the
+    onset of the row that started it to that onset plus the file's duration) are segments of
+    that playback, not new presentations; a row naming the file at or after the end of the
+    playback starts a new presentation.
+
+    Parameters
+    ----------
+    presentations : sequence of Presentation
+        The rows of one run naming a stimulus.
+    duration : callable, optional
+        Path -> duration in seconds (default: read from the audio header); only called for
+        files named by several rows.
+
+    Returns
+    -------
+    list of Presentation
+        The presentations, in onset order.
+    """
+    if duration is None:
+        from bids_w2v.io.audio import audio_duration as duration
+    counts: dict[Path, int] = {}
+    for p in presentations:
+        counts[p.stim_file] = counts.get(p.stim_file, 0) + 1
+    lengths = {f: float(duration(f)) for f, n in counts.items() if n > 1}
+    playing_until: dict[Path, float] = {}
+    merged = []
+    for p in sorted(presentations, key=lambda p: p.onset):
+        end = playing_until.get(p.stim_file)
+        if end is not None and p.onset < end - 1e-6:
+            continue  # a segment of the playback already placed
+        merged.append(p)
+        if p.stim_file in lengths:
+            playing_until[p.stim_file] = p.onset + lengths[p.stim_file]
+    return merged
+
+
+def shift_onsets(presentations: Sequence[Presentation], seconds: float) -> list[Presentation]:
+    """Move every onset by ``seconds`` (negative: earlier), e.g. ``-4 * TR`` when the
+    preprocessing removed the first 4 volumes of the acquisition."""
+    return [replace(p, onset=p.onset + seconds) for p in presentations]
+
+
 def read_presentations(events_file: Path, stimuli_dir: Path) -> list[Presentation]:
     """List the audio presentations of one run from its ``events.tsv``.
 
@@ -82,7 +134,8 @@ def read_presentations(events_file: Path, stimuli_dir: Path) -> list[Presentatio
     Returns
     -------
     list of Presentation
-        One entry per row that names a stimulus, in file order.
+        One entry per playback, in onset order: rows naming a stimulus, with the rows that
+        annotate segments of one playback merged (:func:`merge_presentations`).
     """
     events_file = Path(events_file)
     try:
@@ -121,4 +174,4 @@ def read_presentations(events_file: Path, stimuli_dir: Path) -> list[Presentatio
             f"The events file {events_file} names no audio stimulus: every stim_file value is "
             "empty or n/a. Fill stim_file for the rows where audio was played."
         )
-    return presentations
+    return merge_presentations(presentations)
