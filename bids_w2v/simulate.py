@@ -7,6 +7,13 @@ reads out every feature) plus white noise (``snr`` is the signal's standard devi
 relative to the noise's); every voxel also carries
 motion- and drift-driven artefacts that the fMRIPrep confounds explain. The ground truth is
 written to ``code/planted_voxels.tsv``. Used by ``make demo`` and by the recovery tests.
+
+``surfaces`` adds fMRIPrep's surface outputs of the same data: GIfTI pairs
+(``*_hemi-L_space-fsaverage5_bold.func.gii``, a few constant zero "medial wall" vertices per
+hemisphere) and a CIFTI dense time series (``*_space-fsLR_den-91k_bold.dtseries.nii``, two
+cortical surfaces and a small subcortical structure). Feature ``f`` (the ravelled voxel index)
+is grayordinate ``f`` of the CIFTI; the first 80 % of features are the cortical vertices of
+both GIfTIs (left half, then right), the rest only exist in the volume and the CIFTI.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from nibabel import cifti2
 
 from bids_w2v.features import (
     available_layers,
@@ -35,6 +43,7 @@ from bids_w2v.io.events import Presentation
 
 SPACE = "MNI152NLin2009cAsym"
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+MEDIAL_WALL = 3  # constant vertices at the start of each simulated hemisphere
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class SimulationSpec:
     n_components: int | None = 5
     window_s: float | None = 10.0
     stride_s: float = 5.0
+    surfaces: tuple[str, ...] = ()  # e.g. ("fsaverage5", "fsLR"): GIfTI / CIFTI outputs too
 
 
 def shipped_speech(name: str) -> Path:
@@ -138,6 +148,63 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
 
 
+def surface_layout(n_features: int) -> tuple[int, int, int]:
+    """Cortical vertices per hemisphere (left, right) and subcortical voxels of the simulation."""
+    n_cortex = int(round(0.8 * n_features))
+    n_left = n_cortex // 2
+    return n_left, n_cortex - n_left, n_features - n_cortex
+
+
+def _brain_models(n_features: int) -> cifti2.BrainModelAxis:
+    """A small CIFTI brain-model axis: left and right cortex, and a few thalamus voxels."""
+    n_left, n_right, n_sub = surface_layout(n_features)
+    left = cifti2.BrainModelAxis.from_surface(
+        np.arange(n_left) + MEDIAL_WALL, n_left + MEDIAL_WALL, "CortexLeft"
+    )
+    right = cifti2.BrainModelAxis.from_surface(
+        np.arange(n_right) + MEDIAL_WALL, n_right + MEDIAL_WALL, "CortexRight"
+    )
+    mask = np.zeros((4, 4, 4), dtype=bool)
+    mask.reshape(-1)[:n_sub] = True
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    sub = cifti2.BrainModelAxis.from_mask(mask, "ThalamusLeft", affine=affine)
+    return left + right + sub
+
+
+def _write_surfaces(
+    dfunc: Path, stem: str, data: np.ndarray, spec: SimulationSpec, space: str
+) -> None:
+    """Write one run's (n_scans, n_features) data as fMRIPrep's GIfTI pair or CIFTI file."""
+    sidecar = {"RepetitionTime": spec.tr, "TaskName": spec.task}
+    if space in ("fsLR",):
+        n_scans = data.shape[0]
+        series = cifti2.SeriesAxis(start=0.0, step=spec.tr, size=n_scans, unit="SECOND")
+        img = cifti2.Cifti2Image(
+            data.astype(np.float32), header=(series, _brain_models(data.shape[1]))
+        )
+        img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
+        name = f"{stem}_space-{space}_den-91k_bold"
+        img.to_filename(dfunc / f"{name}.dtseries.nii")
+        _write_json(dfunc / f"{name}.json", sidecar)
+        return
+    n_left, n_right, _ = surface_layout(data.shape[1])
+    parts = {"L": data[:, :n_left], "R": data[:, n_left : n_left + n_right]}
+    for hemi, values in parts.items():
+        full = np.zeros((values.shape[0], values.shape[1] + MEDIAL_WALL), dtype=np.float32)
+        full[:, MEDIAL_WALL:] = values
+        darrays = [
+            nb.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_TIME_SERIES", datatype="float32")
+            for row in full
+        ]
+        meta = {"AnatomicalStructurePrimary": "CortexLeft" if hemi == "L" else "CortexRight"}
+        name = f"{stem}_hemi-{hemi}_space-{space}_bold"
+        nb.save(
+            nb.GiftiImage(darrays=darrays, meta=nb.gifti.GiftiMetaData(meta)),
+            dfunc / f"{name}.func.gii",
+        )
+        _write_json(dfunc / f"{name}.json", sidecar)
+
+
 def simulate_dataset(
     root: Path, spec: SimulationSpec = SimulationSpec(), *, cache_dir: Path | None = None
 ) -> pd.DataFrame:
@@ -156,7 +223,9 @@ def simulate_dataset(
     Returns
     -------
     DataFrame
-        The planted voxels: ``i, j, k, layer`` (also in ``code/planted_voxels.tsv``).
+        The planted voxels: ``i, j, k, layer``; with ``surfaces`` also ``grayordinate``
+        (CIFTI index), ``hemi`` and ``vertex`` (GIfTI; empty and -1 off the cortex). Also in
+        ``code/planted_voxels.tsv``.
     """
     root = Path(root)
     rng = np.random.default_rng(spec.seed)
@@ -247,6 +316,18 @@ def simulate_dataset(
         start += count
     ijk = np.array(np.unravel_index(np.arange(n_vox), shape)).T
     truth = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "layer": planted_layer})
+    if spec.surfaces:
+        n_left, n_right, _ = surface_layout(n_vox)
+        feature = np.arange(n_vox)
+        truth["grayordinate"] = feature
+        truth["hemi"] = np.where(
+            feature < n_left, "L", np.where(feature < n_left + n_right, "R", "")
+        )
+        truth["vertex"] = np.where(
+            feature < n_left,
+            feature + MEDIAL_WALL,
+            np.where(feature < n_left + n_right, feature - n_left + MEDIAL_WALL, -1),
+        )
     truth = truth[truth.layer != ""].reset_index(drop=True)
     (root / "code").mkdir(exist_ok=True)
     truth.to_csv(root / "code" / "planted_voxels.tsv", sep="\t", index=False)
@@ -300,6 +381,8 @@ def simulate_dataset(
                 {"RepetitionTime": spec.tr, "SkullStripped": False, "TaskName": spec.task},
             )
             nb.Nifti1Image(mask, affine).to_filename(dfunc / f"{prefix}_desc-brain_mask.nii.gz")
+            for surface in spec.surfaces:
+                _write_surfaces(dfunc, stem, bold.astype(np.float32), spec, surface)
             conf.to_csv(
                 dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a"
             )

@@ -15,12 +15,13 @@ class _WriteMapsInputSpec(BaseInterfaceInputSpec):
     result_files = traits.List(File(exists=True), mandatory=True, desc="one npz per layer")
     layers = traits.List(traits.Str, mandatory=True, desc="layer names (same order)")
     layer_indices = traits.List(traits.Int, mandatory=True, desc="depth indices")
-    mask_file = File(exists=True, mandatory=True, desc="brain mask")
+    mask_file = File(exists=True, mandatory=True, desc="brain mask or surface map space")
     output_dir = traits.Str(mandatory=True, desc="derivative dataset root")
     subject = traits.Str(mandatory=True)
     task = traits.Str(mandatory=True)
     space = traits.Str(mandatory=True)
     res = traits.Either(None, traits.Str, default=None, usedefault=True)
+    den = traits.Either(None, traits.Str, default=None, usedefault=True, desc="CIFTI density")
     model_label = traits.Str(mandatory=True)
     model_info = traits.Dict(mandatory=True, desc="model identity")
     metadata = traits.Dict(mandatory=True, desc="analysis settings for the sidecars")
@@ -39,22 +40,23 @@ class WriteParticipantMaps(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        import nibabel as nb
         import numpy as np
 
         from bids_w2v.io.maps import write_participant_maps
+        from bids_w2v.io.surface import load_map_space
 
         results = [dict(np.load(f)) for f in self.inputs.result_files]
         files = write_participant_maps(
             results,
             self.inputs.layers,
             self.inputs.layer_indices,
-            nb.load(self.inputs.mask_file),
+            load_map_space(self.inputs.mask_file),
             output_dir=Path(self.inputs.output_dir),
             subject=self.inputs.subject,
             task=self.inputs.task,
             space=self.inputs.space,
             res=self.inputs.res,
+            den=self.inputs.den,
             model_label=self.inputs.model_label,
             metadata={**self.inputs.model_info, **self.inputs.metadata},
         )

@@ -7,15 +7,20 @@ in seconds with a message naming the file, what is wrong, and how to fix it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
+import numpy as np
 from bids import BIDSLayout
 from bids.layout import Query
 
 from bids_w2v.errors import InputError
-from bids_w2v.io.events import Presentation, read_presentations
+from bids_w2v.io.events import Presentation, read_presentations, shift_onsets
+from bids_w2v.io.filters import CollectOptions, query_filters
+from bids_w2v.io.stimulus_map import presentations_from_map
+from bids_w2v.io.surface import find_surface_bolds, inspect_series, space_kind
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,19 @@ class RunInputs:
     session: str | None
     run: str | None
     bold: Path
-    mask: Path
+    mask: Path | None  # None on surfaces (GIfTI, CIFTI): no brain mask
     confounds: Path | None
-    events: Path
+    events: Path | None  # None with a --stimulus-map
     tr: float
     n_scans: int
     presentations: tuple[Presentation, ...]
+    bold_files: tuple[Path, ...] = ()  # (hemi-L, hemi-R) GIfTIs; empty: just ``bold``
+    den: str | None = None  # CIFTI density entity (91k)
+
+    @property
+    def data_files(self) -> tuple[Path, ...]:
+        """The run's BOLD files: the NIfTI or CIFTI, or the two hemispheres' GIfTIs."""
+        return self.bold_files or (self.bold,)
 
     @property
     def label(self) -> str:
@@ -119,14 +131,27 @@ def load_layout(bids_dir: Path, fmriprep_dir: Path, *, validate: bool) -> BIDSLa
             f"No fMRIPrep derivatives at {fmriprep_dir}. Run fMRIPrep first, or point "
             "bids-w2v at its output with -d fmriprep=/path/to/fmriprep."
         )
-    if not (fmriprep_dir / "dataset_description.json").is_file():
+    described = (fmriprep_dir / "dataset_description.json").is_file()
+    if not described and not any(p.is_dir() for p in fmriprep_dir.glob("sub-*")):
         raise InputError(
-            f"{fmriprep_dir} has no dataset_description.json, so it is not a BIDS derivatives "
-            "folder. Point -d fmriprep=PATH at the folder fMRIPrep wrote (it holds "
-            "dataset_description.json and the sub-* folders)."
+            f"{fmriprep_dir} has neither a dataset_description.json nor sub-* folders, so it "
+            "holds no derivatives. Point -d NAME=PATH at the folder the preprocessing wrote "
+            "(the one holding the sub-* folders)."
         )
     try:
-        return BIDSLayout(str(bids_dir), validate=validate, derivatives=[str(fmriprep_dir)])
+        derivatives = [str(fmriprep_dir)] if described else False
+        layout = BIDSLayout(str(bids_dir), validate=validate, derivatives=derivatives)
+        if not described:
+            # Le Petit Prince (ds003643) places its derivatives directly in derivatives/sub-*/
+            # without a dataset_description.json; pybids indexes such a folder unvalidated
+            layout.derivatives[fmriprep_dir.name] = BIDSLayout(
+                str(fmriprep_dir),
+                is_derivative=True,
+                validate=False,
+                config=["bids", "derivatives"],
+                sources=layout,
+            )
+        return layout
     except Exception as exc:  # pybids raises many types for malformed datasets
         raise InputError(
             f"pybids could not index {bids_dir} with derivatives {fmriprep_dir}: {exc}. Check "
@@ -190,14 +215,19 @@ def _header_tr(img: nb.Nifti1Image) -> float | None:
     return float(zooms[3]) * {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
 
 
-def _repetition_time(layout: BIDSLayout, bold: Path, img: nb.Nifti1Image) -> float:
-    """The run's TR: the JSON sidecar's RepetitionTime, checked against the NIfTI header."""
+def _repetition_time(
+    layout: BIDSLayout, bold: Path, header: float | None, source: str = "NIfTI header"
+) -> float:
+    """The run's TR: the JSON sidecar's RepetitionTime, checked against the file's header.
+
+    ``source`` names where ``header`` comes from (NIfTI header, CIFTI series axis, GIfTI
+    TimeStep metadata).
+    """
     sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
-    header = _header_tr(img)
     if sidecar is None and header is None:
         raise InputError(
             f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime) nor "
-            'the NIfTI header gives one. Add "RepetitionTime" (seconds) to the sidecar.'
+            f'the {source} gives one. Add "RepetitionTime" (seconds) to the sidecar.'
         )
     if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
         raise InputError(
@@ -205,17 +235,55 @@ def _repetition_time(layout: BIDSLayout, bold: Path, img: nb.Nifti1Image) -> flo
             "number of seconds. Fix the sidecar."
         )
     if sidecar is not None and header is not None and abs(header - sidecar) > 1e-3:
+        fix = {
+            "NIfTI header": "the header's pixdim[4] (nibabel: img.header.set_zooms(...))",
+            "CIFTI series axis": "the CIFTI series axis step",
+            "GIfTI TimeStep metadata": "the GIfTI TimeStep metadata",
+        }.get(source, f"the {source}")
         raise InputError(
             f"The repetition time of {bold} is {sidecar} s in its JSON sidecar but {header:g} s "
-            "in the NIfTI header. One of them is wrong, and the design would be misaligned "
-            "with the scans: correct the sidecar's RepetitionTime or the header's pixdim[4] "
-            "(nibabel: img.header.set_zooms(...)) so that they agree."
+            f"in the {source}. One of them is wrong, and the design would be misaligned "
+            f"with the scans: correct the sidecar's RepetitionTime or {fix} so that they agree."
         )
     return float(sidecar if sidecar is not None else header)
 
 
+def _describe_layout(layout: tuple) -> str:
+    """Vertices per hemisphere, or CIFTI structures, for error messages."""
+    if all(isinstance(n, int) for n in layout):
+        return " and ".join(f"{n} vertices in hemi-{h}" for h, n in zip("LR", layout, strict=True))
+    return f"{sum(n for _, n in layout)} grayordinates"
+
+
+def _presentations(
+    events: Path | None,
+    stimuli_dir: Path,
+    entities: dict,
+    options: CollectOptions,
+    where: str,
+    tr: float,
+) -> list[Presentation]:
+    """A run's presentations (events file or stimulus map), shifted by the dropped scans."""
+    if options.stimulus_map is not None:
+        found = presentations_from_map(
+            options.stimulus_map,
+            entities,
+            stimuli_dir,
+            map_file=options.stimulus_map_file or Path("--stimulus-map"),
+            run_name=where,
+        )
+    else:
+        found = read_presentations(events, stimuli_dir)
+    return shift_onsets(found, -options.dropped_scans * tr) if options.dropped_scans else found
+
+
 def collect_runs(
-    layout: BIDSLayout, subject: str, task: str, space: str, res: str | None
+    layout: BIDSLayout,
+    subject: str,
+    task: str,
+    space: str,
+    res: str | None,
+    options: CollectOptions | None = None,
 ) -> list[RunInputs]:
     """Collect every run of ``task`` for ``subject`` in ``space``.
 
@@ -227,24 +295,51 @@ def collect_runs(
         BIDS labels (subject without ``sub-``).
     res : str or None
         fMRIPrep ``res-`` label, if any.
+    options : CollectOptions, optional
+        ``desc-`` label, ``--bids-filter-file`` filters, stimulus map, dropped scans, mask.
 
     Returns
     -------
     list of RunInputs
         Sorted by session and run.
     """
+    options = options or CollectOptions()
+    filters = options.filters
     query = {"subject": subject, "task": task, "space": space}
     if res is not None:
         query["res"] = res
-    bolds = layout.get(
-        scope="derivatives", suffix="bold", desc="preproc", extension=[".nii.gz", ".nii"], **query
-    )
+    kind = space_kind(space)
+    files_of: dict[str, tuple[Path, ...]] = {}
+    if kind == "volume":
+        bolds = layout.get(
+            scope="derivatives",
+            suffix="bold",
+            desc=options.desc,
+            extension=[".nii.gz", ".nii"],
+            **{**query, **query_filters(filters, "bold")},
+        )
+    else:  # GIfTI pairs (fsaverage*, fsnative) or CIFTI (fsLR)
+        extra = {} if options.desc == "preproc" else {"desc": options.desc}
+        extra.update(query_filters(filters, "bold"))
+        found = find_surface_bolds(layout, kind, **{**query, **extra})
+        bolds = [f for f, _ in found]
+        files_of = {f.path: files for f, files in found}
     if not bolds:
         spaces = sorted(
-            layout.get_spaces(scope="derivatives", subject=subject, task=task, suffix="bold")
+            set(layout.get_spaces(scope="derivatives", subject=subject, task=task, suffix="bold"))
+            | set(
+                layout.get_spaces(
+                    scope="derivatives", subject=subject, task=task, extension=".func.gii"
+                )
+            )
         )
+        what = {
+            "volume": f"preprocessed BOLD (desc-{options.desc}_bold)",
+            "surface": "surface BOLD (hemi-L/hemi-R ..._bold.func.gii)",
+            "cifti": "CIFTI BOLD (..._bold.dtseries.nii)",
+        }[kind]
         raise InputError(
-            f"No preprocessed BOLD (desc-preproc_bold) for sub-{subject}, task '{task}' in space "
+            f"No {what} for sub-{subject}, task '{task}' in space "
             f"'{space}'{':res-' + res if res else ''} under the fMRIPrep derivatives. Spaces "
             f"found for this subject and task: {', '.join(spaces) or 'none'}. Choose one with "
             "--space, or re-run fMRIPrep with --output-spaces including it."
@@ -262,6 +357,7 @@ def collect_runs(
         )
     stimuli_dir = Path(layout.root) / "stimuli"
     runs = []
+    first_layout: tuple | None = None  # (voxel grid or vertex layout, name) of the first run
     for bold_file in bolds:
         ent = bold_file.get_entities()
         bold = Path(bold_file.path)
@@ -272,45 +368,93 @@ def collect_runs(
             "run": ent.get("run", Query.NONE),
         }
         where = bold.name
-        mask = _one(
-            layout.get(
-                scope="derivatives",
-                suffix="mask",
-                desc="brain",
-                extension=[".nii.gz", ".nii"],
-                space=space,
-                **({"res": res} if res else {}),
-                **sel,
-            ),
-            "brain masks",
-            where,
-        )
-        if mask is None:
-            raise InputError(
-                f"No brain mask (desc-brain_mask) next to {bold}. fMRIPrep writes one per run "
-                "and space; re-run fMRIPrep or restore the file."
-            )
+        mask = options.mask
+        if kind == "volume" and mask is None:
+            mask = _one(
+                layout.get(
+                    scope="derivatives",
+                    suffix="mask",
+                    desc="brain",
+                    extension=[".nii.gz", ".nii"],
+                    space=space,
+                    **{**query_filters(filters, "mask"), **({"res": res} if res else {}), **sel},
+                ),
+                "brain masks",
+                where,
+            )  # None: computed from the BOLD (nilearn compute_multi_epi_mask)
         confounds = _one(
             layout.get(
-                scope="derivatives", suffix="timeseries", desc="confounds", extension=".tsv", **sel
+                scope="derivatives",
+                suffix="timeseries",
+                desc="confounds",
+                extension=".tsv",
+                **{**query_filters(filters, "confounds"), **sel},  # the run's own entities win
             ),
             "confounds files",
             where,
         )
-        events = _one(
-            layout.get(scope="raw", suffix="events", extension=".tsv", **sel),
-            "events files",
-            where,
-        )
-        if events is None:
+        if confounds is None and options.need_confounds:
+            raise InputError(
+                f"No fMRIPrep confounds file (desc-confounds_timeseries.tsv) for {bold}, but "
+                "the --confounds-strategy needs one. Derivatives that are already denoised "
+                "(e.g. Narratives' afni-nosmooth desc-clean files) have none: run with "
+                "--confounds-strategy none; otherwise restore the confounds file."
+            )
+        events = None
+        if options.stimulus_map is None:
+            events = _one(
+                layout.get(
+                    scope="raw",
+                    suffix="events",
+                    extension=".tsv",
+                    **{**query_filters(filters, "events"), **sel},
+                ),
+                "events files",
+                where,
+            )
+        if events is None and options.stimulus_map is None:
             raise InputError(
                 f"No events.tsv in the raw dataset for {where}. bids-w2v reads the audio that "
                 "was played from the events file's stim_file column: add "
-                f"{bold.name.split('_space-')[0]}_events.tsv with onset, duration and stim_file."
+                f"{re.sub(r'_hemi-[LR]', '', bold.name.split('_space-')[0])}_events.tsv with "
+                "onset, duration and stim_file (or give a --stimulus-map, as for Le Petit "
+                "Prince, whose runs have no events files)."
             )
-        img = nb.load(str(bold))
-        if img.ndim != 4:
-            raise InputError(f"{bold} is not a 4-D BOLD series (shape {img.shape}).")
+        if kind == "volume":
+            img = nb.load(str(bold))
+            if img.ndim != 4:
+                raise InputError(f"{bold} is not a 4-D BOLD series (shape {img.shape}).")
+            mask_img = nb.load(str(mask)) if mask is not None else img
+            if mask_img.shape[:3] != img.shape[:3] or not np.allclose(
+                mask_img.affine, img.affine, atol=1e-3
+            ):
+                raise InputError(
+                    f"The brain mask {mask} (grid {mask_img.shape[:3]}) is not on the grid of "
+                    f"its BOLD series {bold} (grid {img.shape[:3]}, or another affine). Use the "
+                    "mask fMRIPrep wrote for the same space and resolution."
+                )
+            n_scans, header_tr, tr_source = int(img.shape[3]), _header_tr(img), "NIfTI header"
+            grid = (tuple(img.shape[:3]), tuple(np.round(img.affine, 3).ravel()))
+            if first_layout is not None and grid != first_layout[0]:
+                raise InputError(
+                    f"The BOLD series {bold} (grid {img.shape[:3]}) is not on the grid of "
+                    f"{first_layout[1]} (grid {first_layout[0][0]}, or another affine). All runs "
+                    f"must be in the same space and resolution: choose one with --space "
+                    f"{space}:res-N, or re-run fMRIPrep with one --output-spaces."
+                )
+            first_layout = first_layout or (grid, bold.name)
+        else:
+            info = inspect_series(files_of[bold_file.path], kind)
+            if first_layout is not None and info.layout != first_layout[0]:
+                raise InputError(
+                    f"The surface files of {where} do not have the vertices of "
+                    f"{first_layout[1]} ({_describe_layout(info.layout)} vs "
+                    f"{_describe_layout(first_layout[0])}). All runs must be on the same "
+                    "surface mesh or CIFTI density; re-run fMRIPrep with one --output-spaces."
+                )
+            first_layout = first_layout or (info.layout, bold.name)
+            n_scans, header_tr, tr_source = info.n_scans, info.header_tr, info.tr_source
+        tr = _repetition_time(layout, bold, header_tr, tr_source)
         runs.append(
             RunInputs(
                 subject=subject,
@@ -321,9 +465,13 @@ def collect_runs(
                 mask=mask,
                 confounds=confounds,
                 events=events,
-                tr=_repetition_time(layout, bold, img),
-                n_scans=int(img.shape[3]),
-                presentations=tuple(read_presentations(events, stimuli_dir)),
+                tr=tr,
+                n_scans=n_scans,
+                presentations=tuple(
+                    _presentations(events, stimuli_dir, ent, options, where, tr)
+                ),
+                bold_files=files_of.get(bold_file.path, ()) if kind == "surface" else (),
+                den=ent.get("den"),
             )
         )
     return sorted(runs, key=lambda r: (r.session or "", r.run or ""))

@@ -17,15 +17,21 @@ from bids.layout.writing import build_path
 from bids_w2v import __version__
 from bids_w2v.io.atomic import write_json, write_text
 
+_EXTENSIONS = "{extension<.nii.gz|.func.gii|.dscalar.nii|.json>|.nii.gz}"
 PARTICIPANT_PATTERN = (
-    "sub-{subject}/func/sub-{subject}_task-{task}[_space-{space}][_res-{res}]"
-    "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
+    "sub-{subject}/func/sub-{subject}_task-{task}[_hemi-{hemi}][_space-{space}][_res-{res}]"
+    "[_den-{den}][_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}" + _EXTENSIONS
 )
 GROUP_PATTERN = (
-    "task-{task}[_space-{space}][_res-{res}]"
-    "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}{extension<.nii.gz|.json>|.nii.gz}"
+    "task-{task}[_hemi-{hemi}][_space-{space}][_res-{res}][_den-{den}]"
+    "[_desc-{desc}]_stat-{stat}_{suffix<statmap>|statmap}" + _EXTENSIONS
 )
-BIDSIGNORE = "*_statmap.nii.gz\n*_statmap.json\n*.html\n"  # as fMRIPrep: reports
+# the statmap suffix is not in the BIDS specification (it is BIDS Stats Models'); as fMRIPrep
+# does for its reports, ignore the HTML
+BIDSIGNORE = (
+    "*_statmap.nii.gz\n*_statmap.func.gii\n*_statmap.dscalar.nii\n*_statmap.json\n*.html\n"
+    "*_summary.tsv\n*_summary.json\n"  # group-level tables (bids_w2v.io.group)
+)
 
 README = """Brain scores of self-supervised speech models, computed by bids-w2v.
 
@@ -71,6 +77,8 @@ def statmap_path(
     res: str | None = None,
     subject: str | None = None,
     extension: str = ".nii.gz",
+    hemi: str | None = None,
+    den: str | None = None,
 ) -> Path:
     """Path of a participant-level (``subject`` given) or group-level statistical map.
 
@@ -81,7 +89,9 @@ def statmap_path(
     task, stat, desc, space, res, subject : str
         BIDS entities (``subject`` without ``sub-``; ``None`` for the group level).
     extension : str
-        ``.nii.gz`` or ``.json``.
+        ``.nii.gz``, ``.func.gii``, ``.dscalar.nii`` or ``.json``.
+    hemi, den : str, optional
+        Hemisphere (``L``/``R``, GIfTI maps) and CIFTI density (``91k``).
 
     Returns
     -------
@@ -94,6 +104,8 @@ def statmap_path(
         "desc": desc,
         "space": space,
         "res": res,
+        "hemi": hemi,
+        "den": den,
         "suffix": "statmap",
         "extension": extension,
     }
