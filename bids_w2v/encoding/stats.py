@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -41,3 +43,110 @@ def mean_across_subjects(maps: np.ndarray) -> np.ndarray:
     out = maps.mean(axis=0)
     out[np.isnan(maps).any(axis=0)] = np.nan
     return out
+
+
+def circular_mean_position(peaks: np.ndarray, layer_indices) -> np.ndarray:
+    """Circular mean of per-subject peak layers given as depth indices (``LayerIndex``).
+
+    The peaks are first turned into positions ``0..K-1`` among the layers compared (so that a
+    subset such as ``--layers conv0,transformer6`` is handled), combined by
+    :func:`circular_mean_layer`, and mapped back to the depth-index scale: for contiguous indices
+    (the default, every layer) the result is ``indices[0] + position`` (continuous), otherwise
+    the position is rounded to the nearest layer compared.
+
+    Parameters
+    ----------
+    peaks : ndarray, shape (n_subjects, n_voxels)
+        Per-subject peak ``LayerIndex`` (NaN where undefined).
+    layer_indices : sequence of int
+        Depth indices of the layers compared, in depth order.
+
+    Returns
+    -------
+    ndarray, shape (n_voxels,)
+    """
+    indices = np.asarray(layer_indices, dtype=np.float64)
+    peaks = np.asarray(peaks, dtype=np.float64)
+    position = np.full(peaks.shape, np.nan)
+    for pos, index in enumerate(indices):
+        position[peaks == index] = pos
+    circ = circular_mean_layer(position, len(indices))
+    if np.all(np.diff(indices) == 1):
+        return indices[0] + circ
+    nearest = np.mod(np.rint(circ), len(indices) + 1)
+    nearest[nearest == len(indices)] = 0  # the empty slot between last and first: wrap to first
+    out = np.full(circ.shape, np.nan)
+    ok = np.isfinite(circ)
+    out[ok] = indices[nearest[ok].astype(int)]
+    return out
+
+
+def wilcoxon_against_zero(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Wilcoxon signed-rank test of each voxel's scores across subjects against 0.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n_subjects, n_voxels)
+        One score (or paired difference) per subject and voxel; voxels with a NaN in any
+        subject get NaN.
+
+    Returns
+    -------
+    statistic, pvalue : ndarray, shape (n_voxels,)
+        ``scipy.stats.wilcoxon`` (vectorised over voxels) for the finite voxels; NaN elsewhere.
+        Voxels whose values are all zero get p = 1.
+    """
+    from scipy import stats
+
+    maps = np.asarray(maps, dtype=np.float64)
+    stat = np.full(maps.shape[1], np.nan)
+    pval = np.full(maps.shape[1], np.nan)
+    ok = np.isfinite(maps).all(axis=0)
+    zero = ok & np.all(maps == 0, axis=0)
+    pval[zero] = 1.0
+    test = ok & ~zero
+    if test.any():
+        res = stats.wilcoxon(maps[:, test], axis=0)
+        stat[test], pval[test] = res.statistic, res.pvalue
+    return stat, pval
+
+
+def fdr_bh(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q) over the finite entries (NaN kept).
+
+    Parameters
+    ----------
+    pvalues : ndarray
+        p-values, any shape.
+
+    Returns
+    -------
+    ndarray
+        q-values (``scipy.stats.false_discovery_control``, method ``bh``), same shape.
+    """
+    from scipy import stats
+
+    p = np.asarray(pvalues, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
+def min_wilcoxon_p(n_subjects: int) -> float:
+    """Smallest two-sided p-value an exact Wilcoxon test on ``n_subjects`` can give."""
+    return min(1.0, 2.0 / 2.0**n_subjects)
+
+
+def sem_across_subjects(values: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over axis 0 (ddof 1; NaN with fewer than 2 finite values)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = np.sum(np.isfinite(values), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = np.sqrt(
+            np.nansum((values - np.nanmean(values, axis=0)) ** 2, axis=0) / np.maximum(n - 1, 0)
+        )
+        out = sd / np.sqrt(n)
+    return np.where(n >= 2, out, np.nan)

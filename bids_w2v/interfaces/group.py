@@ -1,49 +1,182 @@
-"""Nipype interface writing group-level maps (science in bids_w2v.io.group)."""
+"""Nipype interfaces of the group level (science in bids_w2v.io.group and bids_w2v.encoding)."""
 
 from __future__ import annotations
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
 
 
-class _GroupMapsInputSpec(BaseInterfaceInputSpec):
+class _GroupCommonInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc="derivative dataset root")
     task = traits.Str(mandatory=True)
     space = traits.Str(mandatory=True)
     res = traits.Either(None, traits.Str, default=None, usedefault=True)
-    model_label = traits.Str(mandatory=True)
     participants = traits.List(traits.Str, desc="restrict to these subjects")
 
 
-class _GroupMapsOutputSpec(TraitedSpec):
+class _FilesOutputSpec(TraitedSpec):
     out_files = traits.List(traits.Str, desc="files written")
 
 
+def _found(inputs):
+    from pathlib import Path
+
+    from bids_w2v.io.group import collect_participant_maps
+
+    return collect_participant_maps(
+        Path(inputs.output_dir),
+        inputs.task,
+        inputs.space,
+        inputs.res,
+        tuple(inputs.participants) if inputs.participants else (),
+    )
+
+
+class _GroupMapsInputSpec(_GroupCommonInputSpec):
+    model_label = traits.Str(mandatory=True)
+    fdr_q = traits.Float(0.05, usedefault=True, desc="FDR level of the thresholded maps")
+    roi_atlas = traits.Either(None, traits.Str, default=None, usedefault=True)
+    ceiling_file = traits.Either(None, traits.Str, default=None, usedefault=True)
+
+
 class GroupMaps(SimpleInterface):
-    """Mean brain-score map per layer, peak layer of the mean and circular-mean peak layer."""
+    """Mean, p, q, thresholded and normalised maps per layer; peak layers; ROI table."""
 
     input_spec = _GroupMapsInputSpec
-    output_spec = _GroupMapsOutputSpec
+    output_spec = _FilesOutputSpec
 
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group import collect_participant_maps, write_group_maps
+        from bids_w2v.io.group import write_group_maps
 
-        res = self.inputs.res
-        found = collect_participant_maps(
-            Path(self.inputs.output_dir),
-            self.inputs.task,
-            self.inputs.space,
-            res,
-            tuple(self.inputs.participants) if self.inputs.participants else (),
-        )
         files = write_group_maps(
-            found[self.inputs.model_label],
+            _found(self.inputs)[self.inputs.model_label],
             output_dir=Path(self.inputs.output_dir),
             task=self.inputs.task,
             space=self.inputs.space,
-            res=res,
+            res=self.inputs.res,
             model_label=self.inputs.model_label,
+            fdr_q=self.inputs.fdr_q,
+            roi_atlas=Path(self.inputs.roi_atlas) if self.inputs.roi_atlas else None,
+            ceiling_file=Path(self.inputs.ceiling_file) if self.inputs.ceiling_file else None,
         )
         self._results["out_files"] = [str(f) for f in files]
+        return runtime
+
+
+class _ModelComparisonInputSpec(_GroupCommonInputSpec):
+    model_a = traits.Str(mandatory=True, desc="minuend model label")
+    model_b = traits.Str(mandatory=True, desc="subtrahend model label")
+    fdr_q = traits.Float(0.05, usedefault=True)
+
+
+class ModelComparison(SimpleInterface):
+    """Paired Wilcoxon difference maps (model A - model B) per layer and a whole-brain table."""
+
+    input_spec = _ModelComparisonInputSpec
+    output_spec = _FilesOutputSpec
+
+    def _run_interface(self, runtime):
+        from pathlib import Path
+
+        from bids_w2v.io.group import write_model_comparison
+
+        found = _found(self.inputs)
+        files = write_model_comparison(
+            found[self.inputs.model_a],
+            found[self.inputs.model_b],
+            output_dir=Path(self.inputs.output_dir),
+            task=self.inputs.task,
+            space=self.inputs.space,
+            res=self.inputs.res,
+            fdr_q=self.inputs.fdr_q,
+        )
+        self._results["out_files"] = [str(f) for f in files]
+        return runtime
+
+
+class _NoiseCeilingInputSpec(_GroupCommonInputSpec):
+    bids_dir = traits.Str(mandatory=True)
+    fmriprep_dir = traits.Str(mandatory=True)
+    desc_label = traits.Str("preproc", usedefault=True, desc="desc- of the preprocessed BOLD")
+    bids_filter_file = traits.Either(None, traits.Str, default=None, usedefault=True)
+    stimulus_map = traits.Either(None, traits.Str, default=None, usedefault=True)
+    dropped_scans = traits.Int(0, usedefault=True, desc="--dropped-scans")
+    mask = traits.Either(None, traits.Str, default=None, usedefault=True, desc="--mask")
+
+
+class _NoiseCeilingOutputSpec(_FilesOutputSpec):
+    ceiling_file = traits.Either(None, traits.Str, desc="group mean ceiling (None if none)")
+
+
+class NoiseCeiling(SimpleInterface):
+    """Per-participant noise ceiling from the other participants, and its group mean."""
+
+    input_spec = _NoiseCeilingInputSpec
+    output_spec = _NoiseCeilingOutputSpec
+
+    def _run_interface(self, runtime):
+        from pathlib import Path
+
+        from bids_w2v.io.group import collect_options, group_ceiling_path, write_noise_ceiling
+
+        found = _found(self.inputs)
+        meta = next(iter(next(iter(found.values())).values()))[0][2]
+        options = collect_options(
+            desc_label=self.inputs.desc_label,
+            bids_filter_file=self.inputs.bids_filter_file,
+            stimulus_map=self.inputs.stimulus_map,
+            dropped_scans=self.inputs.dropped_scans,
+            mask=self.inputs.mask,
+            confounds_strategy=meta.get("ConfoundsStrategy", ("motion", "wm_csf", "high_pass")),
+        )
+        files, _ = write_noise_ceiling(
+            found,
+            bids_dir=Path(self.inputs.bids_dir),
+            fmriprep_dir=Path(self.inputs.fmriprep_dir),
+            output_dir=Path(self.inputs.output_dir),
+            scratch_dir=Path(runtime.cwd) / "cleaned_bold",
+            task=self.inputs.task,
+            space=self.inputs.space,
+            res=self.inputs.res,
+            options=options,
+        )
+        group = group_ceiling_path(
+            Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, self.inputs.res
+        )
+        self._results["out_files"] = [str(f) for f in files]
+        self._results["ceiling_file"] = str(group) if group in files else None
+        return runtime
+
+
+class _GroupReportInputSpec(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True)
+    task = traits.Str(mandatory=True)
+    space = traits.Str(mandatory=True)
+    res = traits.Either(None, traits.Str, default=None, usedefault=True)
+    in_files = traits.List(traits.Str, desc="outputs the report waits for")
+
+
+class _GroupReportOutputSpec(TraitedSpec):
+    out_report = traits.Str(desc="OUTPUT_DIR/group.html")
+
+
+class GroupReport(SimpleInterface):
+    """Write ``OUTPUT_DIR/group.html`` from the group outputs on disk."""
+
+    input_spec = _GroupReportInputSpec
+    output_spec = _GroupReportOutputSpec
+
+    def _run_interface(self, runtime):
+        from pathlib import Path
+
+        from bids_w2v.reports.group import write_group_report
+
+        report = write_group_report(
+            Path(self.inputs.output_dir),
+            task=self.inputs.task,
+            space=self.inputs.space,
+            res=self.inputs.res,
+        )
+        self._results["out_report"] = str(report)
         return runtime

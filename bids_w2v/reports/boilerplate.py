@@ -51,11 +51,26 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
     str
         Markdown text to paste into a paper (and to cite from).
     """
-    model, feat, design, enc = config.model, config.features, config.design, config.encoding
-    weights = (
-        f"with random weights (seed {model.seed}; the untrained baseline of [@millet2022])"
-        if model.random_init
-        else "with its pretrained weights"
+    feat, design, enc = config.features, config.design, config.encoding
+
+    def weights(model) -> str:
+        if model.random_init:
+            seed = model.seed
+            return f"with random weights (seed {seed}; the untrained baseline of [@millet2022])"
+        return "with its pretrained weights"
+
+    described = [f"`{m.name}` [@baevski2020] {weights(m)}" for m in config.models]
+    speech_models = (
+        f"the speech model {described[0]}"
+        if len(described) == 1
+        else f"each of the speech models {'; '.join(described)}"
+    )
+    causal = (
+        f", causally (each frame computed from the window of at most {feat.window_s:g} s that "
+        "ends right after it, as in Antonello et al., 2023: no frame sees more than one stride "
+        "of future audio)"
+        if feat.causal
+        else ""
     )
     windows = (
         f"in windows of {feat.window_s:g} s with a stride of {feat.stride_s:g} s, averaging "
@@ -95,7 +110,7 @@ nilearn {_version("nilearn")} [@nilearn] and transformers {_version("transformer
     }) were analysed.
 
 **Features.** Each audio stimulus was mixed to mono, resampled to 16 kHz and passed through
-the speech model `{model.name}` [@baevski2020] {weights}, {windows}. The activations of
+{speech_models}, {windows}{causal}. The activations of
 {layers} (convolutional blocks average-pooled to the model's frame rate; transformer blocks'
 outputs) were treated as events of one model frame each and
 convolved with the {design.hrf_model.upper() if design.hrf_model == "spm" else "Glover"} HRF
@@ -115,3 +130,152 @@ peak layer is the layer of highest brain score.
 ### References
 """
     return text + "".join(f"- [@{key}] {ref}\n" for key, ref in REFERENCES.items())
+
+
+REFERENCES_GROUP = {
+    "fmriprep": "Esteban, O., et al. (2019). fMRIPrep: a robust preprocessing pipeline for "
+    "functional MRI. Nature Methods 16, 111-116.",
+    "scipy": "Virtanen, P., et al. (2020). SciPy 1.0: fundamental algorithms for scientific "
+    "computing in Python. Nature Methods 17, 261-272.",
+    "benjamini1995": "Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery "
+    "rate: a practical and powerful approach to multiple testing. Journal of the Royal "
+    "Statistical Society B 57(1), 289-300.",
+}
+
+BIBTEX = """\
+@inproceedings{millet2022,
+  title = {Toward a realistic model of speech processing in the brain with self-supervised
+           learning},
+  author = {Millet, Juliette and Caucheteux, Charlotte and Orhan, Pierre and Boubenec, Yves and
+            Gramfort, Alexandre and Dunbar, Ewan and Pallier, Christophe and King, Jean-R{\\'e}mi},
+  booktitle = {Advances in Neural Information Processing Systems},
+  volume = {35},
+  year = {2022}
+}
+@inproceedings{baevski2020,
+  title = {wav2vec 2.0: A framework for self-supervised learning of speech representations},
+  author = {Baevski, Alexei and Zhou, Yuhao and Mohamed, Abdelrahman and Auli, Michael},
+  booktitle = {Advances in Neural Information Processing Systems},
+  volume = {33},
+  year = {2020}
+}
+@article{fmriprep,
+  title = {{fMRIPrep}: a robust preprocessing pipeline for functional {MRI}},
+  author = {Esteban, Oscar and others},
+  journal = {Nature Methods},
+  volume = {16},
+  pages = {111--116},
+  year = {2019},
+  doi = {10.1038/s41592-018-0235-4}
+}
+@article{nilearn,
+  title = {Machine learning for neuroimaging with scikit-learn},
+  author = {Abraham, Alexandre and others},
+  journal = {Frontiers in Neuroinformatics},
+  volume = {8},
+  pages = {14},
+  year = {2014},
+  doi = {10.3389/fninf.2014.00014}
+}
+@article{nipype,
+  title = {Nipype: a flexible, lightweight and extensible neuroimaging data processing framework
+           in Python},
+  author = {Gorgolewski, Krzysztof and others},
+  journal = {Frontiers in Neuroinformatics},
+  volume = {5},
+  pages = {13},
+  year = {2011},
+  doi = {10.3389/fninf.2011.00013}
+}
+@article{pybids,
+  title = {{PyBIDS}: Python tools for {BIDS} datasets},
+  author = {Yarkoni, Tal and others},
+  journal = {Journal of Open Source Software},
+  volume = {4},
+  number = {40},
+  pages = {1294},
+  year = {2019},
+  doi = {10.21105/joss.01294}
+}
+@article{benjamini1995,
+  title = {Controlling the false discovery rate: a practical and powerful approach to multiple
+           testing},
+  author = {Benjamini, Yoav and Hochberg, Yosef},
+  journal = {Journal of the Royal Statistical Society B},
+  volume = {57},
+  number = {1},
+  pages = {289--300},
+  year = {1995}
+}
+"""
+
+
+def group_methods_boilerplate(
+    *,
+    n_subjects: int,
+    models: list[str],
+    fdr_q: float,
+    atlas: str | None,
+    noise_ceiling: bool,
+    comparisons: list[str],
+) -> str:
+    """Describe the group analysis as a methods paragraph (Markdown), from what was run.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Participants combined.
+    models : list of str
+        Model labels analysed.
+    fdr_q : float
+        FDR level of the thresholded maps.
+    atlas : str or None
+        ROI atlas used, if any.
+    noise_ceiling : bool
+        Whether a noise ceiling was estimated.
+    comparisons : list of str
+        Model contrasts (``A - B``).
+
+    Returns
+    -------
+    str
+        Markdown text with references.
+    """
+    rois = (
+        f" Scores were summarised in the regions of the atlas {atlas} (mean over each region's "
+        "voxels per participant, then mean and standard error across participants)."
+        if atlas
+        else ""
+    )
+    ceiling = (
+        " A noise ceiling was estimated for each participant by predicting their cleaned BOLD "
+        "from the mean cleaned BOLD of the other participants who heard the same stimuli, with a "
+        "cross-validated linear regression per voxel on the same outer folds [@millet2022]; "
+        "group brain scores were also expressed as a fraction of the mean ceiling."
+        if noise_ceiling
+        else ""
+    )
+    contrast = (
+        f" Models were compared ({'; '.join(comparisons)}) with paired two-sided Wilcoxon "
+        "signed-rank tests across participants, per voxel and on whole-brain means."
+        if comparisons
+        else ""
+    )
+    text = f"""\
+## Group-level methods (generated by bids-w2v {__version__})
+
+The brain-score maps of {n_subjects} participant(s) (model(s): {", ".join(models)}) were
+combined with bids-w2v {__version__} [@millet2022] on preprocessed data from fMRIPrep
+[@fmriprep], using PyBIDS {_version("pybids")} [@pybids], Nipype {_version("nipype")}
+[@nipype], nilearn {_version("nilearn")} [@nilearn] and SciPy {_version("scipy")} [@scipy].
+For each layer, the mean brain score across participants was computed, and each voxel's
+scores were tested against zero with a two-sided Wilcoxon signed-rank test across
+participants; p-values were corrected over voxels by the Benjamini-Hochberg false discovery
+rate [@benjamini1995] and maps thresholded at q < {fdr_q:g}. Each participant's peak layer
+(the layer of highest brain score per voxel) was combined across participants by the circular
+mean of [@millet2022], k* = angle(mean_s exp(2 i pi k_s / (K + 1))).{rois}{ceiling}{contrast}
+
+### References
+"""
+    refs = {**REFERENCES, **REFERENCES_GROUP}
+    return text + "".join(f"- [@{key}] {ref}\n" for key, ref in refs.items())

@@ -69,3 +69,157 @@ def glass_brain_png(
     data_png = _png(fig)
     display.close()
     return data_png
+
+
+def layer_curves_png(
+    curves: Sequence[tuple[str, Sequence[str], Sequence[float], Sequence[float]]],
+    *,
+    ylabel: str = "brain score (Pearson r)",
+    title: str = "",
+) -> bytes:
+    """Score along depth for several regions or models, mean +/- s.e.m. across participants.
+
+    Parameters
+    ----------
+    curves : sequence of (label, layers, means, sems)
+        One curve each (layers shared by all curves, in depth order).
+    ylabel, title : str
+        Axis label and title.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    layers = list(curves[0][1]) if curves else []
+    x = np.arange(len(layers))
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    for i, (label, names, means, sems) in enumerate(curves):
+        pos = [layers.index(n) for n in names]
+        err = np.nan_to_num(np.asarray(sems, dtype=float))
+        ax.errorbar(
+            pos, means, yerr=err, fmt="o-", ms=3, capsize=2, color=colours(i % 20), label=label
+        )
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if curves:
+        ax.legend(frameon=False, fontsize=7, ncol=max(1, len(curves) // 8 + 1))
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def peak_distribution_png(
+    layers: Sequence[str], percents: np.ndarray, subjects: Sequence[str]
+) -> bytes:
+    """Per-participant distribution of the peak layer: percent of voxels peaking at each layer.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Layer names in depth order.
+    percents : ndarray, shape (n_subjects, n_layers)
+        Percent of each participant's voxels whose best layer is each layer.
+    subjects : sequence of str
+        Participant labels (rows).
+
+    Returns
+    -------
+    bytes
+        A PNG image: one thin line per participant, the mean in bold.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    x = np.arange(len(layers))
+    percents = np.asarray(percents, dtype=float)
+    for row, _sub in zip(percents, subjects, strict=True):
+        ax.plot(x, row, "-", color="0.6", lw=0.8, alpha=0.7, label=None)
+    ax.bar(
+        x,
+        np.nanmean(percents, axis=0),
+        color="tab:purple",
+        alpha=0.6,
+        label=f"mean of {len(subjects)} participant(s)",
+    )
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("% of voxels peaking")
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def difference_png(
+    layers: Sequence[str],
+    diff: Sequence[float],
+    sem: Sequence[float],
+    significant: Sequence[bool],
+    *,
+    label: str,
+) -> bytes:
+    """Whole-brain score difference between two models per layer (bars +/- s.e.m.).
+
+    Significant layers (q < FDR level) are drawn in a darker colour.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    x = np.arange(len(layers))
+    colours = ["tab:green" if s else "#b7d7b7" for s in significant]
+    ax.bar(x, diff, yerr=np.nan_to_num(np.asarray(sem, dtype=float)), color=colours, capsize=2)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(f"{label}\n(difference in r)", fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def layer_grid_png(
+    imgs: Sequence[nb.Nifti1Image], titles: Sequence[str], *, cmap: str, vmin: float, vmax: float
+) -> bytes:
+    """One small axial glass brain per layer, on a shared colour scale (NaN shown empty)."""
+    from nilearn import plotting
+
+    n = len(imgs)
+    cols = min(5, max(1, n))
+    rows = int(np.ceil(n / cols))
+    fig = plt.figure(figsize=(2.6 * cols, 2.6 * rows))
+    for i, (img, title) in enumerate(zip(imgs, titles, strict=True)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32), nan=0.0)
+        display = plotting.plot_glass_brain(
+            nb.Nifti1Image(data, img.affine),
+            axes=ax,
+            title=None,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            plot_abs=False,
+            display_mode="z",
+            colorbar=i == n - 1,
+            threshold=None,
+        )
+        display.title(title, size=8)
+    return _png(fig)
+
+
+def layer_map_png(img: nb.Nifti1Image, title: str, *, vmin: float, vmax: float) -> bytes:
+    """Axial slices of a peak-layer map with a sequential colour map (viridis: shallow to deep)."""
+    from nilearn import plotting
+
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    display = plotting.plot_img(
+        nb.Nifti1Image(np.where(np.isfinite(data), data, np.nan), img.affine),
+        display_mode="z",
+        cut_coords=min(6, img.shape[2]),
+        cmap="viridis",
+        vmin=vmin,
+        vmax=vmax,
+        colorbar=True,
+        title=title,
+        black_bg=False,
+        interpolation="nearest",
+    )
+    fig = display.frame_axes.figure
+    data_png = _png(fig)
+    display.close()
+    return data_png

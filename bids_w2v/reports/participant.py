@@ -1,47 +1,54 @@
-"""Self-contained HTML report of one participant (figures embedded as PNG)."""
+"""Self-contained HTML report of one participant (figures embedded as PNG).
+
+The report covers every model whose maps are in the participant's folder (one section each), so
+running the participant level with several models (or ``--random-init`` after the trained
+model) into one OUTPUT_DIR gives one report comparing them.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+from collections import defaultdict
 from pathlib import Path
 
-import nibabel as nb
 import numpy as np
 
 from bids_w2v.io.atomic import write_text
 from bids_w2v.io.maps import read_sidecar
-from bids_w2v.reports.figures import glass_brain_png, layer_profile_png
+from bids_w2v.reports.boilerplate import BIBTEX
+from bids_w2v.reports.figures import layer_profile_png
+from bids_w2v.reports.surface_figures import (
+    is_surface_map,
+    load_report_map,
+    map_png,
+    report_map_files,
+)
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>bids-w2v: sub-{subject}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
-h1 {{ font-size: 1.6em; }} h2 {{ border-bottom: 1px solid #ccc; padding-bottom: .2em; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: .2em .8em; border-bottom: 1px solid #eee;
-text-align: left; }} img {{ max-width: 100%; }} .note {{ color: #555; font-size: .9em; }}
-pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 1em; }}
-</style></head><body>
-<h1>bids-w2v report: sub-{subject}</h1>
-<h2>Summary</h2>
+STYLE = """
+body { font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee;
+text-align: left; } img { max-width: 100%; } .note { color: #555; font-size: .9em; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: 1em; font-size: .85em; }
+"""
+
+MODEL_SECTION = """
+<h2>Model {label}</h2>
 <table>{summary}</table>
-<h2>Brain score along the model's depth</h2>
+<h3>Brain score along the model's depth</h3>
 <img alt="brain score per layer" src="data:image/png;base64,{profile}">
 <p class="note">Mean Pearson r between predicted and held-out BOLD, over all voxels of the
 brain mask and over each layer's best 10 % of voxels.</p>
-<h2>Best brain score per voxel</h2>
+<h3>Best brain score per voxel</h3>
 <img alt="best brain score" src="data:image/png;base64,{best}">
-<h2>Peak layer</h2>
+<h3>Peak layer</h3>
 <img alt="peak layer" src="data:image/png;base64,{peak}">
 <p class="note">Layer of highest brain score (LayerIndex: {legend}), shown for the 10 % of
-voxels with the highest best score.</p>
-<h2>Scores per layer</h2>
+voxels with the highest best score (sequential colour map: shallow to deep).</p>
+<h3>Scores per layer</h3>
 <table><tr><th>layer</th><th>index</th><th>mean r</th><th>best 10 % mean r</th>
 <th>voxels peaking here</th></tr>{rows}</table>
-<h2>Methods</h2>
-<pre>{methods}</pre>
-</body></html>
 """
 
 
@@ -49,8 +56,105 @@ def _b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
+def _kv(items: dict) -> str:
+    return "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in items.items()
+    )
+
+
+def data_summary(meta: dict) -> dict:
+    """Runs, scans, stimuli and dropped volumes of a participant, from a map's sidecar."""
+    sources = [str(s) for s in meta.get("Sources", [])]
+    audio = {s for s in sources if s.lower().endswith((".wav", ".flac", ".mp3", ".ogg"))}
+    return {
+        "Runs": sum(  # NIfTI or CIFTI, or the hemi-L GIfTI of a pair
+            "_bold.nii" in s or "_bold.dtseries.nii" in s or ("_hemi-L" in s and ".func.gii" in s)
+            for s in sources
+        ),
+        "Scans": f"{meta.get('NumberOfScans')} (TR {meta.get('RepetitionTime')} s)",
+        "Dropped volumes": meta.get("DroppedVolumes", "not recorded"),
+        "Stimuli": len(audio),
+        "Confounds": ", ".join(meta.get("ConfoundsStrategy", [])) or "none",
+    }
+
+
+def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path) -> str:
+    metas, files = [m for m, _ in r_maps], [f for _, f in r_maps]
+    stack = np.stack([load_report_map(f) for f in files])  # NIfTI, GIfTI L+R, or CIFTI
+    inside = np.isfinite(stack).any(axis=0)
+    values = stack[:, inside]
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=0)
+    best[~np.isfinite(best)] = np.nan
+    top = best >= np.nanpercentile(best, 90) if np.isfinite(best).any() else best > 0
+    peaks = load_report_map(peak_file)[inside]
+    layers = [m["LayerName"] for m in metas]
+    indices = [int(m["LayerIndex"]) for m in metas]
+    means = [float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for v in values]
+    tops = [
+        float(np.mean(np.sort(v[np.isfinite(v)])[-max(1, v.size // 10) :]))
+        if np.isfinite(v).any()
+        else float("nan")
+        for v in values
+    ]
+    best_img = np.full(stack.shape[1:], np.nan, dtype=np.float32)
+    best_img[inside] = best
+    peak_img = np.full(stack.shape[1:], np.nan, dtype=np.float32)
+    peak_img[inside] = np.where(top, peaks, np.nan)
+    vmax = float(np.nanmax(np.abs(best))) if np.isfinite(best).any() else 1.0
+    meta = metas[0]
+    weights = f"random init, seed {meta.get('Seed')}" if meta.get("RandomInit") else "pretrained"
+    finite_means = np.where(np.isfinite(means), means, -np.inf)
+    summary = {
+        "Model": f"{meta.get('Model')} ({weights})",
+        "Layers": f"{len(layers)} ({layers[0]} to {layers[-1]})",
+        "Voxels": f"{int(inside.sum())} in the brain mask, {meta.get('ExcludedVoxels', 0)} "
+        "excluded",
+        "Cross-validation": meta.get("CrossValidation", {}).get("Outer", "n/a"),
+        "Best layer (mean r)": f"{layers[int(np.argmax(finite_means))]} "
+        f"({np.max(finite_means):.3f})",
+    }
+    counts = [int(np.sum(peaks[top] == i)) for i in indices]
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{i}</td><td>{m:.4f}</td><td>{t:.4f}</td>"
+        f"<td>{c}</td></tr>"
+        for n, i, m, t, c in zip(layers, indices, means, tops, counts, strict=True)
+    )
+    return MODEL_SECTION.format(
+        label=html.escape(label),
+        summary=_kv(summary),
+        profile=_b64(layer_profile_png(layers, means, tops)),
+        best=_b64(
+            map_png(
+                best_img,
+                files[0],
+                "best brain score (r)",
+                cmap="cold_hot",
+                vmin=-vmax,
+                vmax=vmax or 1.0,
+            )
+        ),
+        peak=_b64(
+            map_png(
+                peak_img,
+                files[0],
+                "peak layer",
+                cmap="viridis",
+                vmin=min(indices),
+                vmax=max(indices) if max(indices) > min(indices) else min(indices) + 1,
+            )
+        ),
+        legend=html.escape(", ".join(f"{i} = {n}" for n, i in zip(layers, indices, strict=True))),
+        rows=rows,
+    )
+
+
 def write_participant_report(output_dir: Path, subject: str, map_files: list[Path]) -> Path:
     """Write ``OUTPUT_DIR/sub-<label>.html`` from the participant's maps.
+
+    Every model with maps in ``sub-<label>/func`` gets a section (``map_files`` are the maps
+    just written; the other models' maps are read from the folder).
 
     Parameters
     ----------
@@ -66,74 +170,47 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
     Path
         The report.
     """
-    pairs = sorted(
-        ((read_sidecar(f), Path(f)) for f in map_files if "_stat-r_" in Path(f).name),
-        key=lambda pair: pair[0]["LayerIndex"],
-    )
-    metas, r_maps = [m for m, _ in pairs], [f for _, f in pairs]
-    peak_file = next(Path(f) for f in map_files if "_stat-peaklayer_" in Path(f).name)
-    stack = np.stack([np.asarray(nb.load(str(f)).dataobj, dtype=np.float64) for f in r_maps])
-    inside = np.isfinite(stack).any(axis=0)
-    values = np.where(np.isfinite(stack), stack, np.nan)[:, inside]
-    best = np.nanmax(values, axis=0)
-    top = best >= np.nanpercentile(best, 90)
-    peaks = np.asarray(nb.load(str(peak_file)).dataobj, dtype=np.float64)[inside]
-    layers = [m["LayerName"] for m in metas]
-    indices = [int(m["LayerIndex"]) for m in metas]
-    means = [float(np.nanmean(v)) for v in values]
-    tops = [float(np.nanmean(np.sort(v[np.isfinite(v)])[-max(1, v.size // 10) :])) for v in values]
-
-    ref = nb.load(str(r_maps[0]))
-    best_img = np.full(ref.shape, np.nan, dtype=np.float32)
-    best_img[inside] = best
-    peak_img = np.full(ref.shape, np.nan, dtype=np.float32)
-    peak_img[inside] = np.where(top, peaks, np.nan)
-    vmax = float(np.nanmax(np.abs(best))) or 1.0
-    meta = metas[0]
-    weights = f"random init, seed {meta.get('Seed')}" if meta["RandomInit"] else "pretrained"
-    excluded = meta.get("ExcludedVoxels", 0)
-    summary = {
-        "Model": f"{meta['Model']} ({weights})",
-        "Layers": f"{len(layers)} ({layers[0]} to {layers[-1]})",
-        "Voxels": f"{int(inside.sum())} in the brain mask, {excluded} excluded",
-        "Scans": f"{meta.get('NumberOfScans')} (TR {meta.get('RepetitionTime')} s)",
-        "Cross-validation": meta["CrossValidation"]["Outer"],
-        "Best layer (mean r)": f"{layers[int(np.argmax(means))]} ({max(means):.3f})",
-    }
-    counts = [int(np.sum(peaks[top] == i)) for i in indices]
-    rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{i}</td><td>{m:.4f}</td><td>{t:.4f}</td>"
-        f"<td>{c}</td></tr>"
-        for n, i, m, t, c in zip(layers, indices, means, tops, counts, strict=True)
-    )
-    citation = Path(output_dir) / "logs" / "CITATION.md"
-    text = TEMPLATE.format(
-        subject=html.escape(subject),
-        summary="".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in summary.items()
-        ),
-        profile=_b64(layer_profile_png(layers, means, tops)),
-        best=_b64(
-            glass_brain_png(
-                nb.Nifti1Image(best_img, ref.affine),
-                "best brain score (r)",
-                cmap="cold_hot",
-                vmin=-vmax,
-                vmax=vmax,
-            )
-        ),
-        peak=_b64(
-            glass_brain_png(
-                nb.Nifti1Image(peak_img, ref.affine),
-                "peak layer",
-                cmap="viridis",
-                vmin=min(indices),
-                vmax=max(indices),
-            )
-        ),
-        legend=html.escape(", ".join(f"{i} = {n}" for n, i in zip(layers, indices, strict=True))),
-        rows=rows,
-        methods=html.escape(citation.read_text()) if citation.exists() else "",
-    )
-    return write_text(Path(output_dir) / f"sub-{subject}.html", text)
+    output_dir = Path(output_dir)
+    surface = [Path(f) for f in map_files if is_surface_map(f)]
+    if surface:  # a surface analysis: its own maps (GIfTI hemispheres joined, or CIFTI)
+        files = set(report_map_files(surface))
+    else:
+        files = {Path(f) for f in map_files if str(f).endswith(".nii.gz")}
+        files |= set((output_dir / f"sub-{subject}" / "func").glob("*_statmap.nii.gz"))
+    by_model: dict[str, list[tuple[dict, Path]]] = defaultdict(list)
+    peak_of: dict[str, Path] = {}
+    for f in sorted(files):
+        if "_stat-r_" not in f.name and "_stat-peaklayer_" not in f.name:
+            continue
+        meta = read_sidecar(f)
+        label = meta.get("ModelLabel")
+        if label is None:
+            continue
+        if "_stat-r_" in f.name:
+            by_model[label].append((meta, f))
+        else:
+            peak_of[label] = f
+    sections = []
+    first_meta = None
+    for label in sorted(by_model, key=lambda m: (bool(by_model[m][0][0].get("RandomInit")), m)):
+        if label not in peak_of:
+            continue
+        pairs = sorted(by_model[label], key=lambda pair: pair[0]["LayerIndex"])
+        first_meta = first_meta or pairs[0][0]
+        sections.append(_model_section(label, pairs, peak_of[label]))
+    citation = output_dir / "logs" / "CITATION.md"
+    text = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>bids-w2v: sub-{html.escape(subject)}</title>
+<style>{STYLE}</style></head><body>
+<h1>bids-w2v report: sub-{html.escape(subject)}</h1>
+<h2>Data</h2>
+<table>{_kv(data_summary(first_meta or {}))}</table>
+{"".join(sections)}
+<h2>Methods</h2>
+<pre>{html.escape(citation.read_text()) if citation.exists() else ""}</pre>
+<h3>BibTeX</h3>
+<pre>{html.escape(BIBTEX)}</pre>
+</body></html>
+"""
+    return write_text(output_dir / f"sub-{subject}.html", text)
