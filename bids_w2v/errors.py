@@ -28,3 +28,32 @@ class ModelError(BidsW2VError):
 
 class AudioError(InputError):
     """An audio stimulus cannot be used (unreadable, empty, silent)."""
+
+
+class OutputError(BidsW2VError):
+    """OUTPUT_DIR or the work directory cannot be written (permissions, full disk)."""
+
+    exit_code = 74  # EX_IOERR
+
+
+def write_error(filename: str | None, reason: str) -> OutputError:
+    """The one-paragraph message of a failed write.
+
+    Parameters
+    ----------
+    filename : str or None
+        The file or folder that could not be written.
+    reason : str
+        The operating system's reason (``strerror``).
+
+    Returns
+    -------
+    OutputError
+        Ready to raise.
+    """
+    where = filename or "the output or work folder"
+    return OutputError(
+        f"could not write {where} ({reason}). Check that OUTPUT_DIR and --work-dir are "
+        "writable and that their disk has free space; re-running with the same --work-dir "
+        "resumes where it stopped."
+    )
