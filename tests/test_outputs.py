@@ -9,7 +9,12 @@ import pytest
 from bids_w2v.config import RunConfig, config_to_toml
 from bids_w2v.encoding.stats import circular_mean_layer, mean_across_subjects
 from bids_w2v.io.atomic import write_json
-from bids_w2v.io.derivatives import layer_desc, statmap_path, write_dataset_description
+from bids_w2v.io.derivatives import (
+    BIDSIGNORE,
+    layer_desc,
+    statmap_path,
+    write_dataset_description,
+)
 from bids_w2v.io.maps import from_volume, peak_layer, to_volume
 
 
@@ -40,7 +45,7 @@ def test_dataset_description(tmp_path):
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids-w2v"
     assert desc["SourceDatasets"][0]["URL"] == "file:///data/ds"
-    assert (tmp_path / ".bidsignore").read_text() == "*_statmap.nii.gz\n*_statmap.json\n*.html\n"
+    assert (tmp_path / ".bidsignore").read_text() == BIDSIGNORE
     assert "Millet" in (tmp_path / "README").read_text()
 
 

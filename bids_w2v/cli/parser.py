@@ -60,6 +60,38 @@ def _memory_gb(value: str) -> float:
     return amount * scale
 
 
+def _fdr_level(value: str) -> float:
+    level = float(value)
+    if not 0 < level < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return level
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _trim(value: str):
+    from bids_w2v.io.confounds import parse_trim
+
+    try:
+        return parse_trim(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _high_pass(value: str) -> float:
+    from bids_w2v.io.confounds import parse_high_pass
+
+    try:
+        return parse_high_pass(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -118,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--space",
         default=DEFAULT_SPACE,
         help="output space of the fMRIPrep BOLD to model, optionally with a resolution "
-        f"(fMRIPrep's notation, e.g. {DEFAULT_SPACE}:res-2; default {DEFAULT_SPACE})",
+        f"(fMRIPrep's notation, e.g. {DEFAULT_SPACE}:res-2; default {DEFAULT_SPACE}). "
+        "fsaverage, fsaverage5, fsaverage6 or fsnative model the GIfTI surfaces (both "
+        "hemispheres; maps written as .func.gii per hemisphere), fsLR the CIFTI dense time "
+        "series (den-91k; maps written as .dscalar.nii)",
     )
     g.add_argument(
         "--skip-bids-validation",
@@ -126,24 +161,78 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="index every file, even names that are not valid BIDS",
     )
+    g.add_argument(
+        "--desc-label",
+        default="preproc",
+        metavar="LABEL",
+        help="desc- label of the preprocessed BOLD (FitLins' flag; default preproc, "
+        "fMRIPrep's; e.g. clean for Narratives' afni-nosmooth derivatives, which implies "
+        "--confounds-strategy none unless one is given)",
+    )
+    g.add_argument(
+        "--bids-filter-file",
+        "--bids_filter_file",
+        type=Path,
+        metavar="FILE",
+        help="JSON of pybids filters per query, fMRIPrep's format, e.g. "
+        '{"bold": {"session": "01"}}; keys: bold, mask, confounds, events',
+    )
+    g.add_argument(
+        "--stimulus-map",
+        type=Path,
+        metavar="TSV",
+        help="for datasets without events.tsv (Le Petit Prince): a TSV of entity columns "
+        "(task, run, session, subject) then stim_file and onset, one row per presentation "
+        "(see docs/reproduce-millet-2022.md)",
+    )
+    g.add_argument(
+        "--mask",
+        type=Path,
+        metavar="PATH",
+        help="brain mask on the BOLD grid for every run (default: the derivatives' "
+        "desc-brain_mask, or one computed from the BOLD by nilearn when there is none)",
+    )
+    g.add_argument(
+        "--dropped-scans",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="volumes the preprocessing removed from the start of every run (Le Petit "
+        "Prince's AFNI derivatives: 4); onsets are moved N x TR earlier (default 0)",
+    )
 
     g = parser.add_argument_group("Speech model and features")
     g.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="MODEL",
         help="Hugging Face model id (from the local cache unless --allow-download) or a "
-        f"folder written by save_pretrained (default {DEFAULT_MODEL})",
+        f"folder written by save_pretrained (default {DEFAULT_MODEL}). Several models (given "
+        "after one --model or repeated) are extracted and scored separately, their maps kept "
+        "apart by desc-<model><Layer>; append ':random' to a model for its random-init twin, "
+        f"e.g. --model {DEFAULT_MODEL} {DEFAULT_MODEL}:random",
     )
     g.add_argument(
         "--random-init",
         action="store_true",
-        help="same architecture with random, seeded weights: the paper's untrained baseline "
-        "(works offline for wav2vec2-base from a config shipped with bids-w2v)",
+        help="every --model with random, seeded weights: the paper's untrained baseline "
+        "(works offline for wav2vec2-base and wav2vec2-large from configs shipped with "
+        "bids-w2v); the maps are labelled <model>Random",
     )
     g.add_argument(
         "--allow-download",
         action="store_true",
         help="let transformers download the model (default: offline, never any network)",
+    )
+    g.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept a model folder that only has pickle weights (*.bin, *.pt): they are then "
+        "read with torch's weights-only loader, which refuses code objects. Default: only "
+        "*.safetensors weights are read; convert a trusted checkpoint once with save_pretrained "
+        "rather than using this flag",
     )
     g.add_argument(
         "--layers",
@@ -166,26 +255,91 @@ def build_parser() -> argparse.ArgumentParser:
         help="stride between windows; overlapping frames are averaged (default 5 s)",
     )
     g.add_argument(
+        "--causal",
+        action="store_true",
+        help="each frame sees only the past (Antonello et al. 2023): windows of --window "
+        "seconds end every --stride seconds and each frame comes from the first window that "
+        "holds it, so it sees less than one stride of future audio (e.g. --stride 0.1)",
+    )
+    g.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="precision of the speech model (default float32; bfloat16 runs on CPU and GPU, "
+        "float16 on GPU only); features are stored in float32",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=4,
+        help="windows per forward pass of the speech model (default 4); lower it to save "
+        "memory, raise it on a GPU",
+    )
+    g.add_argument(
         "--feature-cache",
         type=Path,
         help="folder of the content-addressed feature cache (default WORK_DIR/feature_cache)",
+    )
+    g.add_argument(
+        "--save-features",
+        action="store_true",
+        help="also write every stimulus' features as derivatives: OUTPUT_DIR/stimuli/"
+        "<stimulus>_desc-<model><Layer>_features.npy (frames x units) with JSON sidecars",
     )
 
     g = parser.add_argument_group("Model of the BOLD signal")
     g.add_argument(
         "--confounds-strategy",
         nargs="+",
-        default=["motion", "wm_csf", "high_pass"],
+        default=None,
         metavar="STRATEGY",
-        help="nilearn load_confounds strategy (default: motion wm_csf high_pass; 'none' to "
-        "use the BOLD as is)",
+        help="confound regression: a nilearn preset (simple, scrubbing, compcor), nilearn "
+        "load_confounds components (default: motion wm_csf high_pass), or 'none' to use the "
+        "BOLD as is (already denoised derivatives; the default with --desc-label other "
+        "than preproc)",
+    )
+    g.add_argument(
+        "--dummy-scans",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="drop the first N volumes of every run from BOLD, confounds and design (in "
+        "addition to fMRIPrep's non_steady_state_outlier volumes; default 0)",
+    )
+    g.add_argument(
+        "--trim-scans",
+        type=_trim,
+        default=None,
+        metavar="START[:END]|TSV",
+        help="drop START volumes at the start (and END at the end) of every run, or per task "
+        "from a TSV (columns task [, session, run], start [, end]), as the Narratives "
+        "analyses do",
+    )
+    g.add_argument(
+        "--high-pass",
+        type=_high_pass,
+        default=None,
+        metavar="CUTOFF",
+        help="Butterworth high-pass filter applied while cleaning: a period (128s) or a "
+        "frequency (0.008Hz); bare numbers >= 1 are seconds, < 1 Hz (default: none; the "
+        "default confounds already hold fMRIPrep's 128 s cosine regressors)",
     )
     g.add_argument(
         "--hrf",
         dest="hrf_model",
-        choices=["glover", "spm"],
+        choices=["glover", "spm", "glover+derivative", "spm+derivative", "fir"],
         default="glover",
-        help="HRF convolved with every feature (default glover, the paper's)",
+        help="HRF convolved with every feature (default glover, the paper's); +derivative "
+        "adds each feature's time derivative; fir: delayed copies (--fir-delays)",
+    )
+    g.add_argument(
+        "--fir-delays",
+        type=_non_negative_int,
+        nargs="+",
+        default=None,
+        metavar="SCANS",
+        help="delays in scans of the fir model's copies of every feature (voxelwise "
+        "modelling's habit, e.g. 1 2 3 4; required with --hrf fir)",
     )
     g.add_argument(
         "--n-folds",
@@ -222,12 +376,54 @@ def build_parser() -> argparse.ArgumentParser:
         default="numpy",
         help="linear algebra backend of the ridge (default numpy)",
     )
-    g.add_argument("--device", default="cpu", help="cpu or cuda, for the torch backend")
+    g.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
+        "cuda:N; used by the speech model and by --encoding-backend torch",
+    )
     g.add_argument(
         "--voxel-chunk",
         type=_positive_int,
         default=20000,
         help="voxels fitted at once; bounds memory (default 20000)",
+    )
+    g.add_argument(
+        "--features-pca",
+        type=_positive_int,
+        metavar="N",
+        help="replace each layer's standardised features by their first N principal "
+        "components, fitted on each training fold only and applied to its test fold "
+        "(default: no PCA)",
+    )
+
+    g = parser.add_argument_group("Group level")
+    g.add_argument(
+        "--fdr-q",
+        type=_fdr_level,
+        default=0.05,
+        metavar="Q",
+        help="Benjamini-Hochberg FDR level of the thresholded group maps (default 0.05)",
+    )
+    g.add_argument(
+        "--roi-atlas",
+        type=Path,
+        metavar="PATH",
+        help="label image in the maps' space (0 = background; resampled by nearest neighbour "
+        "if on another grid), names in a TSV beside it (columns index, name): adds the "
+        "regions to the group ROI table and report",
+    )
+    g.add_argument(
+        "--noise-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="estimate each participant's noise ceiling from the others who heard the same "
+        "stimuli and write ceiling-normalised group scores (default: on)",
+    )
+    g.add_argument(
+        "--reports-only",
+        action="store_true",
+        help="only regenerate the HTML reports from the existing outputs (no fitting)",
     )
 
     g = parser.add_argument_group("Resources and run control")
@@ -263,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
         "number of MB, or with a unit (16GB, 16000MB)",
     )
     g.add_argument(
+        "--use-plugin",
+        "--use_plugin",
+        type=Path,
+        metavar="FILE",
+        help="Nipype plugin file as fMRIPrep reads it (YAML: 'plugin: SLURM' and "
+        "'plugin_args: {...}'; any Nipype plugin, see docs/hpc.md). Default: Linear with "
+        "--nprocs 1, MultiProc otherwise",
+    )
+    g.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -274,5 +479,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="count",
         default=0,
         help="more output (-v progress bars, -vv Nipype logs)",
+    )
+
+    g = parser.add_argument_group("Other options")
+    g.add_argument(
+        "--write-graph",
+        action="store_true",
+        help="write the workflow graph to WORK_DIR/<workflow>/graph.dot (and graph.svg when "
+        "Graphviz's dot is installed), then run",
+    )
+    g.add_argument(
+        "--stop-on-first-crash",
+        action="store_true",
+        help="stop at the first failing node (default: run every node that does not depend "
+        "on it, then report the failure)",
+    )
+    g.add_argument(
+        "--notrack",
+        action="store_true",
+        help="accepted for fMRIPrep compatibility: bids-w2v never sends telemetry or usage "
+        "data (Nipype's version check is off too)",
     )
     return parser

@@ -8,6 +8,7 @@ import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
+    InputMultiObject,
     SimpleInterface,
     TraitedSpec,
     traits,
@@ -15,33 +16,56 @@ from nipype.interfaces.base import (
 
 
 class _BrainMaskInputSpec(BaseInterfaceInputSpec):
-    mask_files = traits.List(File(exists=True), mandatory=True, desc="one mask per run")
+    mask_files = traits.List(File(exists=True), desc="one mask per run (volumes)")
+    bold_files = traits.List(
+        traits.List(File(exists=True)), desc="per run, the GIfTI pair or CIFTI (surfaces)"
+    )
+    space_kind = traits.Enum("volume", "surface", "cifti", usedefault=True, desc="input form")
 
 
 class _BrainMaskOutputSpec(TraitedSpec):
-    out_file = File(exists=True, desc="intersection of the run masks")
+    out_file = File(exists=True, desc="NIfTI mask, or surface map space (.npz / .dscalar.nii)")
 
 
 class BrainMask(SimpleInterface):
-    """Intersect the participant's run masks."""
+    """Intersect the participant's run masks (volumes) or varying vertices (surfaces)."""
 
     input_spec = _BrainMaskInputSpec
     output_spec = _BrainMaskOutputSpec
 
     def _run_interface(self, runtime):
         from bids_w2v.io.bold import common_mask
+        from bids_w2v.io.surface import common_surface_space
 
-        out = os.path.join(runtime.cwd, "brain_mask.nii.gz")
-        common_mask(self.inputs.mask_files).to_filename(out)
+        if self.inputs.space_kind == "volume" and not self.inputs.mask_files:
+            # no mask in the derivatives (Le Petit Prince) nor --mask: nilearn computes one
+            from nilearn.masking import compute_multi_epi_mask
+
+            out = os.path.join(runtime.cwd, "brain_mask.nii.gz")
+            runs = [f for files in self.inputs.bold_files for f in files]
+            compute_multi_epi_mask(runs, threshold=1.0).to_filename(out)
+        elif self.inputs.space_kind == "volume":
+            out = os.path.join(runtime.cwd, "brain_mask.nii.gz")
+            common_mask(self.inputs.mask_files).to_filename(out)
+        else:
+            name = "npz" if self.inputs.space_kind == "surface" else "dscalar.nii"
+            out = os.path.join(runtime.cwd, f"brain_mask.{name}")
+            common_surface_space(self.inputs.bold_files, self.inputs.space_kind).save(out)
         self._results["out_file"] = out
         return runtime
 
 
 class _CleanBoldInputSpec(BaseInterfaceInputSpec):
-    bold = File(exists=True, mandatory=True, desc="fMRIPrep preprocessed BOLD")
+    bold = InputMultiObject(
+        File(exists=True), mandatory=True, desc="fMRIPrep BOLD (NIfTI, CIFTI, or GIfTI L and R)"
+    )
     mask_file = File(exists=True, mandatory=True, desc="brain mask")
     tr = traits.Float(mandatory=True, desc="repetition time (s)")
     confounds_strategy = traits.List(traits.Str, mandatory=True, desc="nilearn strategy")
+    dummy_scans = traits.Int(0, usedefault=True, desc="first volumes dropped")
+    trim_start = traits.Int(0, usedefault=True, desc="volumes dropped at the start")
+    trim_end = traits.Int(0, usedefault=True, desc="volumes dropped at the end")
+    high_pass = traits.Either(None, traits.Float, usedefault=True, desc="high-pass cutoff (Hz)")
 
 
 class _CleanBoldOutputSpec(TraitedSpec):
@@ -62,6 +86,9 @@ class CleanBold(SimpleInterface):
             self.inputs.mask_file,
             tr=self.inputs.tr,
             confounds_strategy=tuple(self.inputs.confounds_strategy),
+            dummy_scans=self.inputs.dummy_scans,
+            trim=(self.inputs.trim_start, self.inputs.trim_end),
+            high_pass=self.inputs.high_pass,
         )
         out = os.path.join(runtime.cwd, "bold_clean.npz")
         np.savez(out, data=data, kept=kept)
@@ -70,8 +97,8 @@ class CleanBold(SimpleInterface):
 
 
 class _BuildDesignInputSpec(BaseInterfaceInputSpec):
-    events = File(exists=True, mandatory=True, desc="raw BIDS events.tsv")
-    stimuli_dir = traits.Str(mandatory=True, desc="the dataset's stimuli/ folder")
+    onsets = traits.List(traits.Float, mandatory=True, desc="presentation onsets (s)")
+    stim_files = traits.List(traits.Str, mandatory=True, desc="presented stimulus, same order")
     stimuli = traits.List(traits.Str, mandatory=True, desc="unique stimuli (extraction order)")
     feature_files = traits.List(traits.Str, mandatory=True, desc="features, same order")
     layers = traits.List(traits.Str, mandatory=True, desc="layers to build")
@@ -81,6 +108,7 @@ class _BuildDesignInputSpec(BaseInterfaceInputSpec):
     hrf_model = traits.Str("glover", usedefault=True, desc="nilearn HRF")
     oversampling = traits.Int(50, usedefault=True, desc="HRF oversampling")
     slice_time_ref = traits.Float(0.0, usedefault=True, desc="fraction of the TR")
+    fir_delays = traits.List(traits.Int, desc="FIR delays (scans), hrf_model 'fir' only")
 
 
 class _BuildDesignOutputSpec(TraitedSpec):
@@ -98,9 +126,12 @@ class BuildDesign(SimpleInterface):
 
         from bids_w2v.features.cache import load_features
         from bids_w2v.features.design import build_run_design
-        from bids_w2v.io.events import read_presentations
+        from bids_w2v.io.events import Presentation
 
-        presentations = read_presentations(Path(self.inputs.events), Path(self.inputs.stimuli_dir))
+        presentations = [
+            Presentation(onset=onset, stim_file=Path(stim))
+            for onset, stim in zip(self.inputs.onsets, self.inputs.stim_files, strict=True)
+        ]
         by_stim = {
             Path(s): Path(f)
             for s, f in zip(self.inputs.stimuli, self.inputs.feature_files, strict=True)
@@ -118,6 +149,7 @@ class BuildDesign(SimpleInterface):
             hrf_model=self.inputs.hrf_model,
             oversampling=self.inputs.oversampling,
             slice_time_ref=self.inputs.slice_time_ref,
+            fir_delays=self.inputs.fir_delays,
         )
         out = os.path.join(runtime.cwd, "design.npz")
         np.savez(out, **design)

@@ -16,6 +16,7 @@ from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.interfaces.outputs import WriteParticipantMaps
 from bids_w2v.interfaces.reports import ParticipantReport
 from bids_w2v.io.bids import RunInputs
+from bids_w2v.io.surface import count_vertices, space_kind
 
 
 def fit_mem_gb(n_scans: int, n_voxels: int, voxel_chunk: int, n_features: int = 768) -> float:
@@ -29,9 +30,26 @@ def fit_mem_gb(n_scans: int, n_voxels: int, voxel_chunk: int, n_features: int = 
     return max(0.5, (4 * floats32 + 8 * floats64) / 1e9)
 
 
-def _mask_voxels(mask: Path) -> int:
-    """Voxels inside a brain mask (an upper bound of the participant's common mask)."""
-    return int(np.count_nonzero(np.asarray(nb.load(str(mask)).dataobj)))
+def clean_mem_gb(n_scans: int, n_voxels: int) -> float:
+    """Memory estimate (GB) of cleaning one run: its BOLD and about three float64 copies."""
+    return max(0.5, 4 * 8 * n_scans * n_voxels / 1e9)
+
+
+def _mask_voxels(run: RunInputs) -> int:
+    """Voxels in a run's brain mask, or its surface vertices (an upper bound of the
+    participant's common map space)."""
+    if run.mask is not None:
+        return int(np.count_nonzero(np.asarray(nb.load(str(run.mask)).dataobj)))
+    if str(run.bold).endswith((".nii", ".nii.gz")) and not str(run.bold).endswith(".dtseries.nii"):
+        return int(np.prod(nb.load(str(run.bold)).shape[:3]))  # volume without a mask
+    return count_vertices(run.data_files)
+
+
+def _copy(node: pe.Node) -> pe.Node:
+    """A copy of a node under the same name (for the same node in another sub-workflow)."""
+    copy = node.clone(f"{node.name}_copy")
+    copy.name = node.name
+    return copy
 
 
 def init_participant_wf(
@@ -39,7 +57,6 @@ def init_participant_wf(
     runs: Sequence[RunInputs],
     *,
     stimuli: Sequence[str],
-    stimuli_dir: Path,
     output_dir: Path,
     space: str,
     res: str | None,
@@ -47,6 +64,10 @@ def init_participant_wf(
     hrf_model: str,
     oversampling: int,
     slice_time_ref: float,
+    fir_delays: Sequence[int] = (),
+    dummy_scans: int = 0,
+    scan_trims: Sequence[tuple[int, int]] | None = None,
+    high_pass: float | None = None,
     n_folds: int,
     cv: str,
     gap: int,
@@ -56,7 +77,9 @@ def init_participant_wf(
     device: str,
     voxel_chunk: int,
     omp_nthreads: int,
+    features_pca: int | None = None,
     metadata: dict[str, Any],
+    model_labels: Sequence[str] = ("model",),
     name: str | None = None,
 ) -> pe.Workflow:
     """Build the participant-level graph.
@@ -69,34 +92,45 @@ def init_participant_wf(
         The participant's runs of one task (from :func:`bids_w2v.io.bids.collect_runs`).
     stimuli : sequence of str
         Every unique stimulus of the analysis, in the order of ``inputnode.feature_files``.
-    stimuli_dir : Path
-        The dataset's ``stimuli/`` folder (``stim_file`` values are relative to it).
     output_dir : Path
         Root of the derivative dataset.
     space, res : str
         Output space entities.
     confounds_strategy : sequence of str
-        nilearn ``load_confounds`` strategy.
-    hrf_model, oversampling, slice_time_ref
+        ``none``, a nilearn preset or ``load_confounds`` components
+        (:mod:`bids_w2v.io.confounds`).
+    hrf_model, oversampling, slice_time_ref, fir_delays
         HRF convolution settings.
+    dummy_scans : int
+        First volumes of every run dropped from BOLD, confounds and design.
+    scan_trims : sequence of (int, int), optional
+        Per run, volumes dropped at the start and end (``--trim-scans``).
+    high_pass : float, optional
+        Butterworth high-pass cutoff (Hz) applied while cleaning.
     n_folds, cv, gap, alphas, inner, encoding_backend, device, voxel_chunk
         Encoding settings (:class:`bids_w2v.config.EncodingSettings`).
     omp_nthreads : int
         Threads of the fitting nodes.
+    features_pca : int, optional
+        PCA components of the features, fitted per training fold (``--features-pca``).
     metadata : dict
         Analysis settings recorded in every sidecar.
+    model_labels : sequence of str
+        One per speech model (unique): each gets its own ``model_<label>_wf`` with its
+        inputnode, designs, fits and maps, sharing the cleaned BOLD.
     name : str, optional
         Workflow name (default ``sub_<label>_wf``).
 
     Returns
     -------
     Workflow
-        Inputs ``inputnode.{feature_files, layers, layer_indices, model_label, model_info}``;
-        outputs ``outputnode.out_files`` (maps) and ``outputnode.out_report`` (HTML).
+        Inputs ``model_<label>_wf.inputnode.{feature_files, layers, layer_indices,
+        model_label, model_info}`` per model; outputs ``outputnode.out_files`` (maps of every
+        model) and ``outputnode.out_report`` (HTML).
 
     Workflow Graph
-        inputnode -> clean_bold (per run) -> build_design (per run) -> fit (per layer)
-        -> write_maps -> report -> outputnode
+        clean_bold (per run) -> per model: inputnode -> build_design (per run) -> fit (per
+        layer) -> write_maps; the maps of all models -> report -> outputnode
     """
     wf = pe.Workflow(name=name or f"sub_{subject}_wf")
     inputnode = pe.Node(
@@ -109,27 +143,42 @@ def init_participant_wf(
         niu.IdentityInterface(fields=["out_files", "out_report"]), name="outputnode"
     )
 
-    brain_mask = pe.Node(BrainMask(mask_files=[str(r.mask) for r in runs]), name="brain_mask")
+    kind = space_kind(space)
+    brain_mask = pe.Node(BrainMask(space_kind=kind), name="brain_mask")
+    if kind == "volume" and all(r.mask is not None for r in runs):
+        brain_mask.inputs.mask_files = [str(r.mask) for r in runs]
+    else:  # no mask on surfaces: vertices with a varying signal in every run; volumes without
+        # masks (Le Petit Prince): nilearn's EPI mask of the runs
+        brain_mask.inputs.bold_files = [[str(f) for f in r.data_files] for r in runs]
     clean_bold = pe.MapNode(
-        CleanBold(confounds_strategy=list(confounds_strategy)),
-        iterfield=["bold", "tr"],
+        CleanBold(
+            confounds_strategy=list(confounds_strategy),
+            dummy_scans=dummy_scans,
+            high_pass=high_pass,
+        ),
+        iterfield=["bold", "tr", "trim_start", "trim_end"],
         name="clean_bold",
+        mem_gb=clean_mem_gb(max(r.n_scans for r in runs), _mask_voxels(runs[0])),
     )
-    clean_bold.inputs.bold = [str(r.bold) for r in runs]
+    trims = list(scan_trims) if scan_trims else [(0, 0)] * len(runs)
+    clean_bold.inputs.trim_start = [int(start) for start, _ in trims]
+    clean_bold.inputs.trim_end = [int(end) for _, end in trims]
+    clean_bold.inputs.bold = [[str(f) for f in r.data_files] for r in runs]
     clean_bold.inputs.tr = [r.tr for r in runs]
 
     build_design = pe.MapNode(
         BuildDesign(
             stimuli=list(stimuli),
-            stimuli_dir=str(stimuli_dir),
             hrf_model=hrf_model,
             oversampling=oversampling,
             slice_time_ref=slice_time_ref,
+            fir_delays=list(fir_delays),
         ),
-        iterfield=["events", "n_scans", "tr", "bold_file"],
+        iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file"],
         name="build_design",
     )
-    build_design.inputs.events = [str(r.events) for r in runs]
+    build_design.inputs.onsets = [[p.onset for p in r.presentations] for r in runs]
+    build_design.inputs.stim_files = [[str(p.stim_file) for p in r.presentations] for r in runs]
     build_design.inputs.n_scans = [r.n_scans for r in runs]
     build_design.inputs.tr = [r.tr for r in runs]
 
@@ -145,10 +194,11 @@ def init_participant_wf(
             device=device,
             voxel_chunk=voxel_chunk,
             num_threads=omp_nthreads,
+            features_pca=features_pca or 0,
         ),
         iterfield=["layer"],
         name="fit_layer",
-        mem_gb=fit_mem_gb(n_scans, _mask_voxels(runs[0].mask), voxel_chunk),
+        mem_gb=fit_mem_gb(n_scans, _mask_voxels(runs[0]), voxel_chunk),
         n_procs=omp_nthreads,
     )
     write_maps = pe.Node(
@@ -158,6 +208,7 @@ def init_participant_wf(
             task=runs[0].task,
             space=space,
             res=res,
+            den=runs[0].den,
             metadata=metadata,
         ),
         name="write_maps",
@@ -169,23 +220,36 @@ def init_participant_wf(
         name="report",
     )
 
+    all_maps = pe.Node(niu.Merge(len(model_labels), ravel_inputs=True), name="all_maps")
     wf.connect([
-        (inputnode, build_design, [("feature_files", "feature_files"), ("layers", "layers")]),
         (brain_mask, clean_bold, [("out_file", "mask_file")]),
-        (clean_bold, build_design, [("out_file", "bold_file")]),
-        (build_design, fit, [("out_file", "design_files")]),
-        (clean_bold, fit, [("out_file", "bold_files")]),
-        (inputnode, fit, [("layers", "layer")]),
-        (fit, write_maps, [("out_file", "result_files")]),
-        (inputnode, write_maps, [
-            ("layers", "layers"),
-            ("layer_indices", "layer_indices"),
-            ("model_label", "model_label"),
-            ("model_info", "model_info"),
-        ]),
-        (brain_mask, write_maps, [("out_file", "mask_file")]),
-        (write_maps, outputnode, [("out_files", "out_files")]),
-        (write_maps, report, [("out_files", "map_files")]),
+        (all_maps, outputnode, [("out", "out_files")]),
+        (all_maps, report, [("out", "map_files")]),
         (report, outputnode, [("out_report", "out_report")]),
     ])  # fmt: skip
+    for i, label in enumerate(model_labels, start=1):  # the nodes above, once per model
+        model_wf = pe.Workflow(name=f"model_{label}_wf")
+        m_input, m_design, m_fit, m_write = (
+            _copy(node) for node in (inputnode, build_design, fit, write_maps)
+        )
+        model_wf.connect([
+            (m_input, m_design, [("feature_files", "feature_files"), ("layers", "layers")]),
+            (m_design, m_fit, [("out_file", "design_files")]),
+            (m_input, m_fit, [("layers", "layer")]),
+            (m_fit, m_write, [("out_file", "result_files")]),
+            (m_input, m_write, [
+                ("layers", "layers"),
+                ("layer_indices", "layer_indices"),
+                ("model_label", "model_label"),
+                ("model_info", "model_info"),
+            ]),
+        ])  # fmt: skip
+        wf.connect([
+            (clean_bold, model_wf, [
+                ("out_file", "build_design.bold_file"),
+                ("out_file", "fit_layer.bold_files"),
+            ]),
+            (brain_mask, model_wf, [("out_file", "write_maps.mask_file")]),
+            (model_wf, all_maps, [("write_maps.out_files", f"in{i}")]),
+        ])  # fmt: skip
     return wf
