@@ -157,16 +157,28 @@ def worker(name: str, data: str, out: str, dtype: str) -> None:
         X, Y = arrays["X"].astype(dtype), arrays["Y"].astype(dtype)
     # peak before the fit: the current RSS if the peak counter can be reset, else the peak so far
     base = _status_mib("VmRSS") if _reset_peak() else _peak_rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     alphas, scores = run_method(name, X, Y, dtype)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     peak = _peak_rss_mib()
-    np.savez(out, alphas=alphas, scores=scores, wall=wall, peak=peak, delta=peak - base)
+    np.savez(out, alphas=alphas, scores=scores, wall=wall, cpu=cpu, peak=peak, delta=peak - base)
+
+
+def _peer_voxels(spec: str, peers: list[str], n_voxels: int) -> dict[str, int]:
+    """Voxels each peer runs on, from ``N`` or ``PEER=N,...`` (default: all)."""
+    out = dict.fromkeys(peers, n_voxels)
+    for item in (part for part in spec.split(",") if part):
+        name, _, value = item.rpartition("=")
+        for peer in [name] if name else peers:
+            out[peer] = min(int(value), n_voxels)
+    return out
 
 
 def _agreement(a: dict, b: dict) -> tuple[float, float]:
-    same = np.isclose(a["alphas"], b["alphas"], rtol=1e-5).mean()
-    dr = np.nanmean(np.abs(a["scores"] - b["scores"]))
+    v = min(a["alphas"].shape[1], b["alphas"].shape[1])  # peers may run on the first voxels
+    same = np.isclose(a["alphas"][:, :v], b["alphas"][:, :v], rtol=1e-5).mean()
+    dr = np.nanmean(np.abs(a["scores"][:, :v] - b["scores"][:, :v]))
     return float(same), float(dr)
 
 
@@ -182,8 +194,21 @@ def main(argv: list[str] | None = None) -> None:
         help="dtype given to himalaya (default: --dtype; sklearn always computes in float64)",
     )
     parser.add_argument("--backends", default="numpy,torch")
+    parser.add_argument("--inner", default="loo,kfold", help="inner selections of ours")
     parser.add_argument("--peers", default="himalaya,sklearn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--peer-voxels",
+        default="",
+        help="N or PEER=N,...: run the peers (or the named ones) on the first N voxels only "
+        "and scale their time and +fit memory linearly to --n-voxels (labelled "
+        "EXTRAPOLATED); agreement is on those N voxels",
+    )
+    parser.add_argument(
+        "--keep",
+        help="folder for the per-method results; a method whose result for the same "
+        "configuration is already there is not run again (marked 'reused')",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -195,19 +220,35 @@ def main(argv: list[str] | None = None) -> None:
 
     backends = [b for b in args.backends.split(",") if b]
     peers = [p for p in args.peers.split(",") if p]
-    methods = [f"ours-{b}-{inner}" for b in backends for inner in ("loo", "kfold")] + peers
+    inners = [i for i in args.inner.split(",") if i]
+    methods = [f"ours-{b}-{inner}" for b in backends for inner in inners] + peers
     reference = {"loo": "sklearn", "kfold": "himalaya"}
     X, Y = make_data(args.n_samples, args.n_features, args.n_voxels, args.seed)
+    n_peer = _peer_voxels(args.peer_voxels, peers, args.n_voxels)
     results: dict[str, dict] = {}
+    reused: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
+        keep = args.keep or tmp
+        os.makedirs(keep, exist_ok=True)
         data = os.path.join(tmp, "data.npz")
         np.savez(data, X=X, Y=Y)
         for name in methods:
-            out = os.path.join(tmp, f"{name}.npz")
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", name]
-            dtype = args.dtype if name.startswith("ours") else peer_dtype
-            cmd += ["--data", data, "--out", out, "--dtype", dtype]
-            subprocess.run(cmd, check=True)
+            ours = name.startswith("ours")
+            dtype = args.dtype if ours else peer_dtype
+            n_vox = args.n_voxels if ours else n_peer[name]
+            tag = f"n{args.n_samples}_p{args.n_features}_v{n_vox}_{dtype}_s{args.seed}"
+            out = os.path.join(keep, f"{name}_{tag}.npz")
+            if args.keep and os.path.exists(out):
+                reused.add(name)
+            else:
+                cmd = [sys.executable, os.path.abspath(__file__), "--worker", name]
+                src = data
+                if n_vox < args.n_voxels:
+                    src = os.path.join(tmp, f"data_{n_vox}.npz")
+                    if not os.path.exists(src):
+                        np.savez(src, X=X, Y=Y[:, :n_vox])
+                cmd += ["--data", src, "--out", out, "--dtype", dtype]
+                subprocess.run(cmd, check=True)
             with np.load(out) as f:
                 results[name] = {key: f[key] for key in f.files}
             print(f"  done {name}: {float(results[name]['wall']):.1f} s", file=sys.stderr)
@@ -217,17 +258,34 @@ def main(argv: list[str] | None = None) -> None:
         f"dtype={args.dtype} (himalaya: {peer_dtype}, sklearn: float64) "
         "outer=5 contiguous folds, 20 alphas logspace(1, 8)"
     )
+    for name in peers:
+        if name in results and n_peer[name] < args.n_voxels:
+            scale = args.n_voxels / n_peer[name]
+            print(
+                f"{name} EXTRAPOLATED: run on the first {n_peer[name]} voxels; its time, CPU "
+                f"time and +fit memory are scaled by {scale:g} (peak MiB = measured peak + the "
+                f"scaled extra +fit); agreement and mean r are on those {n_peer[name]} voxels"
+            )
+            res = results[name]
+            extra = float(res["delta"]) * (scale - 1)
+            res["wall"], res["delta"] = float(res["wall"]) * scale, float(res["delta"]) * scale
+            res["cpu"] = float(res["cpu"]) * scale
+            res["peak"] = float(res["peak"]) + extra
+    if reused:
+        print(f"reused from {args.keep} (earlier run): {', '.join(sorted(reused))}")
     cores = os.cpu_count()
     print(f"machine: {platform.machine()}, {cores} cores, python {platform.python_version()}")
+    print("time: wall-clock seconds of the fit; CPU s: process CPU time of the fit (all threads)")
     print("memory: peak RSS (VmHWM = ru_maxrss) of a fresh worker process per method;")
     print("        +fit = that peak minus the RSS just before the fit (imports, data excluded)")
     header = (
-        f"{'method':<18}{'time s':>8}{'peak MiB':>10}{'+fit MiB':>10}"
+        f"{'method':<18}{'time s':>8}{'CPU s':>8}{'peak MiB':>10}{'+fit MiB':>10}"
         f"{'reference':>11}{'same alpha':>12}{'mean|dr|':>10}{'mean r':>8}"
     )
     ratio_peers = [p for p in peers if p in results]
     for peer in ratio_peers:
-        header += f"{'t ' + peer[:4] + '/ours':>15}{'mem ' + peer[:4] + '/ours':>15}"
+        header += f"{'t ' + peer[:4] + '/ours':>13}{'cpu ' + peer[:4] + '/ours':>15}"
+        header += f"{'mem ' + peer[:4] + '/ours':>15}"
     print(header)
     for name in methods:
         res = results[name]
@@ -235,17 +293,19 @@ def main(argv: list[str] | None = None) -> None:
         ref = reference.get(inner, "") if name.startswith("ours") else ""
         same, dr = _agreement(res, results[ref]) if ref in results else (np.nan, np.nan)
         line = (
-            f"{name:<18}{float(res['wall']):>8.1f}{float(res['peak']):>10.0f}"
+            f"{name:<18}{float(res['wall']):>8.1f}{float(res['cpu']):>8.1f}"
+            f"{float(res['peak']):>10.0f}"
             f"{float(res['delta']):>10.0f}{ref or '-':>11}{same:>12.4f}{dr:>10.1e}"
             f"{np.nanmean(res['scores']):>8.3f}"
         )
         for peer in ratio_peers:
             if name.startswith("ours"):
                 t_ratio = float(results[peer]["wall"]) / float(res["wall"])
+                c_ratio = float(results[peer]["cpu"]) / float(res["cpu"])
                 m_ratio = float(results[peer]["delta"]) / max(float(res["delta"]), 1.0)
-                line += f"{t_ratio:>15.2f}{m_ratio:>15.2f}"
+                line += f"{t_ratio:>13.2f}{c_ratio:>15.2f}{m_ratio:>15.2f}"
             else:
-                line += f"{'':>15}{'':>15}"
+                line += f"{'':>13}{'':>15}{'':>15}"
         print(line)
     print(json.dumps({k: round(float(v["wall"]), 2) for k, v in results.items()}))
 

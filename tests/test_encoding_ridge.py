@@ -185,6 +185,7 @@ def test_bad_voxels_are_excluded(backend: str) -> None:
     expected = np.zeros(40, bool)
     expected[bad] = True
     np.testing.assert_array_equal(res.excluded, expected)
+    assert (res.n_excluded_nonfinite, res.n_excluded_constant) == (2, 2)
     assert np.isnan(res.scores[bad]).all() and np.isnan(res.alphas[:, bad]).all()
     assert np.isnan(res.fold_scores[:, bad]).all() and np.isnan(res.predictions[:, bad]).all()
     good = ~expected
@@ -259,6 +260,9 @@ def test_defaults() -> None:
         {"gap": 98, "n_folds": 2},
         {"groups": np.zeros(200)},
         {"groups": np.arange(10)},
+        {"features_pca": 0},
+        {"features_pca": 31},
+        {"features_pca": 2.5},
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict) -> None:
@@ -266,6 +270,28 @@ def test_bad_arguments_raise_value_error(kwargs: dict) -> None:
     kwargs = {"X": X, "Y": Y[:, :3], **kwargs}
     with pytest.raises(ValueError):
         cross_validated_scores(kwargs.pop("X"), kwargs.pop("Y"), **kwargs)
+
+
+def test_block_width_keeps_blocks_cache_sized() -> None:
+    from bids_w2v.encoding._backend import get_ops
+    from bids_w2v.encoding._inner import BLOCK_BYTES, block_width
+
+    ops = get_ops("numpy", "cpu", "float32")
+    assert block_width(ops, 1600, 200000) * 1600 * 4 <= BLOCK_BYTES
+    assert block_width(ops, 1600, 100) == 100
+    assert block_width(ops, 10**7, 5000) == 256  # never thinner than 256 voxels
+
+
+def test_blocks_do_not_change_results(monkeypatch) -> None:
+    """Voxel blocks inside a chunk (cache blocking) give the same alphas and scores."""
+    import bids_w2v.encoding._inner as inner_mod
+
+    X, Y = planted(p=30)
+    a = cross_validated_scores(X, Y, dtype="float64")
+    monkeypatch.setattr(inner_mod, "BLOCK_BYTES", 1)  # 256-voxel blocks: 2 blocks of 300
+    b = cross_validated_scores(X, Y, dtype="float64")
+    np.testing.assert_array_equal(a.alphas, b.alphas)
+    np.testing.assert_allclose(a.fold_scores, b.fold_scores, atol=1e-12)
 
 
 def test_too_few_samples_for_n_folds() -> None:

@@ -78,8 +78,10 @@ class LooSelector:
 
     * ``1 - H_ii = q_i + sum_k U_ik^2 a/(s_k^2+a)`` with ``q_i = 1 - 1/n - ||U_i||^2 >= 0``
       (accurate also when ``H_ii`` is close to 1); leverages are float64.
-    * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two in-place
-      element-wise passes and one ``c^2``-weighted column sum (matrix-vector product). For
+    * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two
+      element-wise passes and one ``c^2``-weighted column sum (matrix-vector product), on
+      cache-sized blocks of voxels (:func:`block_width`) so that the passes do not go back
+      to main memory. For
       alphas whose fit is small (large alphas, where neighbouring alphas differ by ~1e-8 in
       relative error), the error is expanded as ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the
       first term is computed in float64 for all alphas at once, the second is small and
@@ -106,31 +108,43 @@ class LooSelector:
 
     def criterion(self, Yc: Array, Z: Array) -> Array:
         """Sum of squared LOO errors, shape (n_alphas, n_voxels), float64."""
-        ops, U = self.ops, self.U
+        ops = self.ops
         energy = ops.sum0((Z * Z).T)  # (r,) float64
         fit = (self.g_high**2 * energy[None, :]).sum(1)
         rest = (self.gc_high**2 * energy[None, :]).sum(1)
         small_fit = ops.to_numpy(fit <= rest)
-        T1 = weighted_sumsq(ops, self.c2_high, Yc) if small_fit.any() else None
-        Yp = Q = None
+        n_alphas, v = self.g.shape[0], Yc.shape[1]
+        out = ops.full((n_alphas, v), 0.0, high=True)
+        # Voxels in cache-sized blocks: the product of each alpha and the element-wise
+        # passes that follow it then run on data still in cache.
+        step = block_width(ops, Yc.shape[0], v)
+        for b0 in range(0, v, step):
+            b1 = min(b0 + step, v)
+            self._block(Yc[:, b0:b1], Z[:, b0:b1], small_fit, out[:, b0:b1])
+        return out
+
+    def _block(self, Yc: Array, Z: Array, small_fit: np.ndarray, out: Array) -> None:
+        ops, U = self.ops, self.U
         T = ops.empty(tuple(Z.shape))
         P = ops.empty(tuple(Yc.shape))
-        rows = []
+        Q = ops.empty(tuple(Yc.shape))
+        Y2 = Yp = None
+        if small_fit.any():
+            out += weighted_sumsq(ops, self.c2_high[small_fit], Yc, rows=small_fit)
+            Y2 = Yc + Yc
+        if not small_fit.all():
+            Yp = Yc - U @ Z
         for a in range(self.g.shape[0]):
             if small_fit[a]:
                 ops.matmul(U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
-                Q = ops.sub(P, Yc, out=Q)
-                Q -= Yc
+                ops.sub(P, Y2, out=Q)
                 Q *= P
-                rows.append(T1[a] + ops.to_high(self.c2[a] @ Q))
+                out[a] += ops.to_high(self.c2[a] @ Q)
             else:
-                if Yp is None:
-                    Yp = Yc - U @ Z
                 ops.matmul(U, ops.mul(self.gc[a][:, None], Z, out=T), out=P)
-                P += Yp
-                P *= P
-                rows.append(ops.to_high(self.c2[a] @ P))
-        return _stack(ops, rows)
+                ops.add(P, Yp, out=Q)
+                Q *= Q
+                out[a] += ops.to_high(self.c2[a] @ Q)
 
     def select(self, Yc: Array, Z: Array) -> Array:
         """Index of the best alpha per voxel (first one on ties)."""
@@ -165,41 +179,74 @@ class KFoldSelector:
     def criterion(self, Y: Array) -> Array:
         """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
         ops = self.ops
-        total = None
-        for tr, te, U, A, F, ones in self.folds:
-            Ytr = Y[tr]
-            mean = ops.to_work(mean0(ops, Ytr))
-            B = U.T @ (Ytr - mean)
-            Yte = Y[te] - mean
-            n_te = Yte.shape[0]
-            base = ops.sum0(Yte * Yte)
-            Yte2 = 2.0 * Yte
-            T = ops.empty(tuple(B.shape))
-            P = ops.empty(tuple(Yte.shape))
-            Q = ops.empty(tuple(Yte.shape))
-            rows = []
-            for a in range(F.shape[0]):
-                ops.matmul(A, ops.mul(F[a][:, None], B, out=T), out=P)
-                ops.sub(P, Yte2, out=Q)
-                Q *= P
-                rows.append((base + ops.to_high(ones @ Q)) / n_te)
-            mse = _stack(ops, rows)
-            total = mse if total is None else total + mse
+        v = Y.shape[1]
+        total = ops.full((self.log_alphas.shape[0], v), 0.0, high=True)
+        step = block_width(ops, Y.shape[0], v)  # cache-sized voxel blocks, as LooSelector
+        for b0 in range(0, v, step):
+            b1 = min(b0 + step, v)
+            for fold in self.folds:
+                total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
         return -total / len(self.folds) + 1e-10 * self.log_alphas[:, None]
+
+    def _fold_mse(self, fold: tuple, Y: Array) -> Array:
+        """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
+        ops = self.ops
+        tr, te, U, A, F, ones = fold
+        Ytr = Y[tr]
+        mean = ops.to_work(mean0(ops, Ytr))
+        Ytr -= mean
+        B = U.T @ Ytr
+        Yte = Y[te] - mean
+        n_te = Yte.shape[0]
+        base = ops.sum0(Yte * Yte)
+        Yte2 = Yte + Yte
+        T = ops.empty(tuple(B.shape))
+        P = ops.empty(tuple(Yte.shape))
+        Q = ops.empty(tuple(Yte.shape))
+        rows = []
+        for a in range(F.shape[0]):
+            ops.matmul(A, ops.mul(F[a][:, None], B, out=T), out=P)
+            ops.sub(P, Yte2, out=Q)
+            Q *= P
+            rows.append((base + ops.to_high(ones @ Q)) / n_te)
+        return _stack(ops, rows)
 
     def select(self, Y: Array) -> Array:
         """Index of the best alpha per voxel."""
         return self.criterion(Y).argmax(0)
 
 
-def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256) -> Array:
-    """``W @ (Y**2)`` in float64, by blocks of rows of ``Y`` to bound memory."""
+def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) -> Array:
+    """``W @ (Y**2)`` in float64, by blocks of rows of ``Y`` to bound memory.
+
+    With ``rows`` (a boolean mask over the rows of ``out``), returns an array with the rows of
+    ``out`` selected by ``rows`` set to ``W @ (Y**2)`` and the others 0.
+    """
     out = None
     for start in range(0, Y.shape[0], block):
         y = ops.to_high(Y[start : start + block])
         part = W[:, start : start + block] @ (y * y)
         out = part if out is None else out + part
-    return out
+    if rows is None:
+        return out
+    full = ops.full((len(rows), Y.shape[1]), 0.0, high=True)
+    full[ops.index(np.flatnonzero(rows))] = out
+    return full
+
+
+#: Target size in bytes of one ``(n, block)`` working-dtype array of the voxel loops.
+BLOCK_BYTES = 8 * 2**20
+
+
+def block_width(ops: Ops, n: int, v: int) -> int:
+    """Voxels per block: an ``(n, block)`` array takes about :data:`BLOCK_BYTES` on CPUs.
+
+    On GPUs the whole chunk is one block (``voxel_chunk`` bounds the memory there).
+    """
+    if not ops.cpu:
+        return max(v, 1)
+    width = max(256, BLOCK_BYTES // (ops.itemsize * max(n, 1)))
+    return int(min(v, width)) if v else 1
 
 
 def mean0(ops: Ops, Y: Array) -> Array:

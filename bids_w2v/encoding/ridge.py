@@ -32,6 +32,7 @@ from ._inner import (
     svd_basis,
 )
 from .folds import Fold, make_folds
+from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
 
@@ -62,6 +63,10 @@ class EncodingResult:
         excluded voxels and for samples in no test fold), when requested.
     folds : list of (ndarray, ndarray)
         The outer ``(train_idx, test_idx)`` pairs used.
+    n_excluded_nonfinite : int
+        Excluded voxels with a NaN or infinite value.
+    n_excluded_constant : int
+        Excluded voxels that are finite but constant over all samples.
     """
 
     scores: np.ndarray
@@ -70,6 +75,8 @@ class EncodingResult:
     excluded: np.ndarray
     predictions: np.ndarray | None = None
     folds: list[Fold] = field(default_factory=list)
+    n_excluded_nonfinite: int = 0
+    n_excluded_constant: int = 0
 
 
 def _check_arrays(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,15 +111,17 @@ def _check_alphas(alphas: Sequence[float] | np.ndarray | None) -> np.ndarray:
     return alphas
 
 
-def _valid_voxels(Y: np.ndarray, chunk: int) -> np.ndarray:
-    """True for voxels that are finite everywhere and not constant."""
-    ok = np.empty(Y.shape[1], dtype=bool)
+def _voxel_status(Y: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the voxels with a non-finite value, and of the finite but constant ones."""
+    nonfinite = np.empty(Y.shape[1], dtype=bool)
+    constant = np.empty(Y.shape[1], dtype=bool)
     for start in range(0, Y.shape[1], chunk):
         y = Y[:, start : start + chunk]
         finite = np.isfinite(y).all(0)
         with np.errstate(invalid="ignore"):
-            ok[start : start + chunk] = finite & (y.max(0) > y.min(0))
-    return ok
+            nonfinite[start : start + chunk] = ~finite
+            constant[start : start + chunk] = finite & ~(y.max(0) > y.min(0))
+    return nonfinite, constant
 
 
 def _standardise(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +151,7 @@ def cross_validated_scores(
     dtype: str = "float32",
     voxel_chunk: int = 20000,
     return_predictions: bool = False,
+    features_pca: int | None = None,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -179,6 +189,11 @@ def cross_validated_scores(
         Number of voxels processed at once (bounds peak memory).
     return_predictions : bool, default=False
         Also return the held-out predictions.
+    features_pca : int, optional
+        Replace the standardised features by their first ``features_pca`` principal
+        components, fitted on each training fold alone and applied to its test fold (as
+        ``Pipeline(StandardScaler(), PCA(features_pca), RidgeCV(...))``; see
+        :mod:`bids_w2v.encoding.pca`). ``None`` (default): no PCA.
 
     Returns
     -------
@@ -190,7 +205,8 @@ def cross_validated_scores(
     ValueError
         For inconsistent shapes, non-finite ``X``, bad alphas, too few samples (fewer than
         ``2 * n_folds``, or training folds too small for the inner selection), unknown
-        ``inner``/``backend``/``dtype``/``device``.
+        ``inner``/``backend``/``dtype``/``device``, or more ``features_pca`` components than
+        features or training samples.
 
     Notes
     -----
@@ -231,7 +247,10 @@ def cross_validated_scores(
                 f">= {min_train} training samples (reduce gap, n_folds or inner_folds)."
             )
 
-    valid = _valid_voxels(Y, voxel_chunk)
+    n_pca = check_n_components(features_pca, min(tr.size for tr, _ in folds), X.shape[1])
+
+    nonfinite, constant = _voxel_status(Y, voxel_chunk)
+    valid = ~(nonfinite | constant)
     cols = np.flatnonzero(valid)
     n_f = len(folds)
     fold_scores = np.full((n_f, n_voxels), np.nan)
@@ -243,9 +262,11 @@ def cross_validated_scores(
 
     for k, (train, test) in enumerate(folds):
         Xtr_np, Xte_np = _standardise(X[train], X[test])
-        Xtr = ops.asarray(Xtr_np, high=True)
+        Xtr, Xte = ops.asarray(Xtr_np, high=True), ops.asarray(Xte_np, high=True)
+        if n_pca is not None:
+            Xtr, Xte = pca_project(ops, Xtr, Xte, n_pca)
         basis = svd_basis(ops, Xtr)
-        A = ops.to_work(ops.asarray(Xte_np, high=True) @ basis.Vt.T)
+        A = ops.to_work(Xte @ basis.Vt.T)
         F = ops.to_work(shrink_factors(ops, basis.s, alphas_b))
         U = ops.to_work(basis.U)
         if inner == "loo":
@@ -282,4 +303,6 @@ def cross_validated_scores(
         excluded=~valid,
         predictions=predictions,
         folds=folds,
+        n_excluded_nonfinite=int(nonfinite.sum()),
+        n_excluded_constant=int(constant.sum()),
     )

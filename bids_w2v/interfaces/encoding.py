@@ -27,10 +27,17 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")
     voxel_chunk = traits.Int(20000, usedefault=True, desc="voxels per chunk")
     num_threads = traits.Int(1, usedefault=True, desc="BLAS threads")
+    features_pca = traits.Int(
+        0, usedefault=True, desc="PCA components of the features per training fold (0: none)"
+    )
 
 
 class _FitEncodingOutputSpec(TraitedSpec):
-    out_file = File(exists=True, desc="npz: scores, fold_scores, alphas, excluded")
+    out_file = File(
+        exists=True,
+        desc="npz: scores, fold_scores, alphas, excluded, n_excluded_nonfinite, "
+        "n_excluded_constant",
+    )
 
 
 class FitEncoding(SimpleInterface):
@@ -64,12 +71,14 @@ class FitEncoding(SimpleInterface):
                     backend=self.inputs.backend,
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,
+                    features_pca=self.inputs.features_pca or None,
                 )
         except ValueError as exc:
             raise InputError(
                 f"The encoding model of layer {self.inputs.layer} cannot be cross-validated on "
                 f"{len(runs)} run(s) and {Y.shape[0]} scans in all: {exc} Use more runs or "
-                "scans, fewer folds (--n-folds), a smaller --cv-gap, or --cv kfold."
+                "scans, fewer folds (--n-folds), a smaller --cv-gap, fewer --features-pca "
+                "components, or --cv kfold."
             ) from None
         out = os.path.join(runtime.cwd, f"encoding_{self.inputs.layer}.npz")
         np.savez(
@@ -78,6 +87,8 @@ class FitEncoding(SimpleInterface):
             fold_scores=res.fold_scores,
             alphas=res.alphas,
             excluded=res.excluded,
+            n_excluded_nonfinite=res.n_excluded_nonfinite,
+            n_excluded_constant=res.n_excluded_constant,
             n_samples=X.shape[0],
         )
         self._results["out_file"] = out
