@@ -190,3 +190,29 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(sim_dataset, tiny_model, 
         np.asarray(nb.load(path).dataobj)
     assert main(args) == 0
     assert len(_maps(out)) == 11
+
+
+def test_constant_voxels_are_excluded_and_counted(sim_dataset, tiny_model, tmp_path):
+    """A voxel that never changes (inside the mask) gets no score, and the sidecar and the
+    report count it instead of the run failing."""
+    root, _, _ = sim_dataset
+    data = tmp_path / "ds"
+    shutil.copytree(root, data)
+    fmriprep = data / "derivatives" / "fmriprep" / "sub-01"
+    bolds = sorted(fmriprep.rglob("*desc-preproc_bold.nii.gz"))
+    assert bolds
+    for path in bolds:
+        img = nb.load(path)
+        values = np.asarray(img.dataobj).astype(np.float32)
+        values[2, 2, 2, :] = 100.0
+        nb.Nifti1Image(values, img.affine, img.header).to_filename(path)
+    out = tmp_path / "out"
+    args = _args(data, out, tiny_model, tmp_path / "work", "01") + ["--layers", "conv1"]
+    assert main(args) == 0
+    (rmap,) = sorted(out.glob("sub-01/func/*Conv1_stat-r_statmap.nii.gz"))
+    assert np.isnan(np.asarray(nb.load(rmap).dataobj)[2, 2, 2])
+    meta = json.loads(rmap.with_name(rmap.name.replace(".nii.gz", ".json")).read_text())
+    assert meta["ExcludedVoxels"]["Constant"] == 1
+    assert meta["ExcludedVoxels"]["NonFinite"] == 0
+    report = (out / "sub-01.html").read_text()
+    assert "1 excluded (0 with NaN/Inf values, 1 constant)" in report

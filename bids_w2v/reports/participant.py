@@ -79,6 +79,17 @@ def data_summary(meta: dict) -> dict:
     }
 
 
+
+def _excluded_text(excluded: int | dict) -> str:
+    """'N excluded (a non-finite, b constant)' from a sidecar's ``ExcludedVoxels``."""
+    if isinstance(excluded, dict):
+        nonfinite, constant = int(excluded.get("NonFinite", 0)), int(excluded.get("Constant", 0))
+        return (
+            f"{nonfinite + constant} excluded ({nonfinite} with NaN/Inf values, "
+            f"{constant} constant)"
+        )
+    return f"{int(excluded)} excluded"
+
 def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path) -> str:
     metas, files = [m for m, _ in r_maps], [f for _, f in r_maps]
     stack = np.stack([load_report_map(f) for f in files])  # NIfTI, GIfTI L+R, or CIFTI
@@ -109,8 +120,8 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
     summary = {
         "Model": f"{meta.get('Model')} ({weights})",
         "Layers": f"{len(layers)} ({layers[0]} to {layers[-1]})",
-        "Voxels": f"{int(inside.sum())} in the brain mask, {meta.get('ExcludedVoxels', 0)} "
-        "excluded",
+        "Voxels": f"{int(inside.sum())} in the brain mask, "
+        f"{_excluded_text(meta.get('ExcludedVoxels', 0))}",
         "Cross-validation": meta.get("CrossValidation", {}).get("Outer", "n/a"),
         "Best layer (mean r)": f"{layers[int(np.argmax(finite_means))]} "
         f"({np.max(finite_means):.3f})",
