@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
@@ -254,3 +255,52 @@ def test_tr_mismatch_between_sidecar_and_header(dataset, tiny_model, tmp_path, c
     assert code != 0
     assert sidecar.name.replace(".json", ".nii.gz") in err
     assert "2.0 s in its JSON sidecar but 1 s in the NIfTI header" in err
+
+
+def test_invalid_dataset_description(dataset, tiny_model, tmp_path, capsys):
+    (dataset / "dataset_description.json").write_text('{"Name": "x", ')
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code == 2 and "dataset_description.json is not valid JSON" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_missing_repetition_time(dataset, tiny_model, tmp_path, capsys):
+    import json
+
+    import nibabel as nb
+
+    func = dataset / "derivatives" / "fmriprep" / "sub-01" / "func"
+    bold = sorted(func.glob("*desc-preproc_bold.nii.gz"))[0]
+    img = nb.load(bold)
+    img.header.set_zooms(img.header.get_zooms()[:3] + (0.0,))
+    nb.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header).to_filename(bold)
+    sidecars = [bold.with_name(bold.name.replace(".nii.gz", ".json")), *dataset.rglob("*bold.json")]
+    for sidecar in sidecars:
+        if sidecar.is_file():
+            meta = json.loads(sidecar.read_text())
+            meta.pop("RepetitionTime", None)
+            sidecar.write_text(json.dumps(meta))
+    for top in dataset.glob("*bold.json"):
+        top.unlink()
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code == 2 and "No repetition time for" in err and bold.name in err
+    assert "RepetitionTime" in err and "Traceback" not in err
+
+
+def test_audio_covering_almost_none_of_the_run(dataset, tiny_model, tmp_path, capsys):
+    """Onsets written in milliseconds put the audio after the end of the run."""
+    import pandas as pd
+
+    events = sorted((dataset / "sub-01").rglob("*_events.tsv"))[0]
+    table = pd.read_csv(events, sep="\t")
+    table["onset"] = table["onset"] * 1000 + 1000
+    table.to_csv(events, sep="\t", index=False)
+    code, err = _run(
+        capsys, dataset, tmp_path / "out", "participant", *_common(dataset, tiny_model, tmp_path)
+    )
+    assert code == 2 and "plays during only 0.0 s of the run" in err
+    assert "not milliseconds" in err and events.name in err and "Traceback" not in err

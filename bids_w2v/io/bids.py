@@ -17,7 +17,12 @@ from bids import BIDSLayout
 from bids.layout import Query
 
 from bids_w2v.errors import InputError
-from bids_w2v.io.events import Presentation, read_presentations, shift_onsets
+from bids_w2v.io.events import (
+    Presentation,
+    check_audio_coverage,
+    read_presentations,
+    shift_onsets,
+)
 from bids_w2v.io.filters import CollectOptions, query_filters
 from bids_w2v.io.stimulus_map import presentations_from_map
 from bids_w2v.io.surface import find_surface_bolds, inspect_series, space_kind
@@ -455,6 +460,14 @@ def collect_runs(
             first_layout = first_layout or (info.layout, bold.name)
             n_scans, header_tr, tr_source = info.n_scans, info.header_tr, info.tr_source
         tr = _repetition_time(layout, bold, header_tr, tr_source)
+        presentations = tuple(_presentations(events, stimuli_dir, ent, options, where, tr))
+        check_audio_coverage(
+            presentations,
+            n_scans=n_scans,
+            tr=tr,
+            run_name=where,
+            source=options.stimulus_map_file or events or "the stimulus map",
+        )
         runs.append(
             RunInputs(
                 subject=subject,
@@ -467,9 +480,7 @@ def collect_runs(
                 events=events,
                 tr=tr,
                 n_scans=n_scans,
-                presentations=tuple(
-                    _presentations(events, stimuli_dir, ent, options, where, tr)
-                ),
+                presentations=presentations,
                 bold_files=files_of.get(bold_file.path, ()) if kind == "surface" else (),
                 den=ent.get("den"),
             )

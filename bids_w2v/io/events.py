@@ -175,3 +175,75 @@ def read_presentations(events_file: Path, stimuli_dir: Path) -> list[Presentatio
             "empty or n/a. Fill stim_file for the rows where audio was played."
         )
     return merge_presentations(presentations)
+
+
+#: Below this fraction of the run covered by audio, the run is refused (a unit or file mix-up).
+MIN_AUDIO_COVERAGE = 0.1
+
+
+def check_audio_coverage(
+    presentations: Sequence[Presentation],
+    *,
+    n_scans: int,
+    tr: float,
+    run_name: str,
+    source: Path | str,
+    duration: Callable[[Path], float] | None = None,
+) -> float:
+    """Refuse a run whose audio covers almost none of its scans.
+
+    Audio shorter or longer than the run, or with silence around it, is normal; audio playing
+    during less than :data:`MIN_AUDIO_COVERAGE` of the run (or after its end) is almost always
+    onsets in milliseconds or scans, the wrong file, or events of another run: the brain scores
+    would be noise.
+
+    Parameters
+    ----------
+    presentations : sequence of Presentation
+        The run's audio presentations.
+    n_scans : int
+        Volumes of the run (after dropped scans).
+    tr : float
+        Repetition time (seconds).
+    run_name : str
+        The run, for the message.
+    source : Path or str
+        Where the onsets come from (events.tsv or the stimulus map), for the message.
+    duration : callable, optional
+        Path -> duration in seconds (default: read from the audio header).
+
+    Returns
+    -------
+    float
+        Fraction of the run during which audio plays.
+
+    Raises
+    ------
+    InputError
+        If the fraction is below :data:`MIN_AUDIO_COVERAGE`.
+    """
+    if duration is None:
+        from bids_w2v.io.audio import audio_duration as duration
+    run_length = n_scans * tr
+    spans = sorted(
+        (max(0.0, p.onset), min(run_length, p.onset + float(duration(p.stim_file))))
+        for p in presentations
+    )
+    covered, reached = 0.0, 0.0
+    for start, end in spans:  # length of the union of the playbacks inside the run
+        start = max(start, reached)
+        if end > start:
+            covered += end - start
+            reached = end
+    fraction = covered / run_length if run_length > 0 else 0.0
+    if fraction < MIN_AUDIO_COVERAGE:
+        files = ", ".join(sorted({p.stim_file.name for p in presentations}))
+        onsets = ", ".join(f"{p.onset:g}" for p in presentations[:5])
+        raise InputError(
+            f"The audio of {run_name} ({files}, onsets {onsets} s from {source}) plays during "
+            f"only {covered:.1f} s of the run's {run_length:.1f} s ({n_scans} scans of "
+            f"{tr:g} s). Check that the onsets are in seconds (not milliseconds or scans), that "
+            "stim_file names the whole recording that was played, and that the events belong "
+            "to this BOLD run."
+        )
+    return fraction
