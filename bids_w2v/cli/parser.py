@@ -410,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="label image in the maps' space (0 = background; resampled by nearest neighbour "
-        "if on another grid), names in a TSV beside it (columns index, name): adds the "
+        "if on another grid; on surfaces the hemi-L GIfTI label file of a pair, on CIFTI a "
+        ".dlabel.nii), names in a TSV beside it (columns index, name): adds the "
         "regions to the group ROI table and report",
     )
     g.add_argument(

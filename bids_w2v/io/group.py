@@ -1,7 +1,9 @@
 """Collect participant-level maps and write group-level maps and tables.
 
-Every read of a map goes through :func:`load_map` / :func:`load_grid`, so that other map formats
-(surfaces) only need those two adapted.
+Maps come in the participant level's form: NIfTI volumes, one GIfTI per hemisphere (read as one
+map, left then right: :func:`load_map`) or CIFTI dense scalars. Every read goes through
+:func:`load_map` / :func:`load_grid`, every write through ``_Writer``, which writes group maps
+back in the same form (``hemi-L``/``hemi-R`` GIfTIs, ``.dscalar.nii``) with JSON sidecars.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def collect_participant_maps(
     Returns
     -------
     dict
-        Model label -> layer name -> list of (subject, map path, sidecar), sorted by subject.
+        Model label -> layer name -> list of (subject, map path, sidecar), sorted by subject;
+        the map path of a GIfTI pair is its ``hemi-L`` file.
 
     Raises
     ------
@@ -729,6 +732,21 @@ def _run_key(run) -> tuple:
     )
 
 
+def _run_keys(runs: Sequence) -> list[tuple]:
+    """:func:`_run_key` of each run plus its repetition number within the participant.
+
+    A story heard twice (Narratives' pieman runs 1 and 2) gives two keys: the k-th hearing of
+    one participant is paired with the k-th hearing of the others, never with itself.
+    """
+    seen: dict[tuple, int] = defaultdict(int)
+    keys = []
+    for run in runs:
+        key = _run_key(run)
+        keys.append(key + (seen[key],))
+        seen[key] += 1
+    return keys
+
+
 def collect_options(
     *,
     desc_label: str = "preproc",
@@ -869,8 +887,8 @@ def write_noise_ceiling(
     runs = {s: collect_runs(layout, s, task, space, res, options) for s in subjects}
     members: dict[tuple, list[str]] = defaultdict(list)
     for s in subjects:
-        for run in runs[s]:
-            members[_run_key(run)].append(s)
+        for key in _run_keys(runs[s]):
+            members[key].append(s)
     shared = {k: v for k, v in members.items() if len(v) >= 2}
     partnered = [s for s in subjects if any(s in v for v in shared.values())]
     for s in subjects:
@@ -889,8 +907,8 @@ def write_noise_ceiling(
     key_id = {key: i for i, key in enumerate(shared)}
     kept: dict[tuple[str, tuple], np.ndarray] = {}
     for s in partnered:  # pass 1: clean once, keep on disk
-        for run, trim in zip(runs[s], scan_trims(runs[s], trims), strict=True):
-            key = _run_key(run)
+        trims_s = scan_trims(runs[s], trims)
+        for run, trim, key in zip(runs[s], trims_s, _run_keys(runs[s]), strict=True):
             if key not in shared:
                 continue
             data, keep = clean_bold(
@@ -919,8 +937,7 @@ def write_noise_ceiling(
     ceilings = []
     for s in partnered:  # pass 2: each participant against the mean of the others
         ys, xs, groups = [], [], []
-        for r, run in enumerate(runs[s]):
-            key = _run_key(run)
+        for r, key in enumerate(_run_keys(runs[s])):
             if key not in shared:
                 continue
             rows = np.searchsorted(kept[(s, key)], common_scans[key])
