@@ -29,9 +29,9 @@ from bids_w2v.io.group import (
     comparison_pairs,
     load_map,
     table_path,
-    write_group_maps,
-    write_model_comparison,
 )
+from bids_w2v.io.group_comparison import write_model_comparison
+from bids_w2v.io.group_maps import write_group_maps
 from bids_w2v.io.roi import load_atlas, roi_summary
 
 COMMON = {"task": "listen", "space": SPACE, "res": None}

@@ -173,7 +173,8 @@ def test_group_report_and_errors(surface_group, tmp_path):
 def test_fsaverage5_group_maps_roi_and_mesh_report(tmp_path, monkeypatch, network_attempts):
     """Full-size fsaverage5 maps: group maps per hemisphere, a GIfTI label-pair ROI table, and
     a report drawn on nilearn's bundled fsaverage5 mesh (no histogram fallback, no network)."""
-    from bids_w2v.io.group import write_group_maps, write_model_comparison
+    from bids_w2v.io.group_comparison import write_model_comparison
+    from bids_w2v.io.group_maps import write_group_maps
     from bids_w2v.io.maps import write_participant_maps
     from bids_w2v.io.surface import SurfaceSpace
     from bids_w2v.reports import surface_figures

@@ -89,7 +89,9 @@ def check_in_browser(report: Path, tmp: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    from bids_w2v.io.group import collect_participant_maps, write_group_maps, write_model_comparison
+    from bids_w2v.io.group import collect_participant_maps
+    from bids_w2v.io.group_comparison import write_model_comparison
+    from bids_w2v.io.group_maps import write_group_maps
     from bids_w2v.reports.group import write_group_report
     from bids_w2v.reports.participant import write_participant_report
 

@@ -47,7 +47,7 @@ class GroupMaps(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group import write_group_maps
+        from bids_w2v.io.group_maps import write_group_maps
 
         files = write_group_maps(
             _found(self.inputs)[self.inputs.model_label],
@@ -79,7 +79,7 @@ class ModelComparison(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group import write_model_comparison
+        from bids_w2v.io.group_comparison import write_model_comparison
 
         found = _found(self.inputs)
         files = write_model_comparison(
@@ -118,7 +118,11 @@ class NoiseCeiling(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group import collect_options, group_ceiling_path, write_noise_ceiling
+        from bids_w2v.io.group_ceiling import (
+            collect_options,
+            group_ceiling_path,
+            write_noise_ceiling,
+        )
 
         found = _found(self.inputs)
         meta = next(iter(next(iter(found.values())).values()))[0][2]

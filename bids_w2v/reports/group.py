@@ -13,7 +13,8 @@ import pandas as pd
 
 from bids_w2v.io.atomic import write_text
 from bids_w2v.io.derivatives import layer_desc
-from bids_w2v.io.group import find_group_map, group_ceiling_path, load_map, table_path
+from bids_w2v.io.group import find_group_map, load_map, table_path
+from bids_w2v.io.group_ceiling import group_ceiling_path
 from bids_w2v.io.surface import space_kind
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import BIBTEX, group_methods_boilerplate
