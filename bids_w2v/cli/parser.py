@@ -407,12 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--roi-atlas",
-        type=Path,
-        metavar="PATH",
+        metavar="PATH|templateflow:ATLAS[:DESC]",
         help="label image in the maps' space (0 = background; resampled by nearest neighbour "
         "if on another grid; on surfaces the hemi-L GIfTI label file of a pair, on CIFTI a "
-        ".dlabel.nii), names in a TSV beside it (columns index, name): adds the "
-        "regions to the group ROI table and report",
+        ".dlabel.nii), names in a TSV beside it (columns index, name), or a TemplateFlow atlas "
+        "of the --space template found offline in TEMPLATEFLOW_HOME (e.g. "
+        "templateflow:HarvardOxford:cort-maxprob-thr25): adds the regions to the group ROI "
+        "table and report",
     )
     g.add_argument(
         "--noise-ceiling",

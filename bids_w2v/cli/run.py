@@ -109,6 +109,7 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
         RunConfig,
     )
     from bids_w2v.io.bids import parse_space
+    from bids_w2v.io.roi import resolve_roi_atlas
 
     space, res = parse_space(args.space)
     cleaning, design = _cleaning_and_design(args)
@@ -159,7 +160,11 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
         ),
         group=GroupSettings(
             fdr_q=args.fdr_q,
-            roi_atlas=args.roi_atlas.absolute() if args.roi_atlas else None,
+            roi_atlas=(
+                resolve_roi_atlas(args.roi_atlas, space=space, res=res)
+                if args.roi_atlas and args.analysis_level == "group"
+                else None
+            ),
             noise_ceiling=args.noise_ceiling,
             reports_only=args.reports_only,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -258,3 +259,83 @@ def roi_summary(
                 }
             )
     return pd.DataFrame(rows)
+
+
+#: ``--roi-atlas templateflow:ATLAS[:DESC]`` looks the atlas up in ``TEMPLATEFLOW_HOME``.
+TEMPLATEFLOW_PREFIX = "templateflow:"
+
+
+def resolve_roi_atlas(value: str, *, space: str, res: str | None) -> Path:
+    """The label file of ``--roi-atlas``: a path, or a TemplateFlow atlas of the maps' space.
+
+    ``templateflow:ATLAS[:DESC]`` lists (never downloads) the ``dseg`` files of atlas ``ATLAS``
+    (and ``desc-DESC``) of template ``space`` (and ``res-``) in ``TEMPLATEFLOW_HOME``:
+    ``templateflow:HarvardOxford:cort-maxprob-thr25`` in ``MNI152NLin2009cAsym``,
+    ``templateflow:Destrieux`` on ``fsaverage`` (the ``hemi-L`` label file of the pair).
+
+    Parameters
+    ----------
+    value : str
+        The option's value.
+    space, res : str
+        The participant maps' space and resolution (``--space``).
+
+    Returns
+    -------
+    Path
+        An existing label file.
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, the specification is malformed, or not exactly one
+        TemplateFlow file matches (the message lists the matches and how to fetch the atlas).
+    """
+    if not value.startswith(TEMPLATEFLOW_PREFIX):
+        path = Path(value).absolute()
+        if not path.is_file():
+            raise InputError(
+                f"The ROI atlas {value} (--roi-atlas) does not exist; give a label image in the "
+                "space of the participant maps, or templateflow:ATLAS[:DESC] for an atlas in "
+                "TEMPLATEFLOW_HOME."
+            )
+        return path
+    parts = value[len(TEMPLATEFLOW_PREFIX) :].split(":")
+    if len(parts) > 2 or not all(re.fullmatch(r"[A-Za-z0-9-]+", p) for p in parts):
+        raise InputError(
+            f"--roi-atlas {value}: expected templateflow:ATLAS or templateflow:ATLAS:DESC with "
+            "BIDS labels (letters, digits, '-'), e.g. "
+            "templateflow:HarvardOxford:cort-maxprob-thr25."
+        )
+    atlas, desc = parts[0], (parts[1] if len(parts) == 2 else None)
+    import os
+
+    from templateflow import api  # lists the local TEMPLATEFLOW_HOME; ls() never downloads
+
+    query = {"atlas": atlas, "suffix": "dseg"}
+    if desc is not None:
+        query["desc"] = desc
+    surface = space.startswith("fsaverage") or space in ("fsLR", "fsnative")
+    if surface:
+        query["hemi"] = "L"
+    elif res is not None:
+        query["resolution"] = int(res) if res.isdigit() else res
+    try:
+        found = [Path(p) for p in api.ls(space, **query)]
+    except Exception:  # noqa: BLE001 - an unknown template or a broken home: listed as none
+        found = []
+    found = [p for p in found if not p.name.endswith((".tsv", ".json"))]
+    usable = [p for p in found if p.is_file() and p.stat().st_size > 0]
+    if len(usable) != 1:
+        home = os.environ.get("TEMPLATEFLOW_HOME", "~/.cache/templateflow")
+        listed = ", ".join(p.name for p in found) or "none"
+        raise InputError(
+            f"--roi-atlas {value}: {len(usable)} TemplateFlow files of atlas '{atlas}'"
+            f"{f' (desc-{desc})' if desc else ''} for template {space}"
+            f"{f' at res-{res}' if res and not surface else ''} in TEMPLATEFLOW_HOME={home} "
+            f"(found: {listed}). Fetch it where there is internet (python -c \"from "
+            f"templateflow import api; api.get('{space}', atlas='{atlas}', suffix='dseg')\") and "
+            "point TEMPLATEFLOW_HOME at that folder, add :DESC to choose one, or give the label "
+            "image's path."
+        )
+    return usable[0]
