@@ -27,6 +27,15 @@ REQUIRED = {
 }
 
 
+def _fit_started(work) -> bool:
+    """Whether a layer fit has finished in WORK_DIR (the graph's folder only: the feature cache
+    beside it renames temporary folders while it is scanned)."""
+    try:
+        return any((work / "bids_w2v_wf").glob("**/fit_layer/mapflow/*/encoding_*.npz"))
+    except OSError:  # a folder renamed during the scan
+        return False
+
+
 @pytest.fixture(scope="module")
 def outputs(sim_dataset, tiny_model, tmp_path_factory, network_attempts):
     root, _, truth = sim_dataset
@@ -176,7 +185,7 @@ def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if list(work.glob("**/fit_layer/mapflow/*/encoding_*.npz")):
+        if _fit_started(work):
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.02)

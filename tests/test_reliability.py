@@ -65,6 +65,15 @@ def _maps(out: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _fit_started(work) -> bool:
+    """Whether a layer fit has finished in WORK_DIR (the graph's folder only: the feature cache
+    beside it renames temporary folders while it is scanned)."""
+    try:
+        return any((work / "bids_w2v_wf").glob("**/fit_layer/mapflow/*/encoding_*.npz"))
+    except OSError:  # a folder renamed during the scan
+        return False
+
+
 @pytest.mark.slow
 def test_concurrent_jobs_share_one_output_folder(sim_dataset, tiny_model, tmp_path):
     """Two participant jobs (a SLURM array) writing into one OUTPUT_DIR at the same time, with
@@ -176,7 +185,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(sim_dataset, tiny_model, 
     )  # fmt: skip
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if list(work.glob("**/fit_layer/mapflow/*/encoding_*.npz")):
+        if _fit_started(work):
             proc.send_signal(signal.SIGTERM)
             break
         time.sleep(0.02)
