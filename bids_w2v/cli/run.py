@@ -418,11 +418,6 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
         )
         print(f"bids-w2v: {len(reports)} report(s) regenerated in {config.output_dir}")
         return reports
-    if settings.roi_atlas is not None and not settings.roi_atlas.is_file():
-        raise InputError(
-            f"The ROI atlas {settings.roi_atlas} (--roi-atlas) does not exist; give a label "
-            "image in the space of the participant maps."
-        )
     _write_config(config)
     wf = init_group_wf(
         model_order(found),
