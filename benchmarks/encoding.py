@@ -3,7 +3,8 @@
 Builds synthetic features/voxels with a planted linear signal, then times
 
 * ours: ``bids_w2v.encoding.cross_validated_scores`` (``inner="loo"`` and ``"kfold"``) on each
-  requested backend;
+  requested backend, with the default local alpha search and/or ``alpha_search="full"``
+  (``--alpha-search local,full``);
 * sklearn: ``RidgeCV(alphas, alpha_per_target=True)`` (efficient LOO, always float64);
 * himalaya: ``himalaya.ridge.RidgeCV(alphas, cv=KFold(5), fit_intercept=True)`` with the numpy
   backend;
@@ -86,8 +87,16 @@ def run_method(name: str, X: np.ndarray, Y: np.ndarray, dtype: str):
 
     folds = contiguous_folds(X.shape[0], 5)
     if name.startswith("ours"):
-        _, backend, inner = name.split("-")
-        res = cross_validated_scores(X, Y, alphas=ALPHAS, inner=inner, backend=backend, dtype=dtype)
+        _, backend, inner, *search = name.split("-")
+        res = cross_validated_scores(
+            X,
+            Y,
+            alphas=ALPHAS,
+            inner=inner,
+            backend=backend,
+            dtype=dtype,
+            alpha_search=search[0] if search else "local",
+        )
         return res.alphas, res.fold_scores
     if name == "sklearn":
         from sklearn.linear_model import RidgeCV
@@ -195,6 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--backends", default="numpy,torch")
     parser.add_argument("--inner", default="loo,kfold", help="inner selections of ours")
+    parser.add_argument(
+        "--alpha-search",
+        default="local",
+        help="alpha searches of ours, comma-separated: local (default; methods named "
+        "ours-BACKEND-INNER) and/or full (every alpha evaluated; named ours-BACKEND-INNER-full)",
+    )
     parser.add_argument("--peers", default="himalaya,sklearn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -221,7 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     backends = [b for b in args.backends.split(",") if b]
     peers = [p for p in args.peers.split(",") if p]
     inners = [i for i in args.inner.split(",") if i]
-    methods = [f"ours-{b}-{inner}" for b in backends for inner in inners] + peers
+    searches = [s for s in args.alpha_search.split(",") if s]
+    suffix = {"local": "", "full": "-full"}
+    methods = [
+        f"ours-{b}-{inner}{suffix[s]}" for b in backends for inner in inners for s in searches
+    ] + peers
     reference = {"loo": "sklearn", "kfold": "himalaya"}
     X, Y = make_data(args.n_samples, args.n_features, args.n_voxels, args.seed)
     n_peer = _peer_voxels(args.peer_voxels, peers, args.n_voxels)
@@ -279,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     print("memory: peak RSS (VmHWM = ru_maxrss) of a fresh worker process per method;")
     print("        +fit = that peak minus the RSS just before the fit (imports, data excluded)")
     header = (
-        f"{'method':<18}{'time s':>8}{'CPU s':>8}{'peak MiB':>10}{'+fit MiB':>10}"
+        f"{'method':<22}{'time s':>8}{'CPU s':>8}{'peak MiB':>10}{'+fit MiB':>10}"
         f"{'reference':>11}{'same alpha':>12}{'mean|dr|':>10}{'mean r':>8}"
     )
     ratio_peers = [p for p in peers if p in results]
@@ -289,11 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     for name in methods:
         res = results[name]
-        inner = name.split("-")[-1]
+        inner = name.split("-")[2] if name.startswith("ours") else ""
         ref = reference.get(inner, "") if name.startswith("ours") else ""
         same, dr = _agreement(res, results[ref]) if ref in results else (np.nan, np.nan)
         line = (
-            f"{name:<18}{float(res['wall']):>8.1f}{float(res['cpu']):>8.1f}"
+            f"{name:<22}{float(res['wall']):>8.1f}{float(res['cpu']):>8.1f}"
             f"{float(res['peak']):>10.0f}"
             f"{float(res['delta']):>10.0f}{ref or '-':>11}{same:>12.4f}{dr:>10.1e}"
             f"{np.nanmean(res['scores']):>8.3f}"

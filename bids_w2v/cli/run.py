@@ -153,6 +153,7 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
             cv=args.cv,
             gap=args.cv_gap,
             inner=args.inner,
+            alpha_search=args.alpha_search,
             backend=args.encoding_backend,
             device=_encoding_device(args.device, args.encoding_backend),
             voxel_chunk=args.voxel_chunk,

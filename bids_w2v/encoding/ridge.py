@@ -40,6 +40,7 @@ __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
 DEFAULT_ALPHAS: np.ndarray = np.logspace(1, 8, 20)
 
 _INNER = ("loo", "kfold")
+_SEARCH = ("local", "full")
 
 
 @dataclass
@@ -152,6 +153,7 @@ def cross_validated_scores(
     voxel_chunk: int = 20000,
     return_predictions: bool = False,
     features_pca: int | None = None,
+    alpha_search: str = "local",
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -217,6 +219,8 @@ def cross_validated_scores(
     alphas_np = _check_alphas(alphas)
     if inner not in _INNER:
         raise ValueError(f"inner must be one of {_INNER}, got {inner!r}.")
+    if alpha_search not in _SEARCH:
+        raise ValueError(f"alpha_search must be one of {_SEARCH}, got {alpha_search!r}.")
     try:
         dtype = np.dtype(dtype).name
     except TypeError as exc:
@@ -285,12 +289,16 @@ def cross_validated_scores(
             Yc[:, const] = 0.0
             Z = U.T @ Yc
             # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
-            best = selector.select(Yc, Z) if inner == "loo" else selector.select(Yc)
+            if inner == "loo":
+                best_np = selector.select(Yc, Z, search=alpha_search)
+            else:
+                best_np = selector.select(Yc, search=alpha_search)
+            best = ops.index(best_np)
             # r is shift invariant: correlate the centred prediction, so that the tiny
             # variations of heavily regularised voxels are not rounded away by the mean.
             pred = refit_predict(A, F, best, Z)
             fold_scores[k, sel] = ops.to_numpy(pearson_columns(ops, pred, Yte))
-            chosen[k, sel] = alphas_np[ops.to_numpy(best)]
+            chosen[k, sel] = alphas_np[best_np]
             if predictions is not None:
                 predictions[np.ix_(test, sel)] = ops.to_numpy(pred + mean)
             del Yc, Yte, Z, pred

@@ -23,6 +23,9 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     gap = traits.Int(0, usedefault=True, desc="training scans dropped next to the test block")
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
+    alpha_search = traits.Enum(
+        "local", "full", usedefault=True, desc="search of the alpha grid (local descent or full)"
+    )
     backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
     device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")
     voxel_chunk = traits.Int(20000, usedefault=True, desc="voxels per chunk")
@@ -68,6 +71,7 @@ class FitEncoding(SimpleInterface):
                     groups=groups,
                     gap=self.inputs.gap,
                     inner=self.inputs.inner,
+                    alpha_search=self.inputs.alpha_search,
                     backend=self.inputs.backend,
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,

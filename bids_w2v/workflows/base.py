@@ -71,6 +71,11 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "NFolds": enc.n_folds if enc.cv == "kfold" else len(runs),
             "GapScans": enc.gap,
             "Inner": inner,
+            "AlphaSearch": {
+                "local": "descent from the generalised cross-validation minima of each voxel "
+                "(bids_w2v.encoding._search)",
+                "full": "every alpha of the grid",
+            }[enc.alpha_search],
             "AlphaPerVoxel": True,
             "FeatureStandardization": "within each training fold",
             **(
@@ -207,6 +212,7 @@ def init_bids_w2v_wf(
             gap=config.encoding.gap,
             alphas=config.encoding.alphas,
             inner=config.encoding.inner,
+            alpha_search=config.encoding.alpha_search,
             encoding_backend=config.encoding.backend,
             device=config.encoding.device,
             voxel_chunk=config.encoding.voxel_chunk,

@@ -78,6 +78,7 @@ def init_participant_wf(
     voxel_chunk: int,
     omp_nthreads: int,
     features_pca: int | None = None,
+    alpha_search: str = "local",
     metadata: dict[str, Any],
     model_labels: Sequence[str] = ("model",),
     name: str | None = None,
@@ -113,6 +114,8 @@ def init_participant_wf(
         Threads of the fitting nodes.
     features_pca : int, optional
         PCA components of the features, fitted per training fold (``--features-pca``).
+    alpha_search : {"local", "full"}
+        Search of the inner criterion over the alpha grid (``--alpha-search``).
     metadata : dict
         Analysis settings recorded in every sidecar.
     model_labels : sequence of str
@@ -190,6 +193,7 @@ def init_participant_wf(
             gap=gap,
             alphas=list(alphas),
             inner=inner,
+            alpha_search=alpha_search,
             backend=encoding_backend,
             device=device,
             voxel_chunk=voxel_chunk,
