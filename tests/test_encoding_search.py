@@ -139,6 +139,19 @@ def test_local_search_on_wide_correlated_features_matches_the_full_grid() -> Non
         assert np.abs(local.fold_scores - full.fold_scores).mean() <= 1e-4
 
 
+@pytest.mark.parametrize("inner", ["loo", "kfold"])
+def test_search_blocks_do_not_change_results(inner, monkeypatch) -> None:
+    import bids_w2v.encoding._inner as inner_mod
+
+    X, Y = planted(p=30)
+    a = cross_validated_scores(X, Y, inner=inner, dtype="float64")
+    monkeypatch.setattr(inner_mod, "SEARCH_VOXELS", 7)  # 256-voxel search blocks here
+    monkeypatch.setattr(inner_mod, "BLOCK_BYTES", 1)
+    b = cross_validated_scores(X, Y, inner=inner, dtype="float64")
+    np.testing.assert_array_equal(a.alphas, b.alphas)
+    np.testing.assert_allclose(a.fold_scores, b.fold_scores, atol=1e-12)
+
+
 def test_unknown_alpha_search_is_refused() -> None:
     X, Y = planted(p=30)
     with pytest.raises(ValueError, match="alpha_search"):

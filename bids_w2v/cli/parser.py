@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluates it only around each voxel's generalised cross-validation (GCV) minima and "
         "descends to a minimum (about 3 alphas per voxel instead of all; the same alphas as "
         "'full' on the benchmark and test data); 'full' evaluates every alpha (exact grid "
-        "argmin, as scikit-learn and himalaya; about 2-4x slower)",
+        "argmin, as scikit-learn and himalaya; 1.5-2.6x slower in benchmarks/README.md)",
     )
     g.add_argument(
         "--encoding-backend",

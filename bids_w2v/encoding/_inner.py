@@ -223,10 +223,13 @@ class KFoldSelector:
             tr, te = ops.index(train), ops.index(test)
             mean = X[tr].mean(0)
             basis = svd_basis(ops, X[tr] - mean)
-            A = ops.to_work((X[te] - mean) @ basis.Vt.T)
-            F = ops.to_work(shrink_factors(ops, basis.s, alphas))
+            A_high = (X[te] - mean) @ basis.Vt.T
+            F_high = shrink_factors(ops, basis.s, alphas)
+            A, F = ops.to_work(A_high), ops.to_work(F_high)
             ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
-            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones))
+            # squared shrink factors times the diagonal of A^T A, for :meth:`proxy`
+            F2diag = ops.to_work(F_high**2 * (A_high * A_high).sum(0))
+            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones, F2diag))
 
     def criterion(self, Y: Array) -> Array:
         """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
@@ -243,14 +246,8 @@ class KFoldSelector:
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
         """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
         ops = self.ops
-        tr, te, U, A, F, ones = fold
-        Ytr = Y[tr]
-        mean = ops.to_work(mean0(ops, Ytr))
-        Ytr -= mean
-        B = U.T @ Ytr
-        Yte = Y[te] - mean
+        B, Yte, base, A, F, ones, _ = self._prepare(fold, Y)
         n_te = Yte.shape[0]
-        base = ops.sum0(Yte * Yte)
         Yte2 = Yte + Yte
         T = ops.empty(tuple(B.shape))
         P = ops.empty(tuple(Yte.shape))
@@ -305,14 +302,13 @@ class KFoldSelector:
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
         ops = self.ops
-        tr, te, U, A, F, ones = fold
+        tr, te, U, A, F, ones, F2diag = fold
         Ytr = Y[tr]
         mean = ops.to_work(mean0(ops, Ytr))
         Ytr -= mean
         B = U.T @ Ytr
         del Ytr
         Yte = Y[te] - mean
-        F2diag = ops.to_work(ops.to_high(F) ** 2 * ops.sum0(A * A)[None, :])
         return B, Yte, ops.sum0(Yte * Yte), A, F, ones, F2diag
 
     def evaluate(self, a: int, prepared: list, cols: np.ndarray) -> np.ndarray:
