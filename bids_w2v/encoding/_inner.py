@@ -149,7 +149,7 @@ class LooSelector:
     def select(self, Yc: Array, Z: Array, search: str = "full") -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties).
 
-        ``search="full"`` evaluates every alpha; ``"local"`` descends from the GCV choice
+        ``search="full"`` evaluates every alpha; ``"local"`` descends from the GCV minima
         (:mod:`._search`), evaluating about 3 alphas per voxel.
         """
         if search == "full":
@@ -177,8 +177,10 @@ class LooSelector:
     def evaluate(self, a: int, Yc: Array, Z: Array, cols: np.ndarray, small: bool) -> np.ndarray:
         """Sum of squared LOO errors of alpha ``a`` for the voxels ``cols``: float64 (len(cols),).
 
-        Same numerics as :meth:`criterion` (the small-fit expansion when ``small``, else the
-        direct residual), on cache-sized blocks of the gathered columns.
+        The numerics of :meth:`criterion`: the small-fit expansion when ``small``, else the
+        residual, formed here as ``Y - U diag(g) Z`` (as accurate as :meth:`criterion`'s
+        ``Y_perp + U diag(1-g) Z``: both carry the rounding of one ``U @`` product), on
+        cache-sized blocks of the gathered columns.
         """
         ops, U = self.ops, self.U
         out = np.empty(cols.size)
