@@ -112,7 +112,7 @@ def test_gcv_start_is_the_argmin_of_the_explicit_gcv() -> None:
 def test_local_search_picks_the_same_alphas_as_the_full_grid(inner, backend, dtype) -> None:
     X, Y = planted(p=30)
     kwargs = {"inner": inner, "backend": backend, "dtype": dtype}
-    local = cross_validated_scores(X, Y, **kwargs)
+    local = cross_validated_scores(X, Y, alpha_search="local", **kwargs)
     full = cross_validated_scores(X, Y, alpha_search="full", **kwargs)
     assert len(np.unique(full.alphas)) >= 8
     np.testing.assert_array_equal(local.alphas, full.alphas)
@@ -129,7 +129,7 @@ def test_local_search_on_wide_correlated_features_matches_the_full_grid() -> Non
     snr = np.logspace(-3, 0, v) * (rng.random(v) > 1 / 3)
     Y = signal / signal.std(0) * np.sqrt(snr) + rng.standard_normal((n, v))
     for inner in ("loo", "kfold"):
-        local = cross_validated_scores(X, Y, inner=inner)
+        local = cross_validated_scores(X, Y, inner=inner, alpha_search="local")
         full = cross_validated_scores(X, Y, inner=inner, alpha_search="full")
         same = local.alphas == full.alphas
         # measured: 99.97 % (loo) and 99.90 % (kfold) of the 3000 (fold, voxel) pairs; the
@@ -144,10 +144,11 @@ def test_search_blocks_do_not_change_results(inner, monkeypatch) -> None:
     import bids_w2v.encoding._inner as inner_mod
 
     X, Y = planted(p=30)
-    a = cross_validated_scores(X, Y, inner=inner, dtype="float64")
+    kwargs = {"inner": inner, "dtype": "float64", "alpha_search": "local"}
+    a = cross_validated_scores(X, Y, **kwargs)
     monkeypatch.setattr(inner_mod, "SEARCH_VOXELS", 7)  # 256-voxel search blocks here
     monkeypatch.setattr(inner_mod, "BLOCK_BYTES", 1)
-    b = cross_validated_scores(X, Y, inner=inner, dtype="float64")
+    b = cross_validated_scores(X, Y, **kwargs)
     np.testing.assert_array_equal(a.alphas, b.alphas)
     np.testing.assert_allclose(a.fold_scores, b.fold_scores, atol=1e-12)
 
@@ -156,6 +157,20 @@ def test_unknown_alpha_search_is_refused() -> None:
     X, Y = planted(p=30)
     with pytest.raises(ValueError, match="alpha_search"):
         cross_validated_scores(X, Y[:, :3], alpha_search="gcv")
+
+
+def test_auto_alpha_search_is_local_for_loo_and_full_for_kfold() -> None:
+    from bids_w2v.encoding.ridge import resolve_alpha_search
+
+    assert resolve_alpha_search("auto", "loo") == "local"
+    assert resolve_alpha_search("auto", "kfold") == "full"
+    assert resolve_alpha_search("local", "kfold") == "local"
+    X, Y = planted(p=30)
+    for inner, search in (("loo", "local"), ("kfold", "full")):
+        auto = cross_validated_scores(X, Y[:, :50], inner=inner)
+        explicit = cross_validated_scores(X, Y[:, :50], inner=inner, alpha_search=search)
+        np.testing.assert_array_equal(auto.alphas, explicit.alphas)
+        np.testing.assert_array_equal(auto.fold_scores, explicit.fold_scores)
 
 
 def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
@@ -172,19 +187,25 @@ def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
 
     root, _, _ = sim_dataset
     layout = load_layout(root, root / "derivatives" / "fmriprep", validate=False)
-    for extra, expected in (((), "local"), (("--alpha-search", "full"), "full")):
+    cases = (
+        ((), "auto", "local"),
+        (("--inner-cv", "kfold"), "auto", "full"),
+        (("--alpha-search", "full"), "full", "full"),
+        (("--alpha-search", "local", "--inner-cv", "kfold"), "local", "local"),
+    )
+    for extra, requested, resolved in cases:
         args = build_parser().parse_args(
             [str(root), str(tmp_path / "out"), "participant", "--model", str(tiny_model), *extra]
         )
         config = dataclasses.replace(build_config(args), bids_dir=root)
-        assert config.encoding.alpha_search == expected
+        assert config.encoding.alpha_search == requested
         runs = collect_runs(layout, "01", "listen", config.space, config.res)
         wf = init_bids_w2v_wf({"01": runs}, config)
         fits = [wf.get_node(n) for n in wf.list_node_names() if n.endswith("fit_layer")]
-        assert fits and all(f.inputs.alpha_search == expected for f in fits)
+        assert fits and all(f.inputs.alpha_search == requested for f in fits)
         meta = analysis_metadata(config, runs)["CrossValidation"]
-        assert meta["AlphaSearch"].startswith("descent" if expected == "local" else "every")
+        assert meta["AlphaSearch"].startswith("descent" if resolved == "local" else "every")
         text = methods_boilerplate(config, n_subjects=1, n_runs=len(runs), task="listen")
-        assert ("generalised cross-validation minima" in text) == (expected == "local")
+        assert ("followed down to a minimum" in text) == (resolved == "local")
     with pytest.raises(SystemExit):
         build_parser().parse_args([str(root), str(tmp_path), "participant", "--alpha-search", "x"])

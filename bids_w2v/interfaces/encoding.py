@@ -24,7 +24,11 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
     alpha_search = traits.Enum(
-        "local", "full", usedefault=True, desc="search of the alpha grid (local descent or full)"
+        "auto",
+        "local",
+        "full",
+        usedefault=True,
+        desc="search of the alpha grid (local descent, full, or auto: local for loo)",
     )
     backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
     device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")

@@ -10,6 +10,7 @@ from nipype.pipeline import engine as pe
 
 from bids_w2v import __version__
 from bids_w2v.config import ModelSpec, RunConfig
+from bids_w2v.encoding.ridge import resolve_alpha_search
 from bids_w2v.errors import InputError
 from bids_w2v.interfaces.features import ExtractFeatures
 from bids_w2v.io.bids import RunInputs
@@ -72,10 +73,10 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "GapScans": enc.gap,
             "Inner": inner,
             "AlphaSearch": {
-                "local": "descent from the generalised cross-validation minima of each voxel "
-                "(bids_w2v.encoding._search)",
+                "local": "descent from the minima of a proxy of the criterion (generalised "
+                "cross-validation for leave-one-out) for each voxel (bids_w2v.encoding._search)",
                 "full": "every alpha of the grid",
-            }[enc.alpha_search],
+            }[resolve_alpha_search(enc.alpha_search, enc.inner)],
             "AlphaPerVoxel": True,
             "FeatureStandardization": "within each training fold",
             **(
