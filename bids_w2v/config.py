@@ -100,7 +100,7 @@ class EncodingSettings:
     gap: int = 0
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     inner: str = "loo"
-    alpha_search: str = "auto"
+    alpha_search: str = "full"
     backend: str = "numpy"
     device: str = "cpu"
     voxel_chunk: int = 20000

@@ -167,7 +167,7 @@ def test_auto_alpha_search_is_local_for_loo_and_full_for_kfold() -> None:
     assert resolve_alpha_search("local", "kfold") == "local"
     X, Y = planted(p=30)
     for inner, search in (("loo", "local"), ("kfold", "full")):
-        auto = cross_validated_scores(X, Y[:, :50], inner=inner)
+        auto = cross_validated_scores(X, Y[:, :50], inner=inner, alpha_search="auto")
         explicit = cross_validated_scores(X, Y[:, :50], inner=inner, alpha_search=search)
         np.testing.assert_array_equal(auto.alphas, explicit.alphas)
         np.testing.assert_array_equal(auto.fold_scores, explicit.fold_scores)
@@ -188,9 +188,9 @@ def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
     root, _, _ = sim_dataset
     layout = load_layout(root, root / "derivatives" / "fmriprep", validate=False)
     cases = (
-        ((), "auto", "local"),
-        (("--inner-cv", "kfold"), "auto", "full"),
-        (("--alpha-search", "full"), "full", "full"),
+        ((), "full", "full"),
+        (("--alpha-search", "auto"), "auto", "local"),
+        (("--alpha-search", "auto", "--inner-cv", "kfold"), "auto", "full"),
         (("--alpha-search", "local", "--inner-cv", "kfold"), "local", "local"),
     )
     for extra, requested, resolved in cases:

@@ -372,15 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--alpha-search",
-        choices=["auto", "local", "full"],
-        default="auto",
-        help="how the inner criterion is searched over the alpha grid: 'local' evaluates it "
-        "only around the minima of a cheap proxy (GCV for --inner-cv loo) and descends to a "
-        "minimum (about 3 alphas per voxel instead of all; the same alphas as 'full' for "
-        ">= 99.99%% of voxels with loo, >= 99.2%% with kfold); 'full' evaluates every alpha "
-        "(exact grid argmin, as scikit-learn and himalaya; 1.5-2.6x slower in "
-        "benchmarks/README.md); "
-        "'auto' (default): local with loo, full with kfold",
+        choices=["full", "local", "auto"],
+        default="full",
+        help="how the inner criterion is searched over the alpha grid: 'full' (default) "
+        "evaluates every alpha (the exact grid argmin, as scikit-learn and himalaya); 'local' "
+        "evaluates it only around the minima of a cheap proxy (GCV for --inner-cv loo) and "
+        "descends to a minimum: 1.5-2.6x faster (benchmarks/README.md), the same alpha as "
+        "'full' for >= 99.99%% of (fold, voxel) pairs with loo in the benchmarks and >= 99.2%% "
+        "with kfold, but nearly tied layers can swap ranks; 'auto': local with loo, full "
+        "with kfold",
     )
     g.add_argument(
         "--encoding-backend",

@@ -8,9 +8,9 @@ leave-one-out as ``sklearn.linear_model.RidgeCV(alpha_per_target=True)``, or K-f
 score of a voxel is the mean r over outer folds.
 
 One float64 SVD of the training features per outer fold serves every alpha, every voxel chunk
-and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). By
-default the inner criterion is only evaluated near the minima of a cheap proxy and followed
-downhill (``alpha_search="local"``, :mod:`bids_w2v.encoding._search`).
+and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). With
+``alpha_search="local"`` the inner criterion is only evaluated near the minima of a cheap proxy
+and followed downhill (:mod:`bids_w2v.encoding._search`), 1.5-2.6x faster.
 Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
 ``dtype="float32"`` (see ``_inner.LooSelector`` for how the tiny differences between large
 alphas are kept accurate).
@@ -46,7 +46,7 @@ _SEARCH = ("auto", "local", "full")
 
 
 def resolve_alpha_search(alpha_search: str, inner: str) -> str:
-    """``"auto"`` is ``"local"`` for ``inner="loo"`` and ``"full"`` for ``inner="kfold"``.
+    """Resolve ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``.
 
     The local search reproduces the full grid's leave-one-out choices (>= 99.99 % of (fold,
     voxel) pairs in the benchmarks, including wide designs with autocorrelated noise), but its
@@ -168,7 +168,7 @@ def cross_validated_scores(
     voxel_chunk: int = 20000,
     return_predictions: bool = False,
     features_pca: int | None = None,
-    alpha_search: str = "auto",
+    alpha_search: str = "full",
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -211,7 +211,7 @@ def cross_validated_scores(
         components, fitted on each training fold alone and applied to its test fold (as
         ``Pipeline(StandardScaler(), PCA(features_pca), RidgeCV(...))``; see
         :mod:`bids_w2v.encoding.pca`). ``None`` (default): no PCA.
-    alpha_search : {"auto", "local", "full"}, default="auto"
+    alpha_search : {"full", "local", "auto"}, default="full"
         ``"full"`` evaluates the inner criterion at every alpha (the exact grid argmin, as
         scikit-learn and himalaya). ``"local"`` evaluates it only around the minima of a
         cheap proxy of it (GCV for ``inner="loo"``, inner K-fold with diagonal Gram matrices
@@ -222,6 +222,8 @@ def cross_validated_scores(
         on the 50,000-voxel benchmark but down to 99.2 % with more features than scans and
         autocorrelated noise; see :mod:`bids_w2v.encoding._search`). ``"auto"``: ``"local"``
         for ``inner="loo"``, ``"full"`` for ``inner="kfold"`` (:func:`resolve_alpha_search`).
+        The default is ``"full"``: on the demo's features the local search changed 0.2 % of
+        the voxel x layer scores by up to 0.05, enough to swap nearly tied layers.
 
     Returns
     -------

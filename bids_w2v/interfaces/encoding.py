@@ -24,11 +24,11 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
     alpha_search = traits.Enum(
-        "auto",
-        "local",
         "full",
+        "local",
+        "auto",
         usedefault=True,
-        desc="search of the alpha grid (local descent, full, or auto: local for loo)",
+        desc="search of the alpha grid (full, local descent, or auto: local for loo only)",
     )
     backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
     device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")

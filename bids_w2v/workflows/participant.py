@@ -78,7 +78,7 @@ def init_participant_wf(
     voxel_chunk: int,
     omp_nthreads: int,
     features_pca: int | None = None,
-    alpha_search: str = "auto",
+    alpha_search: str = "full",
     metadata: dict[str, Any],
     model_labels: Sequence[str] = ("model",),
     name: str | None = None,
@@ -114,7 +114,7 @@ def init_participant_wf(
         Threads of the fitting nodes.
     features_pca : int, optional
         PCA components of the features, fitted per training fold (``--features-pca``).
-    alpha_search : {"auto", "local", "full"}
+    alpha_search : {"full", "local", "auto"}
         Search of the inner criterion over the alpha grid (``--alpha-search``).
     metadata : dict
         Analysis settings recorded in every sidecar.
