@@ -20,7 +20,7 @@ from bids_w2v.io.group import (
     load_model_stack,
     same_grid,
 )
-from bids_w2v.io.group_maps import GroupWriter, significance_maps, thresholded
+from bids_w2v.io.group_maps import GroupWriter, significance_maps, write_significance
 
 
 def write_model_comparison(
@@ -82,30 +82,18 @@ def write_model_comparison(
         )
         sig = significance_maps(diff, fdr_q, notes, f"comparison {label}")
         if sig is not None:
-            p, q = sig
-            test = {"Test": "two-sided paired Wilcoxon signed-rank across participants"}
-            out.map(p, {**layer_meta, **test, "Statistic": "p"}, stat="p", desc=desc)
-            out.map(
-                q,
-                {
+            write_significance(
+                out,
+                sig,
+                mean,
+                fdr_q=fdr_q,
+                meta={
                     **layer_meta,
-                    **test,
-                    "Statistic": "q",
-                    "Correction": "Benjamini-Hochberg FDR over voxels",
+                    "Test": "two-sided paired Wilcoxon signed-rank across participants",
                 },
-                stat="q",
                 desc=desc,
-            )
-            out.map(
-                thresholded(mean, q, fdr_q),
-                {
-                    **layer_meta,
-                    **test,
-                    "Statistic": "mean_difference_thresholded",
-                    "FDRLevel": fdr_q,
-                },
-                stat="meandiffthresh",
-                desc=desc,
+                thresholded_stat="meandiffthresh",
+                thresholded_meta={"Statistic": "mean_difference_thresholded"},
             )
         # whole brain: per participant the mean over voxels inside both models' masks
         both = np.isfinite(sa) & np.isfinite(sb)

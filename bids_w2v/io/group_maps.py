@@ -130,6 +130,39 @@ def thresholded(mean: np.ndarray, q: np.ndarray, fdr_q: float) -> np.ndarray:
         return np.where(np.isfinite(q) & (q < fdr_q), mean, np.nan)
 
 
+def write_significance(
+    out: GroupWriter,
+    sig: tuple[np.ndarray, np.ndarray],
+    mean: np.ndarray,
+    *,
+    fdr_q: float,
+    meta: dict,
+    desc: str,
+    thresholded_stat: str,
+    thresholded_meta: dict,
+) -> None:
+    """Write the ``stat-p``, ``stat-q`` and thresholded-mean maps of one layer.
+
+    ``sig`` is the ``(p, q)`` pair of :func:`significance_maps`; ``meta`` holds the layer's
+    sidecar fields and the ``Test``; ``thresholded_meta`` adds the thresholded map's
+    ``Statistic`` (and any description) to ``meta``.
+    """
+    p, q = sig
+    out.map(p, {**meta, "Statistic": "p"}, stat="p", desc=desc)
+    out.map(
+        q,
+        {**meta, "Statistic": "q", "Correction": "Benjamini-Hochberg FDR over voxels"},
+        stat="q",
+        desc=desc,
+    )
+    out.map(
+        thresholded(mean, q, fdr_q),
+        {**meta, **thresholded_meta, "FDRLevel": fdr_q},
+        stat=thresholded_stat,
+        desc=desc,
+    )
+
+
 def write_group_maps(
     layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]],
     *,
@@ -188,34 +221,22 @@ def write_group_maps(
         out.map(means[i], {**layer_meta, "Statistic": "mean_pearson_r"}, stat="meanr", desc=desc)
         sig = significance_maps(flat[i], fdr_q, notes, f"model {model_label}")
         if sig is not None:
-            p, q = sig
-            test = {
-                "Test": "two-sided Wilcoxon signed-rank across participants against 0 "
+            test = (
+                "two-sided Wilcoxon signed-rank across participants against 0 "
                 "(scipy.stats.wilcoxon)"
-            }
-            out.map(p, {**layer_meta, **test, "Statistic": "p"}, stat="p", desc=desc)
-            out.map(
-                q,
-                {
-                    **layer_meta,
-                    **test,
-                    "Statistic": "q",
-                    "Correction": "Benjamini-Hochberg FDR over voxels",
-                },
-                stat="q",
-                desc=desc,
             )
-            out.map(
-                thresholded(means[i], q, fdr_q),
-                {
-                    **layer_meta,
-                    **test,
+            write_significance(
+                out,
+                sig,
+                means[i],
+                fdr_q=fdr_q,
+                meta={**layer_meta, "Test": test},
+                desc=desc,
+                thresholded_stat="meanrthresh",
+                thresholded_meta={
                     "Statistic": "mean_pearson_r_thresholded",
-                    "FDRLevel": fdr_q,
                     "Description": f"Mean r where q < {fdr_q:g}, NaN elsewhere.",
                 },
-                stat="meanrthresh",
-                desc=desc,
             )
         if ceiling is not None:
             from bids_w2v.encoding.noise_ceiling import normalised_scores
