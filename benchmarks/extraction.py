@@ -45,7 +45,7 @@ from bids_w2v.features import (
     plan_windows,
     receptive_field,
 )
-from bids_w2v.io.audio import load_audio
+from bids_w2v.inputs.audio import load_audio
 
 #: wav2vec2-base's conv strides and kernels (so 50 Hz frames, same windows) with narrow layers.
 NARROW = dict(

@@ -17,7 +17,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from bids_w2v.io.maps import read_sidecar
+from bids_w2v.outputs.maps import read_sidecar
 
 
 def recovery_table(dataset: Path, output_dir: Path, truth: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _prepare_environment(allow_download=False)
     from bids_w2v.cli.run import main as bids_w2v_main
-    from bids_w2v.simulate import SimulationSpec, simulate_dataset
+    from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
 
     folder = args.folder.absolute()
     shutil.rmtree(folder, ignore_errors=True)

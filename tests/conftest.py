@@ -9,7 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
-from tiny_models import save_tiny_wav2vec2  # noqa: E402
+
+from bids_w2v.testing.tiny_models import save_tiny_wav2vec2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +22,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory, tiny_model):
     """A simulated 2-subject, 4-run dataset whose planted voxels follow the tiny model."""
-    from bids_w2v.simulate import SimulationSpec, simulate_dataset
+    from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
 
     root = tmp_path_factory.mktemp("ds")
     spec = SimulationSpec(

@@ -75,7 +75,7 @@ def _non_negative_int(value: str) -> int:
 
 
 def _trim(value: str):
-    from bids_w2v.io.confounds import parse_trim
+    from bids_w2v.bold.confounds import parse_trim
 
     try:
         return parse_trim(value)
@@ -84,7 +84,7 @@ def _trim(value: str):
 
 
 def _high_pass(value: str) -> float:
-    from bids_w2v.io.confounds import parse_high_pass
+    from bids_w2v.bold.confounds import parse_high_pass
 
     try:
         return parse_high_pass(value)

@@ -108,8 +108,8 @@ def build_config(args) -> RunConfig:  # noqa: F821 - imported lazily below
         InputSettings,
         RunConfig,
     )
-    from bids_w2v.io.bids import parse_space
-    from bids_w2v.io.roi import resolve_roi_atlas
+    from bids_w2v.group.roi import resolve_roi_atlas
+    from bids_w2v.inputs.layout import parse_space
 
     space, res = parse_space(args.space)
     cleaning, design = _cleaning_and_design(args)
@@ -188,8 +188,8 @@ def _absolute(path: Path | None) -> Path | None:
 
 def _cleaning_and_design(args) -> tuple[dict, dict]:
     """Check the cleaning and HRF options; resolve the default confounds strategy."""
+    from bids_w2v.bold.confounds import ScanTrim, check_strategy
     from bids_w2v.config import DEFAULT_CONFOUNDS
-    from bids_w2v.io.confounds import ScanTrim, check_strategy
 
     if args.confounds_strategy is None:  # already denoised derivatives have no confounds
         strategy = ("none",) if args.desc_label != "preproc" else DEFAULT_CONFOUNDS
@@ -218,9 +218,9 @@ def _cleaning_and_design(args) -> tuple[dict, dict]:
 
 
 def _collect_options(config):
-    """The input options of :func:`bids_w2v.io.bids.collect_runs`, files read and checked."""
-    from bids_w2v.io.filters import CollectOptions, read_filter_file
-    from bids_w2v.io.stimulus_map import read_stimulus_map
+    """The input options of :func:`bids_w2v.inputs.layout.collect_runs`, files read and checked."""
+    from bids_w2v.inputs.filters import CollectOptions, read_filter_file
+    from bids_w2v.inputs.stimulus_map import read_stimulus_map
 
     inputs = config.inputs
     if inputs.mask is not None and not inputs.mask.is_file():
@@ -266,7 +266,7 @@ def check_output_dir(bids_dir: Path, output_dir: Path, derivatives: Sequence[Pat
 
 def _write_config(config) -> Path:
     from bids_w2v.config import config_to_toml
-    from bids_w2v.io.atomic import write_text
+    from bids_w2v.outputs.atomic import write_text
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = config.output_dir / "logs" / f"config-{config.analysis_level}-{stamp}-{os.getpid()}.toml"
@@ -354,9 +354,9 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
 
     ``stop`` (the SIGTERM handler) is asked before every node starts.
     """
-    from bids_w2v.io.atomic import write_text
-    from bids_w2v.io.bids import collect_runs, load_layout, select_subjects, select_task
-    from bids_w2v.io.derivatives import write_dataset_description
+    from bids_w2v.inputs.layout import collect_runs, load_layout, select_subjects, select_task
+    from bids_w2v.outputs.atomic import write_text
+    from bids_w2v.outputs.names import write_dataset_description
     from bids_w2v.reports.boilerplate import methods_boilerplate
     from bids_w2v.workflows.base import init_bids_w2v_wf
 
@@ -401,8 +401,8 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
 
     With ``--reports-only``, only the HTML reports are regenerated from the existing outputs.
     """
-    from bids_w2v.io.bids import strip_prefix
-    from bids_w2v.io.group import _entity, collect_participant_maps, model_order
+    from bids_w2v.group.collection import _entity, collect_participant_maps, model_order
+    from bids_w2v.inputs.layout import strip_prefix
     from bids_w2v.reports.group import regenerate_reports
     from bids_w2v.workflows.group import init_group_wf
 
@@ -473,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = build_config(args)
         check_output_dir(config.bids_dir, config.output_dir, [config.fmriprep_dir])
-        from bids_w2v.io.workdir import private_tmpdir
+        from bids_w2v.cli.workdir import private_tmpdir
 
         with private_tmpdir(config.work_dir):
             run = run_participant if config.analysis_level == "participant" else run_group

@@ -10,7 +10,7 @@ score of a voxel is the mean r over outer folds.
 One float64 SVD of the training features per outer fold serves every alpha, every voxel chunk
 and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). With
 ``alpha_search="local"`` the inner criterion is only evaluated near the minima of a cheap proxy
-and followed downhill (:mod:`bids_w2v.encoding._search`), 1.5-2.6x faster.
+and followed downhill (:mod:`bids_w2v.encoding.search`), 1.5-2.6x faster.
 Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
 ``dtype="float32"`` (see ``_inner.LooSelector`` for how the tiny differences between large
 alphas are kept accurate).
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._backend import get_ops
-from ._inner import (
+from .backends import get_ops
+from .folds import Fold, make_folds
+from .inner import (
     KFoldSelector,
     LooSelector,
     mean0,
@@ -33,7 +34,6 @@ from ._inner import (
     shrink_factors,
     svd_basis,
 )
-from .folds import Fold, make_folds
 from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
@@ -220,7 +220,7 @@ def cross_validated_scores(
         ``"full"`` unless the criterion has a lower minimum in a basin where the proxy has
         none (measured: >= 99.99 % of (fold, voxel) pairs for ``loo``; for ``kfold`` 99.989 %
         on the 50,000-voxel benchmark but down to 99.2 % with more features than scans and
-        autocorrelated noise; see :mod:`bids_w2v.encoding._search`). ``"auto"``: ``"local"``
+        autocorrelated noise; see :mod:`bids_w2v.encoding.search`). ``"auto"``: ``"local"``
         for ``inner="loo"``, ``"full"`` for ``inner="kfold"`` (:func:`resolve_alpha_search`).
         The default is ``"full"``: on the demo's features the local search changed 0.2 % of
         the voxel x layer scores by up to 0.05, enough to swap nearly tied layers.

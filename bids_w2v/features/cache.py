@@ -31,7 +31,7 @@ from bids_w2v import __version__
 from bids_w2v.errors import AudioError, InputError
 from bids_w2v.features.extract import Features, RowWriter, stream_features
 from bids_w2v.features.models import LoadedModel
-from bids_w2v.io.audio import load_audio
+from bids_w2v.inputs.audio import load_audio
 
 __all__ = [
     "cached_features_path",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bids_w2v.features.hrf import convolve_features, scan_times
-from bids_w2v.io.events import Presentation
+from bids_w2v.inputs.events import Presentation
 
 
 def build_run_design(

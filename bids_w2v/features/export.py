@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bids_w2v.io.atomic import atomic_write, write_json
+from bids_w2v.outputs.atomic import atomic_write, write_json
 
 __all__ = ["export_features", "feature_derivative_path"]
 
 
 def _desc(model_label: str, layer: str) -> str:
-    from bids_w2v.io.derivatives import layer_desc
+    from bids_w2v.outputs.names import layer_desc
 
     return layer_desc(model_label, layer)
 

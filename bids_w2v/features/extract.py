@@ -277,7 +277,7 @@ def _check_inputs(
     if audio.ndim != 1 or not np.all(np.isfinite(audio)):
         raise AudioError(
             f"The audio given to the model '{loaded.name}' must be a finite 1-D waveform; got "
-            f"an array of shape {audio.shape}. Load stimuli with bids_w2v.io.audio.load_audio."
+            f"an array of shape {audio.shape}. Load stimuli with bids_w2v.inputs.audio.load_audio."
         )
     return layers, audio
 
@@ -319,7 +319,7 @@ def stream_features(
         Model from :func:`~bids_w2v.features.models.load_model` (its device and dtype are
         used; activations are returned in float32).
     audio : numpy.ndarray
-        1-D waveform at ``loaded.sampling_rate`` (see :func:`bids_w2v.io.audio.load_audio`).
+        1-D waveform at ``loaded.sampling_rate`` (see :func:`bids_w2v.inputs.audio.load_audio`).
     open_sink : callable
         ``open_sink(n_frames, dims)`` is called once with the number of frames of the stimulus
         and the width of each layer; it returns ``write(layer, first_frame, rows)``, which then
@@ -469,7 +469,7 @@ def extract_features(
     loaded : LoadedModel
         Model from :func:`~bids_w2v.features.models.load_model`.
     audio : numpy.ndarray
-        1-D waveform at ``loaded.sampling_rate`` (see :func:`bids_w2v.io.audio.load_audio`).
+        1-D waveform at ``loaded.sampling_rate`` (see :func:`bids_w2v.inputs.audio.load_audio`).
     layers : sequence of str
         Layer names from :func:`~bids_w2v.features.layers.available_layers`.
     window_s : float or None, default 10.0

@@ -5,7 +5,8 @@ activation), convolved with an HRF and sampled at the scan times: exactly what n
 :func:`nilearn.glm.first_level.compute_regressor` does for one feature. Calling it once per
 feature (768 features x 19 layers x runs) is slow, so :func:`convolve_features` applies the same
 linear operations (nilearn's high-resolution grid, onset/offset impulses, HRF kernel, linear
-interpolation) to all features at once with an FFT convolution. ``tests/test_hrf.py`` checks it
+interpolation) to all features at once with an FFT convolution.
+``tests/features/test_hrf.py`` checks it
 against ``compute_regressor`` column by column, for every HRF model offered:
 
 * ``glover``, ``spm``: one regressor per feature;

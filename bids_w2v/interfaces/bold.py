@@ -34,8 +34,8 @@ class BrainMask(SimpleInterface):
     output_spec = _BrainMaskOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_w2v.io.bold import common_mask
-        from bids_w2v.io.surface import common_surface_space
+        from bids_w2v.bold.cleaning import common_mask
+        from bids_w2v.spaces import common_surface_space
 
         if self.inputs.space_kind == "volume" and not self.inputs.mask_files:
             # no mask in the derivatives (Le Petit Prince) nor --mask: nilearn computes one
@@ -79,7 +79,7 @@ class CleanBold(SimpleInterface):
     output_spec = _CleanBoldOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_w2v.io.bold import clean_bold
+        from bids_w2v.bold.cleaning import clean_bold
 
         data, kept = clean_bold(
             self.inputs.bold,
@@ -126,7 +126,7 @@ class BuildDesign(SimpleInterface):
 
         from bids_w2v.features.cache import load_features
         from bids_w2v.features.design import build_run_design
-        from bids_w2v.io.events import Presentation
+        from bids_w2v.inputs.events import Presentation
 
         presentations = [
             Presentation(onset=onset, stim_file=Path(stim))

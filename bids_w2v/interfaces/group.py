@@ -1,4 +1,4 @@
-"""Nipype interfaces of the group level (science in bids_w2v.io.group and bids_w2v.encoding)."""
+"""Nipype interfaces of the group level (science in :mod:`bids_w2v.group`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class _FilesOutputSpec(TraitedSpec):
 def _found(inputs):
     from pathlib import Path
 
-    from bids_w2v.io.group import collect_participant_maps
+    from bids_w2v.group.collection import collect_participant_maps
 
     return collect_participant_maps(
         Path(inputs.output_dir),
@@ -47,7 +47,7 @@ class GroupMaps(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group_maps import write_group_maps
+        from bids_w2v.group.maps import write_group_maps
 
         files = write_group_maps(
             _found(self.inputs)[self.inputs.model_label],
@@ -79,7 +79,7 @@ class ModelComparison(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group_comparison import write_model_comparison
+        from bids_w2v.group.comparison import write_model_comparison
 
         found = _found(self.inputs)
         files = write_model_comparison(
@@ -118,7 +118,7 @@ class NoiseCeiling(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.io.group_ceiling import (
+        from bids_w2v.group.noise_ceiling import (
             collect_options,
             group_ceiling_path,
             write_noise_ceiling,

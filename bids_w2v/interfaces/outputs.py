@@ -1,4 +1,4 @@
-"""Nipype interface writing participant-level derivatives (science in bids_w2v.io.maps)."""
+"""Nipype interface writing participant-level derivatives (science in bids_w2v.outputs.maps)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class WriteParticipantMaps(SimpleInterface):
 
         import numpy as np
 
-        from bids_w2v.io.maps import write_participant_maps
-        from bids_w2v.io.surface import load_map_space
+        from bids_w2v.outputs.maps import write_participant_maps
+        from bids_w2v.spaces import load_map_space
 
         results = [dict(np.load(f)) for f in self.inputs.result_files]
         files = write_participant_maps(

@@ -11,14 +11,14 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from bids_w2v.io.atomic import write_text
-from bids_w2v.io.derivatives import layer_desc
-from bids_w2v.io.group import find_group_map, load_map, table_path
-from bids_w2v.io.group_ceiling import group_ceiling_path
-from bids_w2v.io.surface import space_kind
+from bids_w2v.group.collection import find_group_map, load_map, table_path
+from bids_w2v.group.noise_ceiling import group_ceiling_path
+from bids_w2v.outputs.atomic import write_text
+from bids_w2v.outputs.names import layer_desc
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import BIBTEX, group_methods_boilerplate
 from bids_w2v.reports.surface_figures import is_surface_map, map_png
+from bids_w2v.spaces import space_kind
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_w2v.io.atomic import write_text
-from bids_w2v.io.maps import read_sidecar
+from bids_w2v.outputs.atomic import write_text
+from bids_w2v.outputs.maps import read_sidecar
 from bids_w2v.reports.boilerplate import BIBTEX
 from bids_w2v.reports.figures import layer_profile_png
 from bids_w2v.reports.surface_figures import (
@@ -174,7 +174,7 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
     subject : str
         Subject label (without ``sub-``).
     map_files : list of Path
-        The maps written by :func:`bids_w2v.io.maps.write_participant_maps`.
+        The maps written by :func:`bids_w2v.outputs.maps.write_participant_maps`.
 
     Returns
     -------

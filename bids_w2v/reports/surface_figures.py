@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from bids_w2v.io.maps import load_map_data
+from bids_w2v.outputs.maps import load_map_data
 
 #: vertices per hemisphere of the fsaverage meshes bundled with nilearn (no download)
 FSAVERAGE_MESHES = {10242: "fsaverage5"}

@@ -9,13 +9,13 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from bids_w2v import __version__
+from bids_w2v.bold.confounds import ScanTrim, read_trim_table, scan_trims
 from bids_w2v.config import ModelSpec, RunConfig
 from bids_w2v.encoding.ridge import resolve_alpha_search
 from bids_w2v.errors import InputError
+from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.features import ExtractFeatures
-from bids_w2v.io.bids import RunInputs
-from bids_w2v.io.confounds import ScanTrim, read_trim_table, scan_trims
-from bids_w2v.io.surface import space_kind
+from bids_w2v.spaces import space_kind
 from bids_w2v.workflows.participant import init_participant_wf
 
 
@@ -74,7 +74,7 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "Inner": inner,
             "AlphaSearch": {
                 "local": "descent from the minima of a proxy of the criterion (generalised "
-                "cross-validation for leave-one-out) for each voxel (bids_w2v.encoding._search)",
+                "cross-validation for leave-one-out) for each voxel (bids_w2v.encoding.search)",
                 "full": "every alpha of the grid",
             }[resolve_alpha_search(enc.alpha_search, enc.inner)],
             "AlphaPerVoxel": True,
@@ -143,7 +143,7 @@ def init_bids_w2v_wf(
     Parameters
     ----------
     subject_runs : mapping
-        Subject label -> its runs (:func:`bids_w2v.io.bids.collect_runs`).
+        Subject label -> its runs (:func:`bids_w2v.inputs.layout.collect_runs`).
     config : RunConfig
         The run's frozen configuration; its fields are passed on as explicit arguments.
     name : str

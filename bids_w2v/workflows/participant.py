@@ -11,12 +11,12 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.interfaces.outputs import WriteParticipantMaps
 from bids_w2v.interfaces.reports import ParticipantReport
-from bids_w2v.io.bids import RunInputs
-from bids_w2v.io.surface import count_vertices, space_kind
+from bids_w2v.spaces import count_vertices, space_kind
 
 
 def fit_mem_gb(n_scans: int, n_voxels: int, voxel_chunk: int, n_features: int = 768) -> float:
@@ -90,7 +90,7 @@ def init_participant_wf(
     subject : str
         Subject label (without ``sub-``).
     runs : sequence of RunInputs
-        The participant's runs of one task (from :func:`bids_w2v.io.bids.collect_runs`).
+        The participant's runs of one task (from :func:`bids_w2v.inputs.layout.collect_runs`).
     stimuli : sequence of str
         Every unique stimulus of the analysis, in the order of ``inputnode.feature_files``.
     output_dir : Path
@@ -99,7 +99,7 @@ def init_participant_wf(
         Output space entities.
     confounds_strategy : sequence of str
         ``none``, a nilearn preset or ``load_confounds`` components
-        (:mod:`bids_w2v.io.confounds`).
+        (:mod:`bids_w2v.bold.confounds`).
     hrf_model, oversampling, slice_time_ref, fir_delays
         HRF convolution settings.
     dummy_scans : int

@@ -1,0 +1,410 @@
+"""Per-fold ridge algebra: SVD basis, inner alpha selection (LOO or K-fold), refit, Pearson r.
+
+Everything here works on one outer training fold whose features are already standardised
+(hence centred). The thin SVD is computed once per fold in float64 (from the eigendecomposition
+of the smaller Gram matrix) and reused for every alpha, voxel chunk and the refit; the products
+with the voxel data (the expensive part, ``O(n * r * n_voxels)`` per alpha) run in the working
+dtype.
+
+Notation: ``X = U diag(s) Vt`` is the thin SVD of the centred training features (rank ``r``
+after dropping numerically-zero singular values), ``Z = U^T Y`` for centred targets ``Y``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import Array, NumpyOps, TorchOps
+from .folds import contiguous_folds
+from .search import gcv_start, local_search, proxy_starts
+
+Ops = NumpyOps | TorchOps
+
+
+@dataclass
+class Basis:
+    """Thin SVD ``X = U diag(s) Vt`` of a centred design, trimmed to its numerical rank."""
+
+    U: Array  # (n, r) float64
+    s: Array  # (r,) float64
+    Vt: Array  # (r, p) float64
+
+
+#: Relative eigenvalue threshold: directions with ``s**2 < RANK_TOL * s_max**2`` are dropped.
+#: Their ridge weight ``s**2 / (s**2 + alpha)`` is negligible for any alpha in the grid.
+RANK_TOL = 1e-12
+
+
+def svd_basis(ops: Ops, X: Array) -> Basis:
+    """Thin SVD of ``X`` (float64) through the eigendecomposition of ``X^T X`` or ``X X^T``.
+
+    Like scikit-learn's default ``RidgeCV`` ("cov"/"gram" modes), the smaller of the two Gram
+    matrices is diagonalised; this is several times faster than a LAPACK SVD. Directions with
+    ``s**2 <= RANK_TOL * s_max**2`` (numerically null, e.g. the constant direction of centred
+    data when ``n <= p``, or duplicated features) are dropped.
+    """
+    n, p = X.shape
+    if p <= n:
+        lam, V = ops.eigh(X.T @ X)
+    else:
+        lam, U = ops.eigh(X @ X.T)
+    lam_max = max(float(lam.max()), 0.0)
+    keep = lam > RANK_TOL * lam_max  # all False for an all-zero design: empty basis
+    s = ops.sqrt(lam[keep])
+    if p <= n:
+        V = V[:, keep]
+        U = (X @ V) / s[None, :]
+        Vt = V.T
+    else:
+        U = U[:, keep]
+        Vt = (X.T @ U / s[None, :]).T
+    return Basis(U, s, Vt)
+
+
+def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:
+    """``s / (s**2 + alpha)`` for every alpha: (n_alphas, r), float64."""
+    return s[None, :] / (s[None, :] ** 2 + alphas[:, None])
+
+
+class LooSelector:
+    """Efficient leave-one-out alpha selection, as ``sklearn.linear_model.RidgeCV``.
+
+    With an unpenalised intercept and centred ``X``, the hat matrix is
+    ``H = 11^T/n + U diag(g) U^T`` with ``g = s^2/(s^2+a)``, and the LOO residual of sample
+    ``i`` is ``e_i = c_i (y_i - P_i)`` with ``P = U diag(g) Z`` and ``c_i = 1 / (1 - H_ii)``.
+    The criterion is the mean squared LOO error per voxel (ties go to the first alpha, like
+    scikit-learn). Numerics:
+
+    * ``1 - H_ii = q_i + sum_k U_ik^2 a/(s_k^2+a)`` with ``q_i = 1 - 1/n - ||U_i||^2 >= 0``
+      (accurate also when ``H_ii`` is close to 1); leverages are float64.
+    * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two
+      element-wise passes and one ``c^2``-weighted column sum (matrix-vector product), on
+      cache-sized blocks of voxels (:func:`block_width`) so that the passes do not go back
+      to main memory. For
+      alphas whose fit is small (large alphas, where neighbouring alphas differ by ~1e-8 in
+      relative error), the error is expanded as ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the
+      first term is computed in float64 for all alphas at once, the second is small and
+      accurate in float32. For alphas whose fit is large, the residual is computed directly
+      as ``Y_perp + U diag(1-g) Z`` with ``Y_perp = Y - U Z`` computed once.
+    """
+
+    def __init__(self, ops: Ops, basis: Basis, alphas: Array) -> None:
+        self.ops = ops
+        U, s = basis.U, basis.s
+        n = U.shape[0]
+        U2 = U**2
+        q = 1.0 - 1.0 / n - U2.sum(1)
+        q = ops.where(q > 0, q, 0.0 * q)
+        gc = alphas[:, None] / (s[None, :] ** 2 + alphas[:, None])  # (n_alphas, r)
+        inv_1mh = 1.0 / (q[None, :] + gc @ U2.T)  # (n_alphas, n)
+        self.g_high = 1.0 - gc
+        self.gc_high = gc
+        self.c2_high = inv_1mh**2
+        self.g = ops.to_work(self.g_high)
+        self.gc = ops.to_work(gc)
+        self.c2 = ops.to_work(self.c2_high)
+        self.U = ops.to_work(U)
+        self.s = s
+        self.alphas = alphas
+
+    def criterion(self, Yc: Array, Z: Array) -> Array:
+        """Sum of squared LOO errors, shape (n_alphas, n_voxels), float64."""
+        ops = self.ops
+        small_fit = self._small_fit(Z)
+        n_alphas, v = self.g.shape[0], Yc.shape[1]
+        out = ops.full((n_alphas, v), 0.0, high=True)
+        # Voxels in cache-sized blocks: the product of each alpha and the element-wise
+        # passes that follow it then run on data still in cache.
+        step = block_width(ops, Yc.shape[0], v)
+        for b0 in range(0, v, step):
+            b1 = min(b0 + step, v)
+            self._block(Yc[:, b0:b1], Z[:, b0:b1], small_fit, out[:, b0:b1])
+        return out
+
+    def _block(self, Yc: Array, Z: Array, small_fit: np.ndarray, out: Array) -> None:
+        ops, U = self.ops, self.U
+        T = ops.empty(tuple(Z.shape))
+        P = ops.empty(tuple(Yc.shape))
+        Q = ops.empty(tuple(Yc.shape))
+        Y2 = Yp = None
+        if small_fit.any():
+            out += weighted_sumsq(ops, self.c2_high[small_fit], Yc, rows=small_fit)
+            Y2 = Yc + Yc
+        if not small_fit.all():
+            Yp = Yc - U @ Z
+        for a in range(self.g.shape[0]):
+            if small_fit[a]:
+                ops.matmul(U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
+                ops.sub(P, Y2, out=Q)
+                Q *= P
+                out[a] += ops.to_high(self.c2[a] @ Q)
+            else:
+                ops.matmul(U, ops.mul(self.gc[a][:, None], Z, out=T), out=P)
+                ops.add(P, Yp, out=Q)
+                Q *= Q
+                out[a] += ops.to_high(self.c2[a] @ Q)
+
+    def select(self, Yc: Array, Z: Array, search: str = "full") -> np.ndarray:
+        """Index of the best alpha per voxel (first one on ties).
+
+        ``search="full"`` evaluates every alpha; ``"local"`` descends from the GCV minima
+        (:mod:`._search`), evaluating about 3 alphas per voxel.
+        """
+        if search == "full":
+            return self.ops.to_numpy(self.criterion(Yc, Z).argmin(0))
+        out = np.empty(Yc.shape[1], dtype=np.int64)
+        step = search_width(self.ops, Yc.shape[0], Yc.shape[1])
+        for b0 in range(0, Yc.shape[1], step):
+            Yb, Zb = Yc[:, b0 : b0 + step], Z[:, b0 : b0 + step]
+            small_fit = self._small_fit(Zb)
+            out[b0 : b0 + step] = local_search(
+                lambda a, cols, Yb=Yb, Zb=Zb, small=small_fit: self.evaluate(
+                    a, Yb, Zb, cols, bool(small[a])
+                ),
+                gcv_start(self.ops, self.s, self.alphas, Yb, Zb),
+            )
+        return out
+
+    def _small_fit(self, Z: Array) -> np.ndarray:
+        """Per alpha, whether the fit is smaller than the residual in the span of ``U``."""
+        energy = self.ops.sum0((Z * Z).T)  # (r,) float64
+        fit = (self.g_high**2 * energy[None, :]).sum(1)
+        rest = (self.gc_high**2 * energy[None, :]).sum(1)
+        return self.ops.to_numpy(fit <= rest)
+
+    def evaluate(self, a: int, Yc: Array, Z: Array, cols: np.ndarray, small: bool) -> np.ndarray:
+        """Sum of squared LOO errors of alpha ``a`` for the voxels ``cols``: float64 (len(cols),).
+
+        The numerics of :meth:`criterion`: the small-fit expansion when ``small``, else the
+        residual, formed here as ``Y - U diag(g) Z`` (as accurate as :meth:`criterion`'s
+        ``Y_perp + U diag(1-g) Z``: both carry the rounding of one ``U @`` product), on
+        cache-sized blocks of the gathered columns.
+        """
+        ops, U = self.ops, self.U
+        out = np.empty(cols.size)
+        step = block_width(ops, Yc.shape[0], cols.size)
+        for b0 in range(0, cols.size, step):
+            idx = ops.index(cols[b0 : b0 + step])
+            T = Z[:, idx]
+            T *= self.g[a][:, None]
+            P = U @ T
+            Yb = Yc[:, idx]
+            if small:
+                base = weighted_sumsq(ops, self.c2_high[a : a + 1], Yb)[0]
+                Yb *= -2.0
+                Yb += P
+                P *= Yb  # P (P - 2y)
+                val = base + ops.to_high(self.c2[a] @ P)
+            else:
+                Yb -= P
+                Yb *= Yb
+                val = ops.to_high(self.c2[a] @ Yb)
+            out[b0 : b0 + idx.shape[0]] = ops.to_numpy(val)
+        return out
+
+
+class KFoldSelector:
+    """Alpha selection by contiguous K-fold inside the training set, as himalaya's ``RidgeCV``.
+
+    Matches ``himalaya.ridge.RidgeCV(alphas, cv=KFold(k), fit_intercept=True)``: in each inner
+    fold, X and Y are centred with the inner-training means, the score is the negative mean
+    squared error over the inner test samples, averaged over inner folds, plus
+    ``1e-10 * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
+    Predictions use ``P = (X_te V) diag(s/(s^2+a)) (U^T Y_tr)``, one ``n_te x r x v`` product
+    per alpha and inner fold, and the squared error is accumulated as
+    ``||y||^2 + sum P (P - 2y)``, accurate for the tiny differences between large alphas.
+    """
+
+    def __init__(self, ops: Ops, X: Array, alphas: Array, n_inner: int) -> None:
+        self.ops = ops
+        self.log_alphas = ops.log(alphas)
+        self.folds = []
+        for train, test in contiguous_folds(X.shape[0], n_inner):
+            tr, te = ops.index(train), ops.index(test)
+            mean = X[tr].mean(0)
+            basis = svd_basis(ops, X[tr] - mean)
+            A_high = (X[te] - mean) @ basis.Vt.T
+            F_high = shrink_factors(ops, basis.s, alphas)
+            A, F = ops.to_work(A_high), ops.to_work(F_high)
+            ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
+            # squared shrink factors times the diagonal of A^T A, for :meth:`proxy`
+            F2diag = ops.to_work(F_high**2 * (A_high * A_high).sum(0))
+            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones, F2diag))
+
+    def criterion(self, Y: Array) -> Array:
+        """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
+        ops = self.ops
+        v = Y.shape[1]
+        total = ops.full((self.log_alphas.shape[0], v), 0.0, high=True)
+        step = block_width(ops, Y.shape[0], v)  # cache-sized voxel blocks, as LooSelector
+        for b0 in range(0, v, step):
+            b1 = min(b0 + step, v)
+            for fold in self.folds:
+                total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
+        return -total / len(self.folds) + 1e-10 * self.log_alphas[:, None]
+
+    def _fold_mse(self, fold: tuple, Y: Array) -> Array:
+        """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
+        ops = self.ops
+        B, Yte, base, A, F, ones, _ = self._prepare(fold, Y)
+        n_te = Yte.shape[0]
+        Yte2 = Yte + Yte
+        T = ops.empty(tuple(B.shape))
+        P = ops.empty(tuple(Yte.shape))
+        Q = ops.empty(tuple(Yte.shape))
+        rows = []
+        for a in range(F.shape[0]):
+            ops.matmul(A, ops.mul(F[a][:, None], B, out=T), out=P)
+            ops.sub(P, Yte2, out=Q)
+            Q *= P
+            rows.append((base + ops.to_high(ones @ Q)) / n_te)
+        return _stack(ops, rows)
+
+    def select(self, Y: Array, search: str = "full") -> np.ndarray:
+        """Index of the best alpha per voxel (first one on ties, as himalaya's argmax).
+
+        ``search="local"`` (:mod:`._search`) starts from the minima of :meth:`proxy`.
+        """
+        if search == "full":
+            return self.ops.to_numpy(self.criterion(Y).argmax(0))
+        out = np.empty(Y.shape[1], dtype=np.int64)
+        step = search_width(self.ops, Y.shape[0], Y.shape[1])
+        for b0 in range(0, Y.shape[1], step):
+            prepared = [self._prepare(fold, Y[:, b0 : b0 + step]) for fold in self.folds]
+            out[b0 : b0 + step] = local_search(
+                lambda a, cols, prepared=prepared: self.evaluate(a, prepared, cols),
+                proxy_starts(self.ops.to_numpy(self.proxy(prepared))),
+            )
+        return out
+
+    def proxy(self, prepared: list) -> Array:
+        """Inner K-fold error with each ``G = A^T A`` replaced by its diagonal, for all alphas.
+
+        Per inner fold, ``||y_te - A diag(f) b||^2 = ||y_te||^2 - 2 f.(A^T y_te * b) +
+        b^T diag(f) A^T A diag(f) b``; the first two terms are exact for every alpha from one
+        ``A^T Y_te`` product, and the third, with ``A^T A`` replaced by its diagonal, costs
+        ``O(n_alphas * r)`` per voxel. It tracks the exact criterion much better than GCV when
+        the noise is autocorrelated (tested in ``tests/encoding/test_search.py``).
+        """
+        ops = self.ops
+        total = None
+        for B, Yte, base, A, F, _, F2diag in prepared:
+            C = A.T @ Yte
+            C *= B
+            B2 = B * B
+            # the alpha-dependent part is small next to ||y_te||^2 but accurate in the working
+            # dtype relative to itself; the sum is formed in float64
+            var = F2diag @ B2 - 2.0 * (F @ C)
+            mse = (base[None, :] + ops.to_high(var)) / Yte.shape[0]
+            total = mse if total is None else total + mse
+        return total / len(prepared) - 1e-10 * self.log_alphas[:, None]
+
+    def _prepare(self, fold: tuple, Y: Array) -> tuple:
+        """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
+        ops = self.ops
+        tr, te, U, A, F, ones, F2diag = fold
+        Ytr = Y[tr]
+        mean = ops.to_work(mean0(ops, Ytr))
+        Ytr -= mean
+        B = U.T @ Ytr
+        del Ytr
+        Yte = Y[te] - mean
+        return B, Yte, ops.sum0(Yte * Yte), A, F, ones, F2diag
+
+    def evaluate(self, a: int, prepared: list, cols: np.ndarray) -> np.ndarray:
+        """Minus himalaya's score of alpha ``a`` for the voxels ``cols``: float64 (len(cols),)."""
+        ops = self.ops
+        idx = ops.index(cols)
+        total = None
+        for B, Yte, base, A, F, ones, _ in prepared:
+            T = B[:, idx]
+            T *= F[a][:, None]
+            P = A @ T
+            Yb = Yte[:, idx]
+            Yb *= -2.0
+            Yb += P
+            P *= Yb  # P (P - 2y)
+            mse = (base[idx] + ops.to_high(ones @ P)) / Yte.shape[0]
+            total = mse if total is None else total + mse
+        crit = -total / len(prepared) + 1e-10 * self.log_alphas[a]
+        return ops.to_numpy(-crit)
+
+
+def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) -> Array:
+    """``W @ (Y**2)`` in float64, by blocks of rows of ``Y`` to bound memory.
+
+    With ``rows`` (a boolean mask over the rows of ``out``), returns an array with the rows of
+    ``out`` selected by ``rows`` set to ``W @ (Y**2)`` and the others 0.
+    """
+    out = None
+    for start in range(0, Y.shape[0], block):
+        y = ops.to_high(Y[start : start + block])
+        part = W[:, start : start + block] @ (y * y)
+        out = part if out is None else out + part
+    if rows is None:
+        return out
+    full = ops.full((len(rows), Y.shape[1]), 0.0, high=True)
+    full[ops.index(np.flatnonzero(rows))] = out
+    return full
+
+
+#: Target size in bytes of one ``(n, block)`` working-dtype array of the voxel loops.
+BLOCK_BYTES = 8 * 2**20
+
+
+def block_width(ops: Ops, n: int, v: int) -> int:
+    """Voxels per block: an ``(n, block)`` array takes about :data:`BLOCK_BYTES` on CPUs.
+
+    On GPUs the whole chunk is one block (``voxel_chunk`` bounds the memory there).
+    """
+    if not ops.cpu:
+        return max(v, 1)
+    width = max(256, BLOCK_BYTES // (ops.itemsize * max(n, 1)))
+    return int(min(v, width)) if v else 1
+
+
+#: Voxels per local-search block on CPUs (the per-alpha column subsets stay large enough for
+#: efficient matrix products).
+SEARCH_VOXELS = 4096
+
+
+def search_width(ops: Ops, n: int, v: int) -> int:
+    """Voxels per local-search block: the whole chunk on GPUs, ``SEARCH_VOXELS`` on CPUs."""
+    if not ops.cpu:
+        return max(v, 1)
+    return max(1, min(v, max(SEARCH_VOXELS, block_width(ops, n, v))))
+
+
+def mean0(ops: Ops, Y: Array) -> Array:
+    """Column means accumulated in float64."""
+    return ops.to_high(Y).mean(0) if Y.dtype != ops.high else Y.mean(0)
+
+
+def refit_predict(A: Array, F: Array, best: Array, Z: Array) -> Array:
+    """Predictions ``A diag(F[best_j]) z_j`` for every voxel ``j`` with one matrix product.
+
+    ``A = X_test V`` (n_test, r), ``F`` the shrink factors (n_alphas, r), ``best`` the chosen
+    alpha index per voxel, ``Z = U^T Y_train`` (r, n_voxels).
+    """
+    return A @ (F[best].T * Z)
+
+
+def pearson_columns(ops: Ops, pred: Array, target: Array) -> Array:
+    """Pearson r per column in float64; 0 where either column is constant."""
+    const = ops.ptp0_is_zero(pred) | ops.ptp0_is_zero(target)
+    p = ops.to_high(pred)
+    y = ops.to_high(target)
+    p = p - p.mean(0)
+    y = y - y.mean(0)
+    num = (p * y).sum(0)
+    den = ops.sqrt((p * p).sum(0) * (y * y).sum(0))
+    ok = (~const) & (den > 0)
+    return ops.where(ok, num / ops.where(ok, den, 1.0 + 0.0 * den), 0.0 * den)
+
+
+def _stack(ops: Ops, rows: list[Array]) -> Array:
+    if isinstance(ops, NumpyOps):
+        return np.stack(rows)
+    return ops.torch.stack(rows)

@@ -1,0 +1,337 @@
+"""Collect participant-level maps and read them for the group level.
+
+Maps come in the participant level's form: NIfTI volumes, one GIfTI per hemisphere (read as one
+map, left then right: :func:`load_map`) or CIFTI dense scalars. Every read goes through
+:func:`load_map` / :func:`load_grid`. The group maps are written back in the same form by
+:mod:`bids_w2v.group.maps` (per model), :mod:`bids_w2v.group.comparison` (between models)
+and :mod:`bids_w2v.group.noise_ceiling` (noise ceiling).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+from bids.layout.writing import build_path
+
+from bids_w2v.errors import InputError
+from bids_w2v.outputs.atomic import write_json, write_text
+
+TABLE_PATTERN = (
+    "task-{task}[_space-{space}][_res-{res}][_desc-{desc}]_stat-{stat}"
+    "_{suffix<summary>|summary}{extension<.tsv|.json>|.tsv}"
+)
+
+
+MAP_FORMS = (".nii.gz", ".func.gii", ".dscalar.nii")
+
+
+PROVENANCE_KEYS = ("Model", "ModelLabel", "RandomInit", "Seed", "WeightsSHA256")
+
+
+def _entity(name: str, key: str) -> str | None:
+    match = re.search(rf"(?:^|_){key}-([A-Za-z0-9]+)", name)
+    return match.group(1) if match else None
+
+
+def _form(path: Path) -> str:
+    """``volume``, ``surface`` (a GIfTI per hemisphere) or ``cifti`` from a map's name."""
+    name = Path(path).name
+    if name.endswith(".func.gii"):
+        return "surface"
+    if name.endswith(".dscalar.nii"):
+        return "cifti"
+    return "volume"
+
+
+def hemisphere_files(path: Path) -> tuple[Path, ...]:
+    """The files of one map: ``(path,)``, or the ``hemi-L`` and ``hemi-R`` GIfTIs of a surface
+    map named by either of them."""
+    path = Path(path)
+    if _form(path) != "surface":
+        return (path,)
+    left = path.with_name(path.name.replace("_hemi-R_", "_hemi-L_"))
+    return (left, left.with_name(left.name.replace("_hemi-L_", "_hemi-R_")))
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """The form and geometry of a map: a NIfTI grid, a GIfTI pair or CIFTI grayordinates.
+
+    Values of a map on this grid are one array (:func:`load_map`): the 3-D volume, the left
+    then the right hemisphere's vertices, or the grayordinates.
+    """
+
+    form: str  # "volume", "surface" or "cifti"
+    files: tuple[Path, ...]  # reference map: (nii,), (hemi-L, hemi-R) or (dscalar,)
+    shape: tuple[int, ...]  # shape of the values
+    sizes: tuple[int, ...]  # values per file
+    affine: np.ndarray | None  # volumes
+    den: str | None  # CIFTI density entity
+
+    @property
+    def extension(self) -> str:
+        """Extension of maps on this grid."""
+        return {"volume": ".nii.gz", "surface": ".func.gii", "cifti": ".dscalar.nii"}[self.form]
+
+    def image(self) -> nb.Nifti1Image:
+        """The reference NIfTI (volumes only)."""
+        return nb.load(str(self.files[0]))
+
+    def split(self, values: np.ndarray) -> list[np.ndarray]:
+        """Values per file (per hemisphere on GIfTI surfaces)."""
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)
+        if self.form == "volume":
+            return [flat.reshape(self.shape)]
+        return list(np.split(flat, np.cumsum(self.sizes)[:-1]))
+
+
+def load_map(path: Path) -> np.ndarray:
+    """The values of a map (float64; NaN outside the participant's mask).
+
+    A NIfTI gives its 3-D array, a CIFTI its grayordinates, a GIfTI (either hemisphere's file)
+    the left then the right hemisphere's vertices.
+    """
+    from bids_w2v.outputs.maps import load_map_data
+
+    parts = [load_map_data(f) for f in hemisphere_files(Path(path))]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def load_grid(path: Path) -> MapGrid:
+    """A map's form and geometry (shape and affine, vertices, grayordinates)."""
+    files = hemisphere_files(Path(path))
+    form = _form(files[0])
+    if form == "volume":
+        img = nb.load(str(files[0]))
+        return MapGrid(
+            form, files, tuple(img.shape[:3]), (int(np.prod(img.shape[:3])),), img.affine, None
+        )
+    for f in files:
+        if not f.exists():
+            raise InputError(
+                f"{f} is missing: a surface map has one GIfTI per hemisphere. Re-run the "
+                "participant level, or restore the file."
+            )
+    sizes = []
+    for f in files:
+        img = nb.load(str(f))
+        sizes.append(int(img.darrays[0].data.shape[0]) if form == "surface" else int(img.shape[-1]))
+    return MapGrid(form, files, (sum(sizes),), tuple(sizes), None, _entity(files[0].name, "den"))
+
+
+def same_grid(a: MapGrid, b: MapGrid) -> bool:
+    """Whether two maps have the same form and geometry."""
+    if a.form != b.form or a.shape != b.shape or a.sizes != b.sizes:
+        return False
+    if a.form == "volume":
+        return np.allclose(a.affine, b.affine, atol=1e-3)
+    if a.form == "cifti":
+        axis = nb.load(str(a.files[0])).header.get_axis(1)
+        return axis == nb.load(str(b.files[0])).header.get_axis(1)
+    return True
+
+
+def table_path(
+    output_dir: Path,
+    *,
+    task: str,
+    space: str | None,
+    res: str | None,
+    desc: str | None,
+    stat: str,
+    extension: str = ".tsv",
+) -> Path:
+    """Path of a group-level table (``..._stat-<stat>_summary.tsv``) or its JSON sidecar."""
+    entities = {
+        "task": task,
+        "space": space,
+        "res": res,
+        "desc": desc,
+        "stat": stat,
+        "suffix": "summary",
+        "extension": extension,
+    }
+    rel = build_path({k: v for k, v in entities.items() if v is not None}, [TABLE_PATTERN])
+    return Path(output_dir) / rel
+
+
+def write_table(path: Path, table: pd.DataFrame, description: Mapping) -> Path:
+    """Write a TSV (``n/a`` for missing values) and its JSON sidecar, atomically."""
+    write_json(path.with_name(path.name[: -len(".tsv")] + ".json"), dict(description))
+    return write_text(path, table.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
+
+
+def collect_participant_maps(
+    output_dir: Path,
+    task: str | None,
+    space: str,
+    res: str | None,
+    participants: Sequence[str] = (),
+) -> dict[str, dict[str, list[tuple[str, Path, dict]]]]:
+    """Find participant brain-score maps written by bids-w2v (from their JSON sidecars).
+
+    Parameters
+    ----------
+    output_dir : Path
+        The bids-w2v derivative dataset.
+    task : str or None
+        Task label (None: the only task present).
+    space, res : str
+        Space entities of the maps.
+    participants : sequence of str
+        Restrict to these subjects (all by default).
+
+    Returns
+    -------
+    dict
+        Model label -> layer name -> list of (subject, map path, sidecar), sorted by subject;
+        the map path of a GIfTI pair is its ``hemi-L`` file.
+
+    Raises
+    ------
+    InputError
+        No map, several tasks, or a subject whose maps are only in another space.
+    """
+    found: dict = defaultdict(lambda: defaultdict(list))
+    tasks, other_spaces = set(), defaultdict(set)
+    for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
+        name = sidecar.name
+        sub = _entity(name, "sub")
+        if participants and sub not in participants:
+            continue
+        if task is not None and _entity(name, "task") != task:
+            continue
+        if _entity(name, "space") != space or _entity(name, "res") != res:
+            other_res = _entity(name, "res")
+            other_spaces[sub].add(
+                f"{_entity(name, 'space')}{':res-' + other_res if other_res else ''}"
+            )
+            continue
+        if _entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
+            continue
+        meta = json.loads(sidecar.read_text())
+        stem = name[: -len(".json")]
+        maps = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
+        path = next((m for m in maps if m.exists()), None)
+        if path is not None and "ModelLabel" in meta and "LayerName" in meta:
+            tasks.add(_entity(name, "task"))
+            found[meta["ModelLabel"]][meta["LayerName"]].append((sub, path, meta))
+    wanted = f"{space}{':res-' + res if res else ''}"
+    if not found:
+        elsewhere = sorted({s for spaces in other_spaces.values() for s in spaces})
+        raise InputError(
+            "No participant-level brain-score maps (sub-*/func/*_stat-r_statmap.nii.gz, "
+            ".func.gii per hemisphere or .dscalar.nii) in "
+            f"space '{wanted}'{' for task ' + task if task else ''} under {output_dir}"
+            f"{' (maps exist in: ' + ', '.join(elsewhere) + ')' if elsewhere else ''}. Run the "
+            "participant level first with the same OUTPUT_DIR, --space and --task, or give the "
+            "group level the --space of the participant maps."
+        )
+    if len(tasks) > 1:
+        raise InputError(
+            f"{output_dir} holds maps of several tasks ({', '.join(sorted(tasks))}); choose one "
+            "with --task."
+        )
+    have = {s for layers in found.values() for maps in layers.values() for s, _, _ in maps}
+    missing = sorted(set(other_spaces) - have)
+    if missing:
+        raise InputError(
+            f"The participant maps under {output_dir} are not all in one space: sub-"
+            f"{', sub-'.join(missing)} only has maps in "
+            f"{', '.join(sorted(other_spaces[missing[0]]))}"
+            f" while the group level combines space '{wanted}'. Re-run the participant level of "
+            "those subjects with the same --space, or restrict the group level to the others "
+            "with --participant-label."
+        )
+    return {m: dict(layers) for m, layers in found.items()}
+
+
+@dataclass
+class ModelStack:
+    """Every participant's brain-score maps of one model on a common grid."""
+
+    model_label: str
+    layers: list[str]
+    indices: list[int]
+    subjects: list[str]
+    scores: np.ndarray  # (n_layers, n_subjects, *grid), NaN outside a mask or missing
+    ref: MapGrid
+    provenance: dict
+
+
+def load_model_stack(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]]) -> ModelStack:
+    """Load one model's participant maps (from :func:`collect_participant_maps`).
+
+    Raises
+    ------
+    InputError
+        If the maps are not all on one grid.
+    """
+    layers = sorted(layer_maps, key=lambda n: layer_maps[n][0][2]["LayerIndex"])
+    indices = [int(layer_maps[n][0][2]["LayerIndex"]) for n in layers]
+    subjects = sorted({s for n in layers for s, _, _ in layer_maps[n]})
+    first = layer_maps[layers[0]][0][1]
+    ref = load_grid(first)
+    stack = np.full((len(layers), len(subjects)) + ref.shape, np.nan)
+    for i, name in enumerate(layers):
+        for sub, path, _ in layer_maps[name]:
+            if not same_grid(load_grid(path), ref):
+                raise InputError(
+                    f"{path} is not on the same grid (or surface mesh) as {first}; the group "
+                    "level needs every participant in the same space and resolution (re-run the "
+                    "participant level with one --space SPACE:res-N for all; fsnative surfaces "
+                    "differ between participants: use fsaverage* or fsLR)."
+                )
+            stack[i, subjects.index(sub)] = load_map(path)
+    meta = layer_maps[layers[0]][0][2]
+    provenance = {k: v for k, v in meta.items() if k in PROVENANCE_KEYS}
+    provenance["Participants"] = subjects
+    return ModelStack(meta["ModelLabel"], layers, indices, subjects, stack, ref, provenance)
+
+
+def model_order(found: Mapping[str, Mapping[str, Sequence]]) -> list[str]:
+    """Models with trained weights first (then by label): comparisons are trained - random."""
+
+    def key(label: str) -> tuple:
+        meta = next(iter(found[label].values()))[0][2]
+        return (bool(meta.get("RandomInit", False)), label)
+
+    return sorted(found, key=key)
+
+
+def comparison_pairs(found: Mapping[str, Mapping[str, Sequence]]) -> list[tuple[str, str]]:
+    """Every pair of models (A, B), trained models first."""
+    return list(combinations(model_order(found), 2))
+
+
+def find_group_map(
+    output_dir: Path,
+    *,
+    task: str,
+    space: str,
+    res: str | None,
+    desc: str | None,
+    stat: str,
+) -> Path | None:
+    """The group map of these entities in whichever form it was written (NIfTI, the hemi-L
+    GIfTI of a surface pair, CIFTI of any density), or None."""
+    for path in sorted(Path(output_dir).glob(f"task-{task}_*stat-{stat}_statmap.*")):
+        name = path.name
+        if path.suffix == ".json" or _entity(name, "hemi") == "R":
+            continue
+        if (
+            _entity(name, "space") == space
+            and _entity(name, "res") == res
+            and _entity(name, "desc") == desc
+        ):
+            return path
+    return None

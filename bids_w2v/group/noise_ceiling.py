@@ -1,0 +1,301 @@
+"""Cross-subject noise ceiling: each participant's cleaned BOLD predicted from the mean of the
+others who heard the same stimuli, on the encoding's folds."""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bids_w2v.errors import InputError
+from bids_w2v.group.collection import (
+    find_group_map,
+    load_grid,
+)
+from bids_w2v.group.maps import GroupWriter
+from bids_w2v.group.statistics import (
+    mean_across_subjects,
+)
+from bids_w2v.outputs.names import statmap_path
+
+
+def _run_key(run) -> tuple:
+    """Runs with the same key presented the same stimuli at the same times."""
+    return (run.task,) + tuple(
+        (str(p.stim_file), round(float(p.onset), 3)) for p in run.presentations
+    )
+
+
+def _run_keys(runs: Sequence) -> list[tuple]:
+    """:func:`_run_key` of each run plus its repetition number within the participant.
+
+    A story heard twice (Narratives' pieman runs 1 and 2) gives two keys: the k-th hearing of
+    one participant is paired with the k-th hearing of the others, never with itself.
+    """
+    seen: dict[tuple, int] = defaultdict(int)
+    keys = []
+    for run in runs:
+        key = _run_key(run)
+        keys.append(key + (seen[key],))
+        seen[key] += 1
+    return keys
+
+
+def collect_options(
+    *,
+    desc_label: str = "preproc",
+    bids_filter_file: Path | None = None,
+    stimulus_map: Path | None = None,
+    dropped_scans: int = 0,
+    mask: Path | None = None,
+    confounds_strategy: Sequence[str] = ("motion", "wm_csf", "high_pass"),
+):
+    """The :class:`~bids_w2v.inputs.filters.CollectOptions` the participant level used.
+
+    Parameters
+    ----------
+    desc_label, bids_filter_file, stimulus_map, dropped_scans, mask
+        ``--desc-label``, ``--bids-filter-file``, ``--stimulus-map``, ``--dropped-scans`` and
+        ``--mask`` (files read here).
+    confounds_strategy : sequence of str
+        The participant maps' confounds strategy (``("none",)``: no confounds file needed).
+
+    Returns
+    -------
+    CollectOptions
+    """
+    from bids_w2v.inputs.filters import CollectOptions, read_filter_file
+    from bids_w2v.inputs.stimulus_map import read_stimulus_map
+
+    return CollectOptions(
+        desc=desc_label,
+        filters=read_filter_file(Path(bids_filter_file)) if bids_filter_file else None,
+        stimulus_map=read_stimulus_map(Path(stimulus_map)) if stimulus_map else None,
+        stimulus_map_file=Path(stimulus_map) if stimulus_map else None,
+        dropped_scans=int(dropped_scans),
+        need_confounds=tuple(confounds_strategy) != ("none",),
+        mask=Path(mask) if mask else None,
+    )
+
+
+def _map_space(runs: Sequence, kind: str):
+    """The space the noise ceiling is computed in: run masks intersected (volumes), nilearn's
+    EPI mask (volumes without masks), or the vertices varying in every run (surfaces)."""
+    from bids_w2v.bold.cleaning import common_mask
+    from bids_w2v.spaces import common_surface_space
+
+    if kind != "volume":
+        return common_surface_space([r.data_files for r in runs], kind)
+    if all(r.mask is not None for r in runs):
+        return common_mask([r.mask for r in runs])
+    from nilearn.masking import compute_multi_epi_mask
+
+    return compute_multi_epi_mask([str(f) for r in runs for f in r.data_files], threshold=1.0)
+
+
+def _on_grid(values: np.ndarray, space) -> np.ndarray:
+    """In-space values placed on the full map (NaN elsewhere): volume, L+R vertices or
+    grayordinates."""
+    from bids_w2v.outputs.maps import to_volume
+    from bids_w2v.spaces import CiftiSpace, SurfaceSpace
+
+    if isinstance(space, SurfaceSpace):
+        halves = space.split(values)
+        return np.concatenate([halves["L"], halves["R"]]).astype(np.float64)
+    if isinstance(space, CiftiSpace):
+        return space.full(values).astype(np.float64)
+    return np.asarray(to_volume(values, space).dataobj, dtype=np.float64)
+
+
+def write_noise_ceiling(
+    found: Mapping[str, Mapping[str, Sequence[tuple[str, Path, dict]]]],
+    *,
+    bids_dir: Path,
+    fmriprep_dir: Path,
+    output_dir: Path,
+    scratch_dir: Path,
+    task: str,
+    space: str,
+    res: str | None,
+    options=None,
+) -> tuple[list[Path], list[str]]:
+    """Noise ceiling of every participant who has a partner, and its group mean.
+
+    Each participant's cleaned BOLD (same cleaning as the participant level, from the maps'
+    sidecars: confounds strategy, dummy and trimmed scans, high-pass) is predicted from the mean
+    of the other participants' cleaned BOLD for the runs they share (same stimuli at the same
+    onsets), cross-validated on the encoding's outer folds
+    (:func:`bids_w2v.group.ceiling.crossval_ceiling`). Scans are those kept in every
+    participant of a run (non-steady-state volumes dropped). Volumes, GIfTI surfaces and CIFTI
+    grayordinates alike; the maps take the form of the participant maps.
+
+    Parameters
+    ----------
+    found : mapping
+        From :func:`collect_participant_maps` (participants and analysis settings).
+    bids_dir, fmriprep_dir : Path
+        Raw dataset and fMRIPrep (or other preprocessing) derivatives.
+    output_dir : Path
+        The bids-w2v derivative dataset.
+    scratch_dir : Path
+        Folder for cleaned BOLD while computing.
+    task, space, res : str
+        Entities.
+    options : CollectOptions, optional
+        How the participant level found the runs (:func:`collect_options`); by default
+        fMRIPrep's ``desc-preproc`` with the maps' confounds strategy.
+
+    Returns
+    -------
+    files : list of Path
+        Per-participant ``sub-<label>/func/..._stat-noiseceiling_statmap.*`` and the group
+        mean ``task-..._stat-noiseceiling_statmap.*`` (absent when no one has a partner).
+    notes : list of str
+        Warnings (participants skipped).
+    """
+    from bids_w2v.bold.cleaning import clean_bold
+    from bids_w2v.bold.confounds import ScanTrim, read_trim_table, scan_trims
+    from bids_w2v.encoding.folds import make_folds
+    from bids_w2v.group.ceiling import crossval_ceiling
+    from bids_w2v.inputs.layout import collect_runs, load_layout
+    from bids_w2v.spaces import space_kind
+
+    metas = {s: m for layers in found.values() for maps in layers.values() for s, _, m in maps}
+    first_map = next(iter(next(iter(found.values())).values()))[0][1]
+    grid = load_grid(first_map)
+    subjects = sorted(metas)
+    meta = metas[subjects[0]]
+    strategy = tuple(meta.get("ConfoundsStrategy", ("motion", "wm_csf", "high_pass")))
+    selection = meta.get("ScanSelection", {})
+    dummy = int(selection.get("DummyScans", 0) or 0)
+    trim_spec = selection.get("TrimScans", [0, 0])
+    trims = read_trim_table(Path(trim_spec)) if isinstance(trim_spec, str) else ScanTrim(*trim_spec)
+    high_pass = meta.get("HighPassHz")
+    if options is None:
+        options = collect_options(confounds_strategy=strategy)
+    cv = meta.get("CrossValidation", {})
+    by_run = "one run out" in str(cv.get("Outer", ""))
+    n_folds, gap = int(cv.get("NFolds", 5)), int(cv.get("GapScans", 0))
+    notes: list[str] = []
+    layout = load_layout(bids_dir, fmriprep_dir, validate=False)
+    runs = {s: collect_runs(layout, s, task, space, res, options) for s in subjects}
+    members: dict[tuple, list[str]] = defaultdict(list)
+    for s in subjects:
+        for key in _run_keys(runs[s]):
+            members[key].append(s)
+    shared = {k: v for k, v in members.items() if len(v) >= 2}
+    partnered = [s for s in subjects if any(s in v for v in shared.values())]
+    for s in subjects:
+        if s not in partnered:
+            note = (
+                f"noise ceiling: sub-{s} shares no run (same stimuli at the same onsets) "
+                "with another participant; skipped."
+            )
+            warnings.warn(note, stacklevel=2)
+            notes.append(note)
+    if not partnered:
+        return [], notes
+    map_space = _map_space([r for s in partnered for r in runs[s]], space_kind(space))
+    scratch_dir = Path(scratch_dir)
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    key_id = {key: i for i, key in enumerate(shared)}
+    kept: dict[tuple[str, tuple], np.ndarray] = {}
+    for s in partnered:  # pass 1: clean once, keep on disk
+        trims_s = scan_trims(runs[s], trims)
+        for run, trim, key in zip(runs[s], trims_s, _run_keys(runs[s]), strict=True):
+            if key not in shared:
+                continue
+            data, keep = clean_bold(
+                run.data_files,
+                map_space,
+                tr=run.tr,
+                confounds_strategy=strategy,
+                dummy_scans=dummy,
+                trim=tuple(trim),
+                high_pass=high_pass,
+            )
+            np.save(scratch_dir / f"sub-{s}_run{key_id[key]}.npy", data)
+            kept[(s, key)] = keep
+    common_scans = {}
+    sums = {}
+    for key, subs in shared.items():
+        scans = kept[(subs[0], key)]
+        for s in subs[1:]:
+            scans = np.intersect1d(scans, kept[(s, key)])
+        common_scans[key] = scans
+        for s in subs:
+            rows = np.searchsorted(kept[(s, key)], scans)
+            part = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
+            sums[key] = part if key not in sums else sums[key] + part
+    out = GroupWriter(output_dir, grid, task=task, space=space, res=res)
+    ceilings = []
+    for s in partnered:  # pass 2: each participant against the mean of the others
+        ys, xs, groups = [], [], []
+        for r, key in enumerate(_run_keys(runs[s])):
+            if key not in shared:
+                continue
+            rows = np.searchsorted(kept[(s, key)], common_scans[key])
+            y = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
+            ys.append(y)
+            xs.append((sums[key] - y) / (len(shared[key]) - 1))
+            groups += [r] * len(y)
+        y, x = np.concatenate(ys), np.concatenate(xs)
+        use_runs = by_run and len(set(groups)) >= 2
+        folds = make_folds(len(y), n_folds=n_folds, groups=groups if use_runs else None, gap=gap)
+        ceiling = crossval_ceiling(y, x, folds)
+        ceilings.append(ceiling)
+        partners = sorted({p for k in shared for p in shared[k] if s in shared[k]} - {s})
+        sidecar = {
+            "Statistic": "noise_ceiling_pearson_r",
+            "Description": "Pearson r between the participant's held-out cleaned BOLD and its "
+            "cross-validated linear prediction from the mean cleaned BOLD of the other "
+            "participants who heard the same stimuli (Millet, Caucheteux et al. 2022).",
+            "Partners": [f"sub-{p}" for p in partners],
+            "NumberOfScans": len(y),
+            "CrossValidation": {
+                "Outer": "leave one run out"
+                if use_runs
+                else f"{n_folds} contiguous unshuffled folds",
+                "GapScans": gap,
+            },
+            "ConfoundsStrategy": list(strategy),
+        }
+        full = _on_grid(ceiling, map_space)
+        if full.shape != grid.shape:
+            raise InputError(
+                f"The BOLD of sub-{s} ({full.shape}) is not on the grid of the participant maps "
+                f"such as {first_map} ({grid.shape}); run the group level with the --space and "
+                "input options (--desc-label, --mask, --bids-filter-file) of the participant "
+                "level."
+            )
+        out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s)
+    group = _on_grid(mean_across_subjects(np.stack(ceilings)), map_space)
+    out.map(
+        group,
+        {
+            "Statistic": "mean_noise_ceiling_pearson_r",
+            "Participants": partnered,
+            "NumberOfSubjects": len(partnered),
+            "Notes": notes,
+            "Description": "Mean over participants of their noise-ceiling maps.",
+        },
+        stat="noiseceiling",
+        desc=None,
+    )
+    return out.written, notes
+
+
+def group_ceiling_path(output_dir: Path, task: str, space: str, res: str | None) -> Path:
+    """Path of the group mean noise-ceiling map (its hemi-L file on surfaces).
+
+    The map of any form (NIfTI, GIfTI, CIFTI) if written, else the NIfTI name.
+    """
+    found = find_group_map(
+        output_dir, task=task, space=space, res=res, desc=None, stat="noiseceiling"
+    )
+    return found or statmap_path(
+        output_dir, task=task, space=space, res=res, desc=None, stat="noiseceiling"
+    )

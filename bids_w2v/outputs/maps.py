@@ -1,0 +1,297 @@
+"""Write brain-score maps as BIDS derivatives (NIfTI, GIfTI or CIFTI + JSON sidecar, atomically).
+
+The maps take the input's form: a NIfTI volume on the brain mask's grid, one ``.func.gii`` per
+hemisphere (``hemi-L``/``hemi-R``), or a ``.dscalar.nii`` on the input's brain-model axis.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nb
+import numpy as np
+
+from bids_w2v.outputs.atomic import write_json, write_nifti
+from bids_w2v.outputs.names import layer_desc, statmap_path
+from bids_w2v.spaces import (
+    CiftiSpace,
+    SurfaceSpace,
+    dscalar_image,
+    gifti_map_image,
+    write_cifti,
+    write_gifti,
+)
+
+MAP_EXTENSIONS = (".nii.gz", ".func.gii", ".dscalar.nii", ".nii")
+MapSpace = nb.Nifti1Image | SurfaceSpace | CiftiSpace
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    """Mean of the finite values (None when there is none: JSON has no NaN)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else None
+
+
+def sidecar_path(map_file: Path) -> Path:
+    """The JSON sidecar beside a ``.nii.gz``, ``.func.gii`` or ``.dscalar.nii`` map."""
+    map_file = Path(map_file)
+    for ext in MAP_EXTENSIONS:
+        if map_file.name.endswith(ext):
+            return map_file.with_name(map_file.name[: -len(ext)] + ".json")
+    raise ValueError(f"{map_file} is not a brain map ({', '.join(MAP_EXTENSIONS)})")
+
+
+def read_sidecar(nii: Path) -> dict:
+    """The JSON sidecar of a map written by :func:`write_statmap` (any of its forms)."""
+    return json.loads(sidecar_path(nii).read_text())
+
+
+def load_map_data(path: Path) -> np.ndarray:
+    """The values of a brain map of any form, as float64.
+
+    A NIfTI gives its 3-D array, a ``.func.gii`` its vertices, a ``.dscalar.nii`` its first
+    row of grayordinates. Use :func:`save_map_like` to write values back in the same form.
+    """
+    img = nb.load(str(path))
+    if isinstance(img, nb.GiftiImage):
+        return np.asarray(img.darrays[0].data, dtype=np.float64)
+    if isinstance(img, nb.Cifti2Image):
+        return np.asarray(img.dataobj, dtype=np.float64)[0]
+    return np.asarray(img.dataobj, dtype=np.float64)
+
+
+def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str = "") -> Path:
+    """Atomically write ``values`` as a map of the same form and geometry as ``reference``.
+
+    Parameters
+    ----------
+    values : ndarray
+        Shaped as :func:`load_map_data` returns for ``reference``.
+    reference : Path
+        An existing map (NIfTI, ``.func.gii`` or ``.dscalar.nii``).
+    path : Path
+        Output file (same extension as ``reference``).
+    name : str
+        Map name stored in GIfTI/CIFTI metadata.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    ref = nb.load(str(reference))
+    values = np.asarray(values, dtype=np.float32)
+    if isinstance(ref, nb.GiftiImage):
+        hemi = "R" if dict(ref.meta).get("AnatomicalStructurePrimary") == "CortexRight" else "L"
+        return write_gifti(path, gifti_map_image(values, hemi, name=name))
+    if isinstance(ref, nb.Cifti2Image):
+        img = dscalar_image(values[None], [name or "map"], ref.header.get_axis(1))
+        return write_cifti(path, img)
+    header = ref.header.copy()
+    header.set_data_dtype(np.float32)
+    return write_nifti(path, nb.Nifti1Image(values, ref.affine, header))
+
+
+def to_volume(values: np.ndarray, mask_img: nb.Nifti1Image) -> nb.Nifti1Image:
+    """Place in-mask values in a 3-D image (NaN outside the mask; float32)."""
+    mask = np.asarray(mask_img.dataobj) > 0
+    vol = np.full(mask.shape, np.nan, dtype=np.float32)
+    vol[mask] = values
+    header = mask_img.header.copy()
+    header.set_data_dtype(np.float32)
+    return nb.Nifti1Image(vol, mask_img.affine, header)
+
+
+def from_volume(img: nb.Nifti1Image, mask_img: nb.Nifti1Image) -> np.ndarray:
+    """Read in-mask values from a 3-D image."""
+    mask = np.asarray(mask_img.dataobj) > 0
+    return np.asarray(img.dataobj, dtype=np.float64)[mask]
+
+
+def write_statmap(
+    values: np.ndarray,
+    mask_img: MapSpace,
+    sidecar: Mapping[str, Any],
+    output_dir: Path,
+    **entities: Any,
+) -> list[Path]:
+    """Write one statistical map (one file per hemisphere on GIfTI surfaces) and sidecars.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels_in_mask,)
+        Map values in mask order.
+    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
+        The mask (map space) the values come from; it decides the output's form.
+    sidecar : mapping
+        JSON metadata.
+    output_dir : Path
+        Root of the derivative dataset.
+    **entities
+        Passed to :func:`bids_w2v.outputs.names.statmap_path`.
+
+    Returns
+    -------
+    list of Path
+        The maps written (without the sidecars).
+    """
+    name = f"{entities.get('desc', '')} {entities.get('stat', '')}".strip()
+    if isinstance(mask_img, SurfaceSpace):
+        written = []
+        for hemi, full in mask_img.split(values).items():
+            path = statmap_path(output_dir, extension=".func.gii", hemi=hemi, **entities)
+            write_json(
+                statmap_path(output_dir, extension=".json", hemi=hemi, **entities), dict(sidecar)
+            )
+            written.append(write_gifti(path, gifti_map_image(full, hemi, name=name)))
+        return written
+    if isinstance(mask_img, CiftiSpace):
+        path = statmap_path(output_dir, extension=".dscalar.nii", **entities)
+        write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
+        img = dscalar_image(mask_img.full(values)[None], [name], mask_img.brain_models)
+        return [write_cifti(path, img)]
+    nii = statmap_path(output_dir, extension=".nii.gz", **entities)
+    write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
+    write_nifti(nii, to_volume(values, mask_img))
+    return [nii]
+
+
+def peak_layer(scores: np.ndarray, layer_indices: Sequence[int]) -> np.ndarray:
+    """Per voxel, the depth index of the layer with the highest score (NaN if none is finite).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_layers, n_voxels)
+        Brain scores.
+    layer_indices : sequence of int
+        Depth index of each row.
+
+    Returns
+    -------
+    ndarray, shape (n_voxels,)
+    """
+    finite = np.isfinite(scores)
+    best = np.argmax(np.where(finite, scores, -np.inf), axis=0)
+    out = np.asarray(layer_indices, dtype=np.float64)[best]
+    out[~finite.any(axis=0)] = np.nan
+    return out
+
+
+def _excluded_counts(result: Mapping[str, np.ndarray]) -> dict[str, int] | int:
+    """Voxels left out of a fit: by reason when the fit recorded it, else their number."""
+    if "n_excluded_nonfinite" in result and "n_excluded_constant" in result:
+        return {
+            "NonFinite": int(result["n_excluded_nonfinite"]),
+            "Constant": int(result["n_excluded_constant"]),
+        }
+    return int(np.sum(result["excluded"]))
+
+
+def write_participant_maps(
+    results: Sequence[Mapping[str, np.ndarray]],
+    layers: Sequence[str],
+    layer_indices: Sequence[int],
+    mask_img: MapSpace,
+    *,
+    output_dir: Path,
+    subject: str,
+    task: str,
+    space: str,
+    res: str | None,
+    model_label: str,
+    den: str | None = None,
+    metadata: Mapping[str, Any],
+) -> list[Path]:
+    """Write a participant's brain-score map per layer, its peak-layer and best-alpha maps.
+
+    Parameters
+    ----------
+    results : sequence of mapping
+        Per layer: ``scores`` (n_voxels,), ``fold_scores``, ``alphas`` (n_folds, n_voxels),
+        ``excluded`` (n_voxels,).
+    layers, layer_indices : sequence
+        Layer names and depth indices, aligned with ``results``.
+    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
+        Brain mask (map space) the voxels come from: NIfTI, GIfTI or CIFTI outputs.
+    output_dir : Path
+        Root of the derivative dataset.
+    subject, task, space, res : str
+        BIDS entities.
+    den : str, optional
+        CIFTI density entity (``91k``).
+    model_label : str
+        Alphanumeric model label.
+    metadata : mapping
+        Common sidecar fields (model, cross-validation, HRF, sources...).
+
+    Returns
+    -------
+    list of Path
+        Files written.
+    """
+    common = {"task": task, "space": space, "res": res, "den": den, "subject": subject}
+    written = []
+    scores = np.stack([np.asarray(r["scores"], dtype=np.float64) for r in results])
+    for name, index, res_ in zip(layers, layer_indices, results, strict=True):
+        sidecar = {
+            **metadata,
+            "LayerName": name,
+            "LayerIndex": int(index),
+            "Statistic": "pearson_r",
+            "FoldScoresMean": [_nanmean(f) for f in res_["fold_scores"]],
+            "ExcludedVoxels": _excluded_counts(res_),
+        }
+        written.extend(
+            write_statmap(
+                res_["scores"],
+                mask_img,
+                sidecar,
+                output_dir,
+                stat="r",
+                desc=layer_desc(model_label, name),
+                **common,
+            )
+        )
+    peaks = peak_layer(scores, layer_indices)
+    layer_table = {str(i): n for n, i in zip(layers, layer_indices, strict=True)}
+    written.extend(
+        write_statmap(
+            peaks,
+            mask_img,
+            {**metadata, "Statistic": "peak_layer", "Layers": layer_table},
+            output_dir,
+            stat="peaklayer",
+            desc=layer_desc(model_label),
+            **common,
+        )
+    )
+    # alpha of each voxel's peak layer, geometric mean over outer folds
+    log_alpha = np.stack([np.log10(np.asarray(r["alphas"], dtype=np.float64)) for r in results])
+    best_row = np.argmax(np.where(np.isfinite(scores), scores, -np.inf), axis=0)
+    chosen = log_alpha[best_row, :, np.arange(scores.shape[1])]  # (n_voxels, n_folds)
+    with warnings.catch_warnings():  # excluded voxels: all-NaN rows give NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best_alpha = 10 ** np.nanmean(chosen, axis=1) if chosen.size else chosen
+    best_alpha[np.isnan(peaks)] = np.nan
+    written.extend(
+        write_statmap(
+            best_alpha,
+            mask_img,
+            {
+                **metadata,
+                "Statistic": "ridge_alpha",
+                "Description": "Ridge penalty at each voxel's peak layer (geometric "
+                "mean over outer folds).",
+            },
+            output_dir,
+            stat="alpha",
+            desc=layer_desc(model_label),
+            **common,
+        )
+    )
+    return written
