@@ -1,24 +1,38 @@
-"""Frozen configuration of one bids-w2v run.
+"""Frozen configuration of one bids-w2v run: the only path a parameter travels.
 
-A parameter travels CLI -> these dataclasses -> ``init_*_wf(...)`` keyword arguments ->
-interface inputs. Nothing here is mutable or global; :func:`config_to_toml` records the whole
-configuration in the output's ``logs/`` folder.
+A parameter travels once: the command-line parser (its destination is the field's name) ->
+:func:`settings_from` builds these frozen dataclasses -> ``init_*_wf(...)`` receives the
+settings objects -> nodes are built from them (:func:`node_inputs`). Every default is written
+here, once; the parser reads it with :func:`default`. Every ``auto`` is resolved here, once
+(:meth:`EncodingSettings.__post_init__`). :func:`config_to_toml` records the whole configuration
+in the output's ``logs/`` folder and :func:`config_from_toml` reads it back (the group level
+takes the participant level's settings from there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tomli_w
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from bids_w2v.encoding.ridge import DEFAULT_ALPHAS, resolve_alpha_search
 
 DEFAULT_MODEL = "facebook/wav2vec2-base"
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 DEFAULT_CONFOUNDS = ("motion", "wm_csf", "high_pass")
-DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(1, 8, 20))
+#: the BOLD is used as is (already denoised derivatives)
+NO_CONFOUNDS = ("none",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,11 @@ class CleaningSettings:
     trim_scans_file: Path | None = None
     high_pass: float | None = None
 
+    @property
+    def uses_confounds(self) -> bool:
+        """Whether the fMRIPrep confounds files are read."""
+        return tuple(self.confounds_strategy) != NO_CONFOUNDS
+
 
 @dataclass(frozen=True)
 class InputSettings:
@@ -92,19 +111,24 @@ class EncodingSettings:
     """Nested cross-validated ridge (the paper's: 5 contiguous folds, LOO alpha per voxel).
 
     ``cv="runs"`` replaces the contiguous folds by leave-one-run-out; ``gap`` drops the training
-    scans within that many scans of the test block.
+    scans within that many scans of the test block. ``alpha_search="auto"`` is resolved when
+    the settings are built, so the value stored is always ``"full"`` or ``"local"``.
     """
 
     n_folds: int = 5
     cv: str = "kfold"
     gap: int = 0
-    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    alphas: tuple[float, ...] = tuple(float(a) for a in DEFAULT_ALPHAS)
     inner: str = "loo"
     alpha_search: str = "full"
     backend: str = "numpy"
     device: str = "cpu"
     voxel_chunk: int = 20000
     features_pca: int | None = None
+
+    def __post_init__(self) -> None:
+        resolved = resolve_alpha_search(self.alpha_search, self.inner)
+        object.__setattr__(self, "alpha_search", resolved)
 
 
 @dataclass(frozen=True)
@@ -124,7 +148,7 @@ class RunConfig:
     bids_dir: Path
     output_dir: Path
     analysis_level: str
-    work_dir: Path
+    work_dir: Path = Path("work")
     derivatives: tuple[tuple[str, Path], ...] = ()
     participant_label: tuple[str, ...] = ()
     task: str | None = None
@@ -169,6 +193,116 @@ class RunConfig:
         return self.feature_cache or (self.work_dir / "feature_cache")
 
 
+#: the settings sections of :class:`RunConfig`, by field name
+SECTIONS = {
+    "features": FeatureSettings,
+    "design": DesignSettings,
+    "cleaning": CleaningSettings,
+    "inputs": InputSettings,
+    "encoding": EncodingSettings,
+    "group": GroupSettings,
+}
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of one settings field, the single place it is written.
+
+    Parameters
+    ----------
+    cls : dataclass type
+        A settings class (e.g. :class:`EncodingSettings`).
+    name : str
+        One of its fields.
+
+    Returns
+    -------
+    object
+        The field's default value.
+    """
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            return f.default_factory()  # type: ignore[misc]
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Give a parsed value its field's type: lists -> tuples, relative paths -> absolute."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, Path) or (isinstance(value, str) and _is_path(hint)):
+        return Path(value).absolute()
+    return value
+
+
+def _is_path(hint: Any) -> bool:
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return Path in args
+
+
+def settings_from(cls: type, values: Mapping[str, Any], **resolved: Any) -> Any:
+    """Build one frozen settings object from values named like its fields.
+
+    The parser's destinations are the fields' names, so ``vars(args)`` fills every section;
+    values absent from ``values`` keep the field's default.
+
+    Parameters
+    ----------
+    cls : dataclass type
+        The settings class.
+    values : mapping
+        Parsed values (e.g. ``vars(args)``); names that are not fields are ignored.
+    **resolved
+        Values computed from several options (they take precedence).
+
+    Returns
+    -------
+    object
+        An instance of ``cls``.
+    """
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _coerce(values[f.name], hints[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in values
+    }
+    kwargs.update(resolved)
+    return cls(**kwargs)
+
+
+def node_inputs(interface: type, *settings: Any, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments of a Nipype interface taken from settings objects.
+
+    Every field whose name is an input of ``interface`` is passed on; tuples become lists and
+    ``None`` is kept (traits accept it where the setting is optional).
+
+    Parameters
+    ----------
+    interface : type
+        A Nipype interface class.
+    *settings : dataclass instances
+        Settings objects, e.g. ``config.encoding``.
+    **extra
+        Further inputs (take precedence).
+
+    Returns
+    -------
+    dict
+    """
+    names = set(interface.input_spec().trait_names())
+    out: dict[str, Any] = {}
+    for obj in settings:
+        for f in dataclasses.fields(obj):
+            if f.name in names:
+                value = getattr(obj, f.name)
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+    out.update(extra)
+    return out
+
+
 def _plain(value: Any) -> Any:
     """Turn dataclass values into TOML-serialisable builtins."""
     if dataclasses.is_dataclass(value):
@@ -198,3 +332,42 @@ def config_to_toml(config: RunConfig) -> str:
         TOML text.
     """
     return tomli_w.dumps({"bids_w2v": _plain(config)})
+
+
+def _from_plain(cls: type, data: Mapping[str, Any]) -> Any:
+    """Rebuild a dataclass from :func:`_plain` output (inverse of the TOML serialisation)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if value == "none":
+            value = None
+        elif f.name in SECTIONS and cls is RunConfig:
+            value = _from_plain(SECTIONS[f.name], value)
+        elif f.name == "models":
+            value = tuple(_from_plain(ModelSpec, m) for m in value)
+        elif f.name == "derivatives":
+            value = tuple((name, Path(path)) for name, path in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        if isinstance(value, str) and _is_path(hint):
+            value = Path(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def config_from_toml(text: str) -> RunConfig:
+    """Read a configuration written by :func:`config_to_toml`.
+
+    Parameters
+    ----------
+    text : str
+        TOML text.
+
+    Returns
+    -------
+    RunConfig
+    """
+    return _from_plain(RunConfig, tomllib.loads(text)["bids_w2v"])

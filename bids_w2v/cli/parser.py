@@ -6,7 +6,20 @@ import argparse
 from pathlib import Path
 
 from bids_w2v import __version__
-from bids_w2v.config import DEFAULT_MODEL, DEFAULT_SPACE
+from bids_w2v.config import (
+    DEFAULT_CONFOUNDS,
+    DEFAULT_MODEL,
+    DEFAULT_SPACE,
+    CleaningSettings,
+    DesignSettings,
+    EncodingSettings,
+    FeatureSettings,
+    GroupSettings,
+    InputSettings,
+    ModelSpec,
+    RunConfig,
+    default,
+)
 
 DESCRIPTION = f"""\
 bids-w2v {__version__}: how well does each layer of a self-supervised speech model
@@ -163,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--desc-label",
-        default="preproc",
+        default=default(InputSettings, "desc_label"),
         metavar="LABEL",
-        help="desc- label of the preprocessed BOLD (FitLins' flag; default preproc, "
+        help="desc- label of the preprocessed BOLD (FitLins' flag; default %(default)s, "
         "fMRIPrep's; e.g. clean for Narratives' afni-nosmooth derivatives, which implies "
         "--confounds-strategy none unless one is given)",
     )
@@ -195,10 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--dropped-scans",
         type=_non_negative_int,
-        default=0,
+        default=default(InputSettings, "dropped_scans"),
         metavar="N",
         help="volumes the preprocessing removed from the start of every run (Le Petit "
-        "Prince's AFNI derivatives: 4); onsets are moved N x TR earlier (default 0)",
+        "Prince's AFNI derivatives: 4); onsets are moved N x TR earlier (default %(default)s)",
     )
 
     g = parser.add_argument_group("Speech model and features")
@@ -236,23 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--layers",
-        default="all",
+        default=default(FeatureSettings, "layers"),
         help="layers to score: 'all' (default; conv0-conv6 and transformer0-transformer11 for "
         "a base model), names, ranges (transformer0-transformer5) or depth indices",
     )
     g.add_argument(
         "--window",
+        dest="window_s",
         type=float,
-        default=10.0,
+        default=default(FeatureSettings, "window_s"),
         metavar="SECONDS",
-        help="window fed to the model (default 10 s, the paper's)",
+        help="window fed to the model (default %(default)s s, the paper's)",
     )
     g.add_argument(
         "--stride",
+        dest="stride_s",
         type=float,
-        default=5.0,
+        default=default(FeatureSettings, "stride_s"),
         metavar="SECONDS",
-        help="stride between windows; overlapping frames are averaged (default 5 s)",
+        help="stride between windows; overlapping frames are averaged (default %(default)s s)",
     )
     g.add_argument(
         "--causal",
@@ -264,15 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--dtype",
         choices=["float32", "bfloat16", "float16"],
-        default="float32",
-        help="precision of the speech model (default float32; bfloat16 runs on CPU and GPU, "
+        default=default(FeatureSettings, "dtype"),
+        help="precision of the speech model (default %(default)s; bfloat16 runs on CPU and GPU, "
         "float16 on GPU only); features are stored in float32",
     )
     g.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=4,
-        help="windows per forward pass of the speech model (default 4); lower it to save "
+        default=default(FeatureSettings, "batch_size"),
+        help="windows per forward pass of the speech model (default %(default)s); lower it to save "
         "memory, raise it on a GPU",
     )
     g.add_argument(
@@ -294,17 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="STRATEGY",
         help="confound regression: a nilearn preset (simple, scrubbing, compcor), nilearn "
-        "load_confounds components (default: motion wm_csf high_pass), or 'none' to use the "
-        "BOLD as is (already denoised derivatives; the default with --desc-label other "
+        f"load_confounds components (default: {' '.join(DEFAULT_CONFOUNDS)}), or 'none' to use "
+        "the BOLD as is (already denoised derivatives; the default with --desc-label other "
         "than preproc)",
     )
     g.add_argument(
         "--dummy-scans",
         type=_non_negative_int,
-        default=0,
+        default=default(CleaningSettings, "dummy_scans"),
         metavar="N",
         help="drop the first N volumes of every run from BOLD, confounds and design (in "
-        "addition to fMRIPrep's non_steady_state_outlier volumes; default 0)",
+        "addition to fMRIPrep's non_steady_state_outlier volumes; default %(default)s)",
     )
     g.add_argument(
         "--trim-scans",
@@ -328,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hrf",
         dest="hrf_model",
         choices=["glover", "spm", "glover+derivative", "spm+derivative", "fir"],
-        default="glover",
-        help="HRF convolved with every feature (default glover, the paper's); +derivative "
+        default=default(DesignSettings, "hrf_model"),
+        help="HRF convolved with every feature (default %(default)s, the paper's); +derivative "
         "adds each feature's time derivative; fir: delayed copies (--fir-delays)",
     )
     g.add_argument(
@@ -344,61 +359,62 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--n-folds",
         type=_positive_int,
-        default=5,
-        help="outer contiguous, unshuffled cross-validation folds (default 5)",
+        default=default(EncodingSettings, "n_folds"),
+        help="outer contiguous, unshuffled cross-validation folds (default %(default)s)",
     )
     g.add_argument(
         "--cv",
         choices=["kfold", "runs"],
-        default="kfold",
+        default=default(EncodingSettings, "cv"),
         help="outer cross-validation: 'kfold' (--n-folds contiguous folds over the "
         "concatenated runs, the paper's) or 'runs' (leave one run out)",
     )
     g.add_argument(
         "--cv-gap",
-        type=int,
-        default=0,
+        dest="gap",
+        type=_non_negative_int,
+        default=default(EncodingSettings, "gap"),
         metavar="SCANS",
         help="drop the training scans within SCANS scans of the test block, so that BOLD "
-        "autocorrelation does not leak across the boundary (default 0)",
+        "autocorrelation does not leak across the boundary (default %(default)s)",
     )
     g.add_argument(
         "--inner-cv",
         dest="inner",
         choices=["loo", "kfold"],
-        default="loo",
+        default=default(EncodingSettings, "inner"),
         help="per-voxel alpha choice: efficient leave-one-out (default, the paper's) "
         "or 5 inner contiguous folds",
     )
     g.add_argument(
         "--alpha-search",
         choices=["full", "local", "auto"],
-        default="full",
-        help="how the inner criterion is searched over the alpha grid: 'full' (default) "
-        "evaluates every alpha (the exact grid argmin, as scikit-learn and himalaya); 'local' "
-        "evaluates it only around the minima of a cheap proxy (GCV for --inner-cv loo) and "
-        "descends to a minimum: 1.5-2.6x faster (benchmarks/README.md), the same alpha as "
-        "'full' for >= 99.99%% of (fold, voxel) pairs with loo in the benchmarks and >= 99.2%% "
-        "with kfold, but nearly tied layers can swap ranks; 'auto': local with loo, full "
-        "with kfold",
+        default=default(EncodingSettings, "alpha_search"),
+        help="how the inner criterion is searched over the alpha grid: 'full' (default "
+        "%(default)s) evaluates every alpha (the exact grid argmin, as scikit-learn and "
+        "himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
+        "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
+        "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
+        "local with loo, full with kfold",
     )
     g.add_argument(
         "--encoding-backend",
+        dest="backend",
         choices=["numpy", "torch"],
-        default="numpy",
-        help="linear algebra backend of the ridge (default numpy)",
+        default=default(EncodingSettings, "backend"),
+        help="linear algebra backend of the ridge (default %(default)s)",
     )
     g.add_argument(
         "--device",
-        default="auto",
+        default=default(FeatureSettings, "device"),
         help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
         "cuda:N; used by the speech model and by --encoding-backend torch",
     )
     g.add_argument(
         "--voxel-chunk",
         type=_positive_int,
-        default=20000,
-        help="voxels fitted at once; bounds memory (default 20000)",
+        default=default(EncodingSettings, "voxel_chunk"),
+        help="voxels fitted at once; bounds memory (default %(default)s)",
     )
     g.add_argument(
         "--features-pca",
@@ -413,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--fdr-q",
         type=_fdr_level,
-        default=0.05,
+        default=default(GroupSettings, "fdr_q"),
         metavar="Q",
-        help="Benjamini-Hochberg FDR level of the thresholded group maps (default 0.05)",
+        help="Benjamini-Hochberg FDR level of the thresholded group maps (default %(default)s)",
     )
     g.add_argument(
         "--roi-atlas",
@@ -430,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--noise-ceiling",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=default(GroupSettings, "noise_ceiling"),
         help="estimate each participant's noise ceiling from the others who heard the same "
         "stimuli and write ceiling-normalised group scores (default: on)",
     )
@@ -453,14 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--n_cpus",
         dest="nprocs",
         type=_positive_int,
-        default=1,
-        help="processes run in parallel by Nipype (default 1)",
+        default=default(RunConfig, "nprocs"),
+        help="processes run in parallel by Nipype (default %(default)s)",
     )
     g.add_argument(
         "--omp-nthreads",
         type=_positive_int,
-        default=1,
-        help="threads of each process (torch, BLAS; default 1)",
+        default=default(RunConfig, "omp_nthreads"),
+        help="threads of each process (torch, BLAS; default %(default)s)",
     )
     g.add_argument(
         "--mem",
@@ -484,14 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--seed",
         type=int,
-        default=0,
-        help="random seed (random-init weights); same seed, same results (default 0)",
+        default=default(ModelSpec, "seed"),
+        help="random seed (random-init weights); same seed, same results (default %(default)s)",
     )
     g.add_argument(
         "-v",
         "--verbose",
+        dest="verbosity",
         action="count",
-        default=0,
+        default=default(RunConfig, "verbosity"),
         help="more output (-v progress bars, -vv Nipype logs)",
     )
 

@@ -155,3 +155,41 @@ class CollectOptions:
     dropped_scans: int = 0
     need_confounds: bool = False
     mask: Path | None = None
+
+
+def collect_options(inputs: Any, cleaning: Any) -> CollectOptions:
+    """The options of :func:`~bids_w2v.inputs.layout.collect_runs`, files read and checked.
+
+    The one place the input settings become collection options, for the participant level
+    and for the group level's noise ceiling (which re-reads the same BOLD).
+
+    Parameters
+    ----------
+    inputs : bids_w2v.config.InputSettings
+        ``--desc-label``, ``--bids-filter-file``, ``--stimulus-map``, ``--mask``,
+        ``--dropped-scans``.
+    cleaning : bids_w2v.config.CleaningSettings
+        Whether the confounds strategy reads the confounds files.
+
+    Returns
+    -------
+    CollectOptions
+
+    Raises
+    ------
+    InputError
+        If ``--mask`` does not exist, or the filter file or stimulus map is invalid.
+    """
+    from bids_w2v.inputs.stimulus_map import read_stimulus_map
+
+    if inputs.mask is not None and not Path(inputs.mask).is_file():
+        raise InputError(f"The --mask file {inputs.mask} does not exist. Fix the path.")
+    return CollectOptions(
+        desc=inputs.desc_label,
+        filters=read_filter_file(inputs.bids_filter_file) if inputs.bids_filter_file else None,
+        stimulus_map=read_stimulus_map(inputs.stimulus_map) if inputs.stimulus_map else None,
+        stimulus_map_file=inputs.stimulus_map,
+        dropped_scans=inputs.dropped_scans,
+        need_confounds=cleaning.uses_confounds,
+        mask=inputs.mask,
+    )

@@ -18,25 +18,22 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     design_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
     bold_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
     layer = traits.Str(mandatory=True, desc="layer to fit")
-    n_folds = traits.Int(5, usedefault=True, desc="outer contiguous folds")
-    cv = traits.Enum("kfold", "runs", usedefault=True, desc="contiguous folds or leave-one-run-out")
-    gap = traits.Int(0, usedefault=True, desc="training scans dropped next to the test block")
+    # settings of bids_w2v.config.EncodingSettings: no defaults here, the configuration's apply
+    n_folds = traits.Int(mandatory=True, desc="outer contiguous folds")
+    cv = traits.Enum("kfold", "runs", mandatory=True, desc="contiguous folds or leave-one-run-out")
+    gap = traits.Int(mandatory=True, desc="training scans dropped next to the test block")
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
-    inner = traits.Enum("loo", "kfold", usedefault=True, desc="inner alpha selection")
+    inner = traits.Enum("loo", "kfold", mandatory=True, desc="inner alpha selection")
     alpha_search = traits.Enum(
-        "full",
-        "local",
-        "auto",
-        usedefault=True,
-        desc="search of the alpha grid (full, local descent, or auto: local for loo only)",
+        "full", "local", mandatory=True, desc="search of the alpha grid (auto resolved already)"
     )
-    backend = traits.Str("numpy", usedefault=True, desc="numpy or torch")
-    device = traits.Str("cpu", usedefault=True, desc="cpu or cuda")
-    voxel_chunk = traits.Int(20000, usedefault=True, desc="voxels per chunk")
-    num_threads = traits.Int(1, usedefault=True, desc="BLAS threads")
-    features_pca = traits.Int(
-        0, usedefault=True, desc="PCA components of the features per training fold (0: none)"
+    backend = traits.Enum("numpy", "torch", mandatory=True, desc="linear algebra backend")
+    device = traits.Str(mandatory=True, desc="cpu or cuda[:N]")
+    voxel_chunk = traits.Int(mandatory=True, desc="voxels per chunk")
+    features_pca = traits.Either(
+        None, traits.Int, mandatory=True, desc="PCA components of the features per fold"
     )
+    num_threads = traits.Int(mandatory=True, desc="BLAS threads")
 
 
 class _FitEncodingOutputSpec(TraitedSpec):
@@ -79,7 +76,7 @@ class FitEncoding(SimpleInterface):
                     backend=self.inputs.backend,
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,
-                    features_pca=self.inputs.features_pca or None,
+                    features_pca=self.inputs.features_pca,
                 )
         except ValueError as exc:
             raise InputError(

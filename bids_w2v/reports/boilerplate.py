@@ -8,7 +8,7 @@ import numpy as np
 
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
-from bids_w2v.encoding.ridge import resolve_alpha_search
+from bids_w2v.outputs.metadata import hrf_clause
 
 REFERENCES = {
     "millet2022": "Millet, J., Caucheteux, C., Orhan, P., Boubenec, Y., Gramfort, A., Dunbar, E., "
@@ -99,7 +99,7 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         if enc.inner == "loo"
         else "5-fold contiguous cross-validation on the training data"
     )
-    if resolve_alpha_search(enc.alpha_search, enc.inner) == "local":
+    if enc.alpha_search == "local":
         proxy = (
             "generalised cross-validation minima"
             if enc.inner == "loo"
@@ -124,9 +124,7 @@ nilearn {_version("nilearn")} [@nilearn] and transformers {_version("transformer
 {speech_models}, {windows}{causal}. The activations of
 {layers} (convolutional blocks average-pooled to the model's frame rate; transformer blocks'
 outputs) were treated as events of one model frame each and
-convolved with the {design.hrf_model.upper() if design.hrf_model == "spm" else "Glover"} HRF
-sampled at the scan times (nilearn `compute_regressor` semantics, oversampling
-{design.oversampling}).
+{hrf_clause(design)}.
 
 **BOLD.** The BOLD signal {confounds}, restricted to the participant's brain mask, and
 z-scored within each run; runs were concatenated.

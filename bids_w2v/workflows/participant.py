@@ -11,6 +11,7 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_w2v.config import CleaningSettings, DesignSettings, EncodingSettings, node_inputs
 from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
@@ -60,26 +61,12 @@ def init_participant_wf(
     output_dir: Path,
     space: str,
     res: str | None,
-    confounds_strategy: Sequence[str],
-    hrf_model: str,
-    oversampling: int,
-    slice_time_ref: float,
-    fir_delays: Sequence[int] = (),
-    dummy_scans: int = 0,
-    scan_trims: Sequence[tuple[int, int]] | None = None,
-    high_pass: float | None = None,
-    n_folds: int,
-    cv: str,
-    gap: int,
-    alphas: Sequence[float],
-    inner: str,
-    encoding_backend: str,
-    device: str,
-    voxel_chunk: int,
+    cleaning: CleaningSettings,
+    design: DesignSettings,
+    encoding: EncodingSettings,
     omp_nthreads: int,
-    features_pca: int | None = None,
-    alpha_search: str = "full",
     metadata: dict[str, Any],
+    scan_trims: Sequence[tuple[int, int]] | None = None,
     model_labels: Sequence[str] = ("model",),
     name: str | None = None,
 ) -> pe.Workflow:
@@ -97,27 +84,19 @@ def init_participant_wf(
         Root of the derivative dataset.
     space, res : str
         Output space entities.
-    confounds_strategy : sequence of str
-        ``none``, a nilearn preset or ``load_confounds`` components
-        (:mod:`bids_w2v.bold.confounds`).
-    hrf_model, oversampling, slice_time_ref, fir_delays
-        HRF convolution settings.
-    dummy_scans : int
-        First volumes of every run dropped from BOLD, confounds and design.
-    scan_trims : sequence of (int, int), optional
-        Per run, volumes dropped at the start and end (``--trim-scans``).
-    high_pass : float, optional
-        Butterworth high-pass cutoff (Hz) applied while cleaning.
-    n_folds, cv, gap, alphas, inner, encoding_backend, device, voxel_chunk
-        Encoding settings (:class:`bids_w2v.config.EncodingSettings`).
+    cleaning : CleaningSettings
+        Confounds strategy, dummy scans and high-pass of ``clean_bold``.
+    design : DesignSettings
+        HRF settings of ``build_design``.
+    encoding : EncodingSettings
+        Cross-validation and ridge settings of ``fit_layer``.
     omp_nthreads : int
         Threads of the fitting nodes.
-    features_pca : int, optional
-        PCA components of the features, fitted per training fold (``--features-pca``).
-    alpha_search : {"full", "local", "auto"}
-        Search of the inner criterion over the alpha grid (``--alpha-search``).
     metadata : dict
-        Analysis settings recorded in every sidecar.
+        Analysis settings recorded in every sidecar
+        (:func:`bids_w2v.outputs.metadata.analysis_metadata`).
+    scan_trims : sequence of (int, int), optional
+        Per run, volumes dropped at the start and end (``--trim-scans``).
     model_labels : sequence of str
         One per speech model (unique): each gets its own ``model_<label>_wf`` with its
         inputnode, designs, fits and maps, sharing the cleaned BOLD.
@@ -154,11 +133,7 @@ def init_participant_wf(
         # masks (Le Petit Prince): nilearn's EPI mask of the runs
         brain_mask.inputs.bold_files = [[str(f) for f in r.data_files] for r in runs]
     clean_bold = pe.MapNode(
-        CleanBold(
-            confounds_strategy=list(confounds_strategy),
-            dummy_scans=dummy_scans,
-            high_pass=high_pass,
-        ),
+        CleanBold(**node_inputs(CleanBold, cleaning)),
         iterfield=["bold", "tr", "trim_start", "trim_end"],
         name="clean_bold",
         mem_gb=clean_mem_gb(max(r.n_scans for r in runs), _mask_voxels(runs[0])),
@@ -170,13 +145,7 @@ def init_participant_wf(
     clean_bold.inputs.tr = [r.tr for r in runs]
 
     build_design = pe.MapNode(
-        BuildDesign(
-            stimuli=list(stimuli),
-            hrf_model=hrf_model,
-            oversampling=oversampling,
-            slice_time_ref=slice_time_ref,
-            fir_delays=list(fir_delays),
-        ),
+        BuildDesign(**node_inputs(BuildDesign, design, stimuli=list(stimuli))),
         iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file"],
         name="build_design",
     )
@@ -187,22 +156,10 @@ def init_participant_wf(
 
     n_scans = sum(r.n_scans for r in runs)
     fit = pe.MapNode(
-        FitEncoding(
-            n_folds=n_folds,
-            cv=cv,
-            gap=gap,
-            alphas=list(alphas),
-            inner=inner,
-            alpha_search=alpha_search,
-            backend=encoding_backend,
-            device=device,
-            voxel_chunk=voxel_chunk,
-            num_threads=omp_nthreads,
-            features_pca=features_pca or 0,
-        ),
+        FitEncoding(**node_inputs(FitEncoding, encoding, num_threads=omp_nthreads)),
         iterfield=["layer"],
         name="fit_layer",
-        mem_gb=fit_mem_gb(n_scans, _mask_voxels(runs[0]), voxel_chunk),
+        mem_gb=fit_mem_gb(n_scans, _mask_voxels(runs[0]), encoding.voxel_chunk),
         n_procs=omp_nthreads,
     )
     write_maps = pe.Node(

@@ -106,10 +106,11 @@ def test_features_pca_flag_reaches_the_fit_node_and_sidecar(sim_dataset, tiny_mo
     """--features-pca N: CLI -> EncodingSettings -> workflow -> FitEncoding input, metadata."""
     import dataclasses
 
+    from bids_w2v.cli.build import build_config
     from bids_w2v.cli.parser import build_parser
-    from bids_w2v.cli.run import build_config
     from bids_w2v.inputs.layout import collect_runs, load_layout
-    from bids_w2v.workflows.base import analysis_metadata, init_bids_w2v_wf
+    from bids_w2v.outputs.metadata import analysis_metadata
+    from bids_w2v.workflows.base import init_bids_w2v_wf
 
     root, _, _ = sim_dataset
 
@@ -126,7 +127,7 @@ def test_features_pca_flag_reaches_the_fit_node_and_sidecar(sim_dataset, tiny_mo
         runs = collect_runs(layout, "01", "listen", config.space, config.res)
         wf = init_bids_w2v_wf({"01": runs}, config)
         fits = [wf.get_node(n) for n in wf.list_node_names() if n.endswith("fit_layer")]
-        assert fits and all(f.inputs.features_pca == expected for f in fits)
+        assert fits and all(f.inputs.features_pca == (expected or None) for f in fits)
         meta = analysis_metadata(config, runs)["CrossValidation"]
         assert ("FeaturePCA" in meta) == bool(expected)
     with pytest.raises(SystemExit):

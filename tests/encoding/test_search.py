@@ -179,11 +179,12 @@ def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
     """--alpha-search: CLI -> EncodingSettings -> workflow -> FitEncoding input, metadata."""
     import dataclasses
 
+    from bids_w2v.cli.build import build_config
     from bids_w2v.cli.parser import build_parser
-    from bids_w2v.cli.run import build_config
     from bids_w2v.inputs.layout import collect_runs, load_layout
+    from bids_w2v.outputs.metadata import analysis_metadata
     from bids_w2v.reports.boilerplate import methods_boilerplate
-    from bids_w2v.workflows.base import analysis_metadata, init_bids_w2v_wf
+    from bids_w2v.workflows.base import init_bids_w2v_wf
 
     root, _, _ = sim_dataset
     layout = load_layout(root, root / "derivatives" / "fmriprep", validate=False)
@@ -198,11 +199,12 @@ def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
             [str(root), str(tmp_path / "out"), "participant", "--model", str(tiny_model), *extra]
         )
         config = dataclasses.replace(build_config(args), bids_dir=root)
-        assert config.encoding.alpha_search == requested
+        assert args.alpha_search == requested  # "auto" is resolved once, in the configuration
+        assert config.encoding.alpha_search == resolved
         runs = collect_runs(layout, "01", "listen", config.space, config.res)
         wf = init_bids_w2v_wf({"01": runs}, config)
         fits = [wf.get_node(n) for n in wf.list_node_names() if n.endswith("fit_layer")]
-        assert fits and all(f.inputs.alpha_search == requested for f in fits)
+        assert fits and all(f.inputs.alpha_search == resolved for f in fits)
         meta = analysis_metadata(config, runs)["CrossValidation"]
         assert meta["AlphaSearch"].startswith("descent" if resolved == "local" else "every")
         text = methods_boilerplate(config, n_subjects=1, n_runs=len(runs), task="listen")

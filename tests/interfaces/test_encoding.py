@@ -7,6 +7,7 @@ import json
 import nibabel as nb
 import numpy as np
 
+from bids_w2v.config import EncodingSettings, node_inputs
 from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.outputs.maps import write_participant_maps
 
@@ -25,12 +26,12 @@ def test_excluded_voxels_are_counted_by_reason_in_the_sidecar(tmp_path):
         bolds.append(tmp_path / f"bold{i}.npz")
         np.savez(designs[-1], conv0=X[rows])
         np.savez(bolds[-1], data=Y[rows])
+    settings = EncodingSettings(alphas=(1.0, 10.0, 100.0), features_pca=4)
     fit = FitEncoding(
+        **node_inputs(FitEncoding, settings, num_threads=1),
         design_files=[str(f) for f in designs],
         bold_files=[str(f) for f in bolds],
         layer="conv0",
-        alphas=[1.0, 10.0, 100.0],
-        features_pca=4,
     )
     out = dict(np.load(fit.run(cwd=str(tmp_path)).outputs.out_file))
     assert int(out["n_excluded_nonfinite"]) == 2 and int(out["n_excluded_constant"]) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bids_w2v.config import DEFAULT_ALPHAS
+from bids_w2v.config import EncodingSettings, node_inputs
 from bids_w2v.errors import InputError
 from bids_w2v.interfaces.encoding import FitEncoding
 
@@ -33,14 +33,12 @@ def _runs(tmp_path, n_runs=3, n_scans=40, seed=0):
 def test_fit_encoding_cv(tmp_path, monkeypatch, cv, n_folds, expected):
     monkeypatch.chdir(tmp_path)
     designs, bolds = _runs(tmp_path)
+    settings = EncodingSettings(cv=cv, n_folds=n_folds, gap=2)
     node = FitEncoding(
+        **node_inputs(FitEncoding, settings, num_threads=1),
         design_files=designs,
         bold_files=bolds,
         layer="conv0",
-        cv=cv,
-        n_folds=n_folds,
-        gap=2,
-        alphas=list(DEFAULT_ALPHAS),
     )
     out = np.load(node.run().outputs.out_file)
     assert out["fold_scores"].shape == (expected, 2)
@@ -51,7 +49,10 @@ def test_fit_encoding_too_few_scans_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     designs, bolds = _runs(tmp_path, n_runs=1, n_scans=6)
     node = FitEncoding(
-        design_files=designs, bold_files=bolds, layer="conv0", alphas=list(DEFAULT_ALPHAS)
+        **node_inputs(FitEncoding, EncodingSettings(), num_threads=1),
+        design_files=designs,
+        bold_files=bolds,
+        layer="conv0",
     )
     with pytest.raises(InputError, match="cannot be cross-validated on 1 run"):
         node.run()

@@ -3,6 +3,8 @@
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bids_w2v.config import EncodingSettings, ModelSpec, RunConfig
 from bids_w2v.reports.boilerplate import methods_boilerplate
 
@@ -57,3 +59,65 @@ def test_group_boilerplate_follows_what_was_run():
     assert "noise ceiling" not in bare and "atlas" not in bare and "compared" not in bare
     for key in ("millet2022", "baevski2020", "fmriprep", "nilearn", "nipype", "pybids"):
         assert "{" + key + "," in BIBTEX
+
+
+def _config(*flags):
+    """The configuration the command line builds (parser -> build_config), as a user gets it."""
+    from bids_w2v.cli.build import build_config
+    from bids_w2v.cli.parser import build_parser
+
+    args = build_parser().parse_args(["/d", "/o", "group", *flags])
+    return build_config(args)
+
+
+def _choices(dest):
+    from bids_w2v.cli.parser import build_parser
+
+    (action,) = [a for a in build_parser()._actions if a.dest == dest]
+    return list(action.choices)
+
+
+HRF_NEEDLES = {
+    "glover": ("the Glover HRF sampled",),
+    "spm": ("the SPM HRF sampled",),
+    "glover+derivative": ("the Glover HRF and with its time derivative",),
+    "spm+derivative": ("the SPM HRF and with its time derivative",),
+    "fir": ("finite impulse response", "delayed\nby 1, 2, 3 scan(s)"),
+}
+
+
+@pytest.mark.parametrize("hrf", _choices("hrf_model"))
+def test_every_hrf_is_named(hrf):
+    flags = ["--hrf", hrf] + (["--fir-delays", "1", "2", "3"] if hrf == "fir" else [])
+    text = methods_boilerplate(_config(*flags), n_subjects=1, n_runs=1, task="t")
+    flat = " ".join(text.split())
+    for needle in HRF_NEEDLES[hrf]:
+        assert " ".join(needle.split()) in flat, (hrf, needle)
+    assert ("time derivative" in flat) == hrf.endswith("+derivative")
+    assert ("finite impulse response" in flat) == (hrf == "fir")
+    assert ("Glover" in flat) == hrf.startswith("glover")
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        ((), "strategy (motion, wm_csf, high_pass)"),
+        (("--confounds-strategy", "simple"), "strategy (simple)"),
+        (("--confounds-strategy", "compcor"), "strategy (compcor)"),
+        (("--confounds-strategy", "motion", "global_signal"), "strategy (motion, global_signal)"),
+        (("--confounds-strategy", "none"), "was used as preprocessed"),
+        (("--desc-label", "clean"), "was used as preprocessed"),
+        (("--cv", "kfold", "--n-folds", "4"), "4 contiguous, unshuffled folds"),
+        (("--cv", "runs"), "leave-one-run-out folds"),
+        (("--inner-cv", "loo"), "efficient leave-one-out cross-validation"),
+        (("--inner-cv", "kfold"), "5-fold contiguous cross-validation"),
+        (("--alpha-search", "full"), "by efficient leave-one-out cross-validation on the training data."),  # noqa: E501
+        (("--alpha-search", "local"), "generalised cross-validation minima"),
+        (("--alpha-search", "auto"), "generalised cross-validation minima"),
+        (("--alpha-search", "auto", "--inner-cv", "kfold"), "5-fold contiguous cross-validation on the training data."),  # noqa: E501
+        (("--alpha-search", "local", "--inner-cv", "kfold"), "approximation of the inner"),
+    ],
+)
+def test_every_option_value_is_named(flags, needle):
+    text = methods_boilerplate(_config(*flags), n_subjects=1, n_runs=1, task="t")
+    assert " ".join(needle.split()) in " ".join(text.split()), (flags, needle)

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from bids_w2v.cli.build import build_config
 from bids_w2v.cli.parser import build_parser
 from bids_w2v.cli.plugin import (
     add_sbatch_resources,
@@ -17,7 +18,7 @@ from bids_w2v.cli.plugin import (
     load_plugin_file,
     plugin_settings,
 )
-from bids_w2v.cli.run import build_config, main
+from bids_w2v.cli.run import main
 from bids_w2v.errors import InputError
 from bids_w2v.workflows.participant import clean_mem_gb, fit_mem_gb
 
