@@ -276,8 +276,8 @@ def settings_from(cls: type, values: Mapping[str, Any], **resolved: Any) -> Any:
 def node_inputs(interface: type, *settings: Any, **extra: Any) -> dict[str, Any]:
     """Keyword arguments of a Nipype interface taken from settings objects.
 
-    Every field whose name is an input of ``interface`` is passed on; tuples become lists and
-    ``None`` is kept (traits accept it where the setting is optional).
+    Every field whose name is an input of ``interface`` is passed on; tuples become lists,
+    paths strings, and ``None`` is kept (traits accept it where the setting is optional).
 
     Parameters
     ----------
@@ -297,10 +297,15 @@ def node_inputs(interface: type, *settings: Any, **extra: Any) -> dict[str, Any]
     for obj in settings:
         for f in dataclasses.fields(obj):
             if f.name in names:
-                value = getattr(obj, f.name)
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[f.name] = _trait_value(getattr(obj, f.name))
     out.update(extra)
     return out
+
+
+def _trait_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_trait_value(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _plain(value: Any) -> Any:
@@ -371,3 +376,69 @@ def config_from_toml(text: str) -> RunConfig:
     RunConfig
     """
     return _from_plain(RunConfig, tomllib.loads(text)["bids_w2v"])
+
+
+#: the settings that make a participant map what it is (not where or how fast it was computed)
+ANALYSIS_SETTINGS = ("space", "res", "models", "features", "design", "cleaning", "inputs",
+                     "encoding")  # fmt: skip
+#: fields of those sections that do not change the maps
+RUNTIME_FIELDS = ("device", "batch_size", "save_features", "backend", "voxel_chunk")
+
+
+def _analysis_value(config: RunConfig, name: str) -> Any:
+    value = getattr(config, name)
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                if f.name not in RUNTIME_FIELDS}  # fmt: skip
+    return value
+
+
+def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig | None:
+    """The configuration the ``level`` runs recorded in ``OUTPUT_DIR/logs/``.
+
+    Several participant jobs (one per participant, a SLURM array) each write one; their analysis
+    settings must agree, since the group level combines their maps.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The bids-w2v derivative dataset.
+    level : str
+        ``participant`` or ``group``.
+
+    Returns
+    -------
+    RunConfig or None
+        The newest record, or None when there is none (outputs of bids-w2v < 0.2).
+
+    Raises
+    ------
+    InputError
+        If a record cannot be read, or two records disagree on an analysis setting.
+    """
+    from bids_w2v.errors import InputError
+
+    files = sorted((Path(output_dir) / "logs").glob(f"config-{level}-*.toml"))
+    configs = []
+    for path in files:
+        try:
+            configs.append((path, config_from_toml(path.read_text())))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"The recorded configuration {path} cannot be read ({exc}). Remove it if it "
+                "is not from a bids-w2v run whose maps are in this folder, or re-run that "
+                "participant level."
+            ) from None
+    if not configs:
+        return None
+    newest_path, newest = configs[-1]
+    for path, other in configs[:-1]:
+        for name in ANALYSIS_SETTINGS:
+            if _analysis_value(other, name) != _analysis_value(newest, name):
+                raise InputError(
+                    f"The participant runs recorded in {path.name} and {newest_path.name} "
+                    f"(in {path.parent}) used different '{name}' settings, so their maps "
+                    "cannot be combined. Re-run the participant level of the odd participants "
+                    "with the same options, or write them to separate output folders."
+                )
+    return newest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -124,6 +125,7 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     With ``--reports-only``, only the HTML reports are regenerated from the existing outputs.
     """
     from bids_w2v.cli.execution import run_workflow
+    from bids_w2v.config import recorded_config
     from bids_w2v.group.collection import _entity, collect_participant_maps, model_order
     from bids_w2v.inputs.layout import strip_prefix
     from bids_w2v.reports.group import regenerate_reports
@@ -135,14 +137,28 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     )
     any_map = next(iter(next(iter(found.values())).values()))[0][1]
     task = config.task or _entity(any_map.name, "task")
-    settings = config.group
-    if settings.reports_only:
+    if config.group.reports_only:
         reports = regenerate_reports(
             config.output_dir, task=task, space=config.space, res=config.res
         )
         print(f"bids-w2v: {len(reports)} report(s) regenerated in {config.output_dir}")
         return reports
     _write_config(config)
+    participant = recorded_config(config.output_dir, "participant")
+    if participant is None:  # outputs of bids-w2v < 0.2: this invocation's options
+        print(
+            f"bids-w2v: no participant configuration recorded in {config.output_dir}/logs; the "
+            "noise ceiling uses this command's input and cleaning options",
+            flush=True,
+        )
+        participant = config
+    # the data as this command sees it (a container may mount it elsewhere than the
+    # participant jobs did); the analysis settings as the participant level used them
+    participant = dataclasses.replace(
+        participant,
+        bids_dir=config.bids_dir,
+        derivatives=config.derivatives or participant.derivatives,
+    )
     wf = init_group_wf(
         model_order(found),
         output_dir=config.output_dir,
@@ -151,16 +167,8 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
         space=config.space,
         res=config.res,
         participants=participants,
-        fdr_q=settings.fdr_q,
-        roi_atlas=settings.roi_atlas,
-        noise_ceiling=settings.noise_ceiling,
-        bids_dir=config.bids_dir,
-        fmriprep_dir=config.fmriprep_dir,
-        desc_label=config.inputs.desc_label,
-        bids_filter_file=config.inputs.bids_filter_file,
-        stimulus_map=config.inputs.stimulus_map,
-        dropped_scans=config.inputs.dropped_scans,
-        mask=config.inputs.mask,
+        group=config.group,
+        participant=participant,
     )
     run_workflow(wf, config, stop)
     written = sorted(  # NIfTI, GIfTI (.func.gii per hemisphere) or CIFTI (.dscalar.nii)

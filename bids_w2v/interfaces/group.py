@@ -33,8 +33,8 @@ def _found(inputs):
 
 class _GroupMapsInputSpec(_GroupCommonInputSpec):
     model_label = traits.Str(mandatory=True)
-    fdr_q = traits.Float(0.05, usedefault=True, desc="FDR level of the thresholded maps")
-    roi_atlas = traits.Either(None, traits.Str, default=None, usedefault=True)
+    fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
+    roi_atlas = traits.Either(None, traits.Str, mandatory=True, desc="label image, or None")
     ceiling_file = traits.Either(None, traits.Str, default=None, usedefault=True)
 
 
@@ -67,7 +67,7 @@ class GroupMaps(SimpleInterface):
 class _ModelComparisonInputSpec(_GroupCommonInputSpec):
     model_a = traits.Str(mandatory=True, desc="minuend model label")
     model_b = traits.Str(mandatory=True, desc="subtrahend model label")
-    fdr_q = traits.Float(0.05, usedefault=True)
+    fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
 
 
 class ModelComparison(SimpleInterface):
@@ -98,11 +98,20 @@ class ModelComparison(SimpleInterface):
 class _NoiseCeilingInputSpec(_GroupCommonInputSpec):
     bids_dir = traits.Str(mandatory=True)
     fmriprep_dir = traits.Str(mandatory=True)
-    desc_label = traits.Str("preproc", usedefault=True, desc="desc- of the preprocessed BOLD")
-    bids_filter_file = traits.Either(None, traits.Str, default=None, usedefault=True)
-    stimulus_map = traits.Either(None, traits.Str, default=None, usedefault=True)
-    dropped_scans = traits.Int(0, usedefault=True, desc="--dropped-scans")
-    mask = traits.Either(None, traits.Str, default=None, usedefault=True, desc="--mask")
+    # the participant level's InputSettings, CleaningSettings and EncodingSettings (no defaults)
+    desc_label = traits.Str(mandatory=True, desc="desc- of the preprocessed BOLD")
+    bids_filter_file = traits.Either(None, traits.Str, mandatory=True)
+    stimulus_map = traits.Either(None, traits.Str, mandatory=True)
+    dropped_scans = traits.Int(mandatory=True, desc="--dropped-scans")
+    mask = traits.Either(None, traits.Str, mandatory=True, desc="--mask")
+    confounds_strategy = traits.List(traits.Str, mandatory=True)
+    dummy_scans = traits.Int(mandatory=True)
+    trim_scans = traits.List(traits.Int, mandatory=True, desc="(start, end) of every run")
+    trim_scans_file = traits.Either(None, traits.Str, mandatory=True)
+    high_pass = traits.Either(None, traits.Float, mandatory=True)
+    n_folds = traits.Int(mandatory=True)
+    cv = traits.Enum("kfold", "runs", mandatory=True)
+    gap = traits.Int(mandatory=True)
 
 
 class _NoiseCeilingOutputSpec(_FilesOutputSpec):
@@ -118,24 +127,17 @@ class NoiseCeiling(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from bids_w2v.group.noise_ceiling import (
-            collect_options,
-            group_ceiling_path,
-            write_noise_ceiling,
+        from bids_w2v.config import (
+            CleaningSettings,
+            EncodingSettings,
+            InputSettings,
+            settings_from,
         )
+        from bids_w2v.group.noise_ceiling import group_ceiling_path, write_noise_ceiling
 
-        found = _found(self.inputs)
-        meta = next(iter(next(iter(found.values())).values()))[0][2]
-        options = collect_options(
-            desc_label=self.inputs.desc_label,
-            bids_filter_file=self.inputs.bids_filter_file,
-            stimulus_map=self.inputs.stimulus_map,
-            dropped_scans=self.inputs.dropped_scans,
-            mask=self.inputs.mask,
-            confounds_strategy=meta.get("ConfoundsStrategy", ("motion", "wm_csf", "high_pass")),
-        )
+        values = self.inputs.get()
         files, _ = write_noise_ceiling(
-            found,
+            _found(self.inputs),
             bids_dir=Path(self.inputs.bids_dir),
             fmriprep_dir=Path(self.inputs.fmriprep_dir),
             output_dir=Path(self.inputs.output_dir),
@@ -143,7 +145,12 @@ class NoiseCeiling(SimpleInterface):
             task=self.inputs.task,
             space=self.inputs.space,
             res=self.inputs.res,
-            options=options,
+            inputs=settings_from(InputSettings, values),
+            cleaning=settings_from(CleaningSettings, values),
+            encoding=settings_from(
+                EncodingSettings,
+                {k: values[k] for k in ("n_folds", "cv", "gap")},
+            ),
         )
         group = group_ceiling_path(
             Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, self.inputs.res

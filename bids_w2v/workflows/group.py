@@ -9,6 +9,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_w2v.config import GroupSettings, RunConfig, node_inputs
 from bids_w2v.interfaces.group import GroupMaps, GroupReport, ModelComparison, NoiseCeiling
 
 
@@ -20,17 +21,9 @@ def init_group_wf(
     task: str,
     space: str,
     res: str | None,
+    group: GroupSettings,
+    participant: RunConfig,
     participants: Sequence[str] = (),
-    fdr_q: float = 0.05,
-    roi_atlas: Path | None = None,
-    noise_ceiling: bool = False,
-    bids_dir: Path | None = None,
-    fmriprep_dir: Path | None = None,
-    desc_label: str = "preproc",
-    bids_filter_file: Path | None = None,
-    stimulus_map: Path | None = None,
-    dropped_scans: int = 0,
-    mask: Path | None = None,
     name: str = "bids_w2v_group_wf",
 ) -> pe.Workflow:
     """Build the group-level graph.
@@ -44,20 +37,13 @@ def init_group_wf(
         Derivative dataset root and Nipype working folder.
     task, space, res : str
         Entities of the maps to combine.
+    group : GroupSettings
+        FDR level, ROI atlas, whether to estimate the noise ceiling.
+    participant : RunConfig
+        The participant level's configuration (:func:`bids_w2v.config.recorded_config`): the
+        noise ceiling finds and cleans the same BOLD (its inputs, cleaning and folds).
     participants : sequence of str
         Restrict to these subjects (all by default).
-    fdr_q : float
-        FDR level of the thresholded maps.
-    roi_atlas : Path, optional
-        Label image for the ROI tables.
-    noise_ceiling : bool
-        Estimate the noise ceiling (needs ``bids_dir`` and ``fmriprep_dir``).
-    bids_dir, fmriprep_dir : Path, optional
-        Inputs of the noise ceiling.
-    desc_label, bids_filter_file, stimulus_map, dropped_scans, mask
-        How the participant level found its runs (``--desc-label``, ``--bids-filter-file``,
-        ``--stimulus-map``, ``--dropped-scans``, ``--mask``): the noise ceiling re-reads the
-        same BOLD.
     name : str
         Workflow name.
 
@@ -79,17 +65,18 @@ def init_group_wf(
     }
     nodes = []
     ceiling = None
-    if noise_ceiling:
+    if group.noise_ceiling:
         ceiling = pe.Node(
             NoiseCeiling(
-                bids_dir=str(bids_dir),
-                fmriprep_dir=str(fmriprep_dir),
-                desc_label=desc_label,
-                bids_filter_file=str(bids_filter_file) if bids_filter_file else None,
-                stimulus_map=str(stimulus_map) if stimulus_map else None,
-                dropped_scans=int(dropped_scans),
-                mask=str(mask) if mask else None,
-                **common,
+                **node_inputs(
+                    NoiseCeiling,
+                    participant.inputs,
+                    participant.cleaning,
+                    participant.encoding,
+                    bids_dir=str(participant.bids_dir),
+                    fmriprep_dir=str(participant.fmriprep_dir),
+                    **common,
+                )
             ),
             name="noise_ceiling",
             overwrite=True,
@@ -97,12 +84,7 @@ def init_group_wf(
         nodes.append(ceiling)
     for label in model_labels:
         node = pe.Node(
-            GroupMaps(
-                model_label=label,
-                fdr_q=fdr_q,
-                roi_atlas=str(roi_atlas) if roi_atlas else None,
-                **common,
-            ),
+            GroupMaps(**node_inputs(GroupMaps, group, model_label=label, **common)),
             name=f"group_{label}",
             overwrite=True,
         )
@@ -113,7 +95,7 @@ def init_group_wf(
         nodes.append(node)
     for a, b in combinations(model_labels, 2):
         node = pe.Node(
-            ModelComparison(model_a=a, model_b=b, fdr_q=fdr_q, **common),
+            ModelComparison(**node_inputs(ModelComparison, group, model_a=a, model_b=b, **common)),
             name=f"compare_{a}_{b}",
             overwrite=True,
         )
