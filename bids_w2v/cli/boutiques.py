@@ -12,7 +12,7 @@ Mapping (argparse -> Boutiques 0.5):
   (``--no-noise-ceiling`` when on by default);
 - ``nargs`` ``+``/``*`` -> ``"list": true``; ``append`` -> one value (repeat the flag on the
   command line for more);
-- ``int`` (and ``_positive_int``) -> integer ``Number`` (``minimum`` 1); ``float`` -> ``Number``;
+- ``int`` (and ``positive_int``) -> integer ``Number`` (``minimum`` 1); ``float`` -> ``Number``;
   ``choices`` -> ``value-choices``; everything else -> ``String``, except the input paths
   named in :data:`INPUT_FILES`, which are ``File``.
 """
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bids_w2v import __version__, errors
-from bids_w2v.cli.parser import _positive_int, build_parser
+from bids_w2v.cli.arguments import positive_int
+from bids_w2v.cli.parser import build_parser
 
 #: Environment every run gets (the Dockerfile's ``ENV`` and singularity.def's %environment).
 ENVIRONMENT = {
@@ -146,9 +147,9 @@ def action_to_input(action: argparse.Action) -> dict[str, Any]:
     elif action.choices is not None:
         item["type"] = "String"
         item["value-choices"] = [_json_value(choice) for choice in action.choices]
-    elif action.type in (int, _positive_int):
+    elif action.type in (int, positive_int):
         item.update(type="Number", integer=True)
-        if action.type is _positive_int:
+        if action.type is positive_int:
             item["minimum"] = 1
     elif action.type is float or (
         isinstance(action.default, float) and not isinstance(action.default, bool)

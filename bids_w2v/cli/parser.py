@@ -6,15 +6,17 @@ import argparse
 from pathlib import Path
 
 from bids_w2v import __version__
+from bids_w2v.cli.arguments import (
+    derivative,
+    memory_gb,
+    non_negative_int,
+    positive_int,
+)
+from bids_w2v.cli.options import add_analysis_options
 from bids_w2v.config import (
-    DEFAULT_CONFOUNDS,
     DEFAULT_MODEL,
     DEFAULT_SPACE,
-    CleaningSettings,
-    DesignSettings,
-    EncodingSettings,
     FeatureSettings,
-    GroupSettings,
     InputSettings,
     ModelSpec,
     RunConfig,
@@ -46,70 +48,6 @@ at the top of OUTPUT_DIR (as FitLins does).
 The configuration is recorded in OUTPUT_DIR/logs/. Cite: Millet, Caucheteux et al. (2022),
 Toward a realistic model of speech processing in the brain with self-supervised learning.
 """
-
-
-def _derivative(value: str) -> tuple[str, Path]:
-    name, sep, path = value.partition("=")
-    if not sep:
-        return "fmriprep", Path(value)
-    if not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
-    return name, Path(path)
-
-
-def _memory_gb(value: str) -> float:
-    """Parse fMRIPrep's ``--mem`` (MB by default, or with a KB/MB/GB/TB unit) into GB."""
-    units = {"k": 1e-6, "m": 1e-3, "g": 1.0, "t": 1e3}
-    text = value.strip().lower().removesuffix("b").removesuffix("i")
-    scale = units["m"]
-    if text and text[-1] in units:
-        scale, text = units[text[-1]], text[:-1]
-    try:
-        amount = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a memory size: {value!r} (e.g. 16GB)") from None
-    if amount <= 0:
-        raise argparse.ArgumentTypeError(f"memory must be positive, got {value!r}")
-    return amount * scale
-
-
-def _fdr_level(value: str) -> float:
-    level = float(value)
-    if not 0 < level < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return level
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return number
-
-
-def _trim(value: str):
-    from bids_w2v.bold.confounds import parse_trim
-
-    try:
-        return parse_trim(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _high_pass(value: str) -> float:
-    from bids_w2v.bold.confounds import parse_high_pass
-
-    try:
-        return parse_high_pass(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-d",
         "--derivatives",
         action="append",
-        type=_derivative,
+        type=derivative,
         default=[],
         metavar="fmriprep=PATH",
         help="fMRIPrep derivatives (default: BIDS_DIR/derivatives/fmriprep); NAME=PATH or PATH",
@@ -207,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--dropped-scans",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=default(InputSettings, "dropped_scans"),
         metavar="N",
         help="volumes the preprocessing removed from the start of every run (Le Petit "
@@ -285,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=default(FeatureSettings, "batch_size"),
         help="windows per forward pass of the speech model (default %(default)s); lower it to save "
         "memory, raise it on a GPU",
@@ -302,159 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<stimulus>_desc-<model><Layer>_features.npy (frames x units) with JSON sidecars",
     )
 
-    g = parser.add_argument_group("Model of the BOLD signal")
-    g.add_argument(
-        "--confounds-strategy",
-        nargs="+",
-        default=None,
-        metavar="STRATEGY",
-        help="confound regression: a nilearn preset (simple, scrubbing, compcor), nilearn "
-        f"load_confounds components (default: {' '.join(DEFAULT_CONFOUNDS)}), or 'none' to use "
-        "the BOLD as is (already denoised derivatives; the default with --desc-label other "
-        "than preproc)",
-    )
-    g.add_argument(
-        "--dummy-scans",
-        type=_non_negative_int,
-        default=default(CleaningSettings, "dummy_scans"),
-        metavar="N",
-        help="drop the first N volumes of every run from BOLD, confounds and design (in "
-        "addition to fMRIPrep's non_steady_state_outlier volumes; default %(default)s)",
-    )
-    g.add_argument(
-        "--trim-scans",
-        type=_trim,
-        default=None,
-        metavar="START[:END]|TSV",
-        help="drop START volumes at the start (and END at the end) of every run, or per task "
-        "from a TSV (columns task [, session, run], start [, end]), as the Narratives "
-        "analyses do",
-    )
-    g.add_argument(
-        "--high-pass",
-        type=_high_pass,
-        default=None,
-        metavar="CUTOFF",
-        help="Butterworth high-pass filter applied while cleaning: a period (128s) or a "
-        "frequency (0.008Hz); bare numbers >= 1 are seconds, < 1 Hz (default: none; the "
-        "default confounds already hold fMRIPrep's 128 s cosine regressors)",
-    )
-    g.add_argument(
-        "--hrf",
-        dest="hrf_model",
-        choices=["glover", "spm", "glover+derivative", "spm+derivative", "fir"],
-        default=default(DesignSettings, "hrf_model"),
-        help="HRF convolved with every feature (default %(default)s, the paper's); +derivative "
-        "adds each feature's time derivative; fir: delayed copies (--fir-delays)",
-    )
-    g.add_argument(
-        "--fir-delays",
-        type=_non_negative_int,
-        nargs="+",
-        default=None,
-        metavar="SCANS",
-        help="delays in scans of the fir model's copies of every feature (voxelwise "
-        "modelling's habit, e.g. 1 2 3 4; required with --hrf fir)",
-    )
-    g.add_argument(
-        "--n-folds",
-        type=_positive_int,
-        default=default(EncodingSettings, "n_folds"),
-        help="outer contiguous, unshuffled cross-validation folds (default %(default)s)",
-    )
-    g.add_argument(
-        "--cv",
-        choices=["kfold", "runs"],
-        default=default(EncodingSettings, "cv"),
-        help="outer cross-validation: 'kfold' (--n-folds contiguous folds over the "
-        "concatenated runs, the paper's) or 'runs' (leave one run out)",
-    )
-    g.add_argument(
-        "--cv-gap",
-        dest="gap",
-        type=_non_negative_int,
-        default=default(EncodingSettings, "gap"),
-        metavar="SCANS",
-        help="drop the training scans within SCANS scans of the test block, so that BOLD "
-        "autocorrelation does not leak across the boundary (default %(default)s)",
-    )
-    g.add_argument(
-        "--inner-cv",
-        dest="inner",
-        choices=["loo", "kfold"],
-        default=default(EncodingSettings, "inner"),
-        help="per-voxel alpha choice: efficient leave-one-out (default, the paper's) "
-        "or 5 inner contiguous folds",
-    )
-    g.add_argument(
-        "--alpha-search",
-        choices=["full", "local", "auto"],
-        default=default(EncodingSettings, "alpha_search"),
-        help="how the inner criterion is searched over the alpha grid: 'full' (default "
-        "%(default)s) evaluates every alpha (the exact grid argmin, as scikit-learn and "
-        "himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
-        "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
-        "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
-        "local with loo, full with kfold",
-    )
-    g.add_argument(
-        "--encoding-backend",
-        dest="backend",
-        choices=["numpy", "torch"],
-        default=default(EncodingSettings, "backend"),
-        help="linear algebra backend of the ridge (default %(default)s)",
-    )
-    g.add_argument(
-        "--device",
-        default=default(FeatureSettings, "device"),
-        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
-        "cuda:N; used by the speech model and by --encoding-backend torch",
-    )
-    g.add_argument(
-        "--voxel-chunk",
-        type=_positive_int,
-        default=default(EncodingSettings, "voxel_chunk"),
-        help="voxels fitted at once; bounds memory (default %(default)s)",
-    )
-    g.add_argument(
-        "--features-pca",
-        type=_positive_int,
-        metavar="N",
-        help="replace each layer's standardised features by their first N principal "
-        "components, fitted on each training fold only and applied to its test fold "
-        "(default: no PCA)",
-    )
-
-    g = parser.add_argument_group("Group level")
-    g.add_argument(
-        "--fdr-q",
-        type=_fdr_level,
-        default=default(GroupSettings, "fdr_q"),
-        metavar="Q",
-        help="Benjamini-Hochberg FDR level of the thresholded group maps (default %(default)s)",
-    )
-    g.add_argument(
-        "--roi-atlas",
-        metavar="PATH|templateflow:ATLAS[:DESC]",
-        help="label image in the maps' space (0 = background; resampled by nearest neighbour "
-        "if on another grid; on surfaces the hemi-L GIfTI label file of a pair, on CIFTI a "
-        ".dlabel.nii), names in a TSV beside it (columns index, name), or a TemplateFlow atlas "
-        "of the --space template found offline in TEMPLATEFLOW_HOME (e.g. "
-        "templateflow:HarvardOxford:cort-maxprob-thr25): adds the regions to the group ROI "
-        "table and report",
-    )
-    g.add_argument(
-        "--noise-ceiling",
-        action=argparse.BooleanOptionalAction,
-        default=default(GroupSettings, "noise_ceiling"),
-        help="estimate each participant's noise ceiling from the others who heard the same "
-        "stimuli and write ceiling-normalised group scores (default: on)",
-    )
-    g.add_argument(
-        "--reports-only",
-        action="store_true",
-        help="only regenerate the HTML reports from the existing outputs (no fitting)",
-    )
+    add_analysis_options(parser)
 
     g = parser.add_argument_group("Resources and run control")
     g.add_argument(
@@ -468,13 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--nthreads",
         "--n_cpus",
         dest="nprocs",
-        type=_positive_int,
+        type=positive_int,
         default=default(RunConfig, "nprocs"),
         help="processes run in parallel by Nipype (default %(default)s)",
     )
     g.add_argument(
         "--omp-nthreads",
-        type=_positive_int,
+        type=positive_int,
         default=default(RunConfig, "omp_nthreads"),
         help="threads of each process (torch, BLAS; default %(default)s)",
     )
@@ -483,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mem_mb",
         "--mem-mb",
         dest="mem_gb",
-        type=_memory_gb,
+        type=memory_gb,
         metavar="MEMORY",
         help="upper bound of the memory used by parallel processes, as fMRIPrep takes it: a "
         "number of MB, or with a unit (16GB, 16000MB)",

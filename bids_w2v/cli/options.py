@@ -1,0 +1,176 @@
+"""The analysis options of the command line: the BOLD model, cross-validation, group level.
+
+Every destination is a field of :mod:`bids_w2v.config` and every default is read from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bids_w2v.cli.arguments import fdr_level, high_pass, non_negative_int, positive_int, trim
+from bids_w2v.config import (
+    DEFAULT_CONFOUNDS,
+    CleaningSettings,
+    DesignSettings,
+    EncodingSettings,
+    FeatureSettings,
+    GroupSettings,
+    default,
+)
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """Add the "Model of the BOLD signal" and "Group level" option groups to ``parser``."""
+    g = parser.add_argument_group("Model of the BOLD signal")
+    g.add_argument(
+        "--confounds-strategy",
+        nargs="+",
+        default=None,
+        metavar="STRATEGY",
+        help="confound regression: a nilearn preset (simple, scrubbing, compcor), nilearn "
+        f"load_confounds components (default: {' '.join(DEFAULT_CONFOUNDS)}), or 'none' to use "
+        "the BOLD as is (already denoised derivatives; the default with --desc-label other "
+        "than preproc)",
+    )
+    g.add_argument(
+        "--dummy-scans",
+        type=non_negative_int,
+        default=default(CleaningSettings, "dummy_scans"),
+        metavar="N",
+        help="drop the first N volumes of every run from BOLD, confounds and design (in "
+        "addition to fMRIPrep's non_steady_state_outlier volumes; default %(default)s)",
+    )
+    g.add_argument(
+        "--trim-scans",
+        type=trim,
+        default=None,
+        metavar="START[:END]|TSV",
+        help="drop START volumes at the start (and END at the end) of every run, or per task "
+        "from a TSV (columns task [, session, run], start [, end]), as the Narratives "
+        "analyses do",
+    )
+    g.add_argument(
+        "--high-pass",
+        type=high_pass,
+        default=None,
+        metavar="CUTOFF",
+        help="Butterworth high-pass filter applied while cleaning: a period (128s) or a "
+        "frequency (0.008Hz); bare numbers >= 1 are seconds, < 1 Hz (default: none; the "
+        "default confounds already hold fMRIPrep's 128 s cosine regressors)",
+    )
+    g.add_argument(
+        "--hrf",
+        dest="hrf_model",
+        choices=["glover", "spm", "glover+derivative", "spm+derivative", "fir"],
+        default=default(DesignSettings, "hrf_model"),
+        help="HRF convolved with every feature (default %(default)s, the paper's); +derivative "
+        "adds each feature's time derivative; fir: delayed copies (--fir-delays)",
+    )
+    g.add_argument(
+        "--fir-delays",
+        type=non_negative_int,
+        nargs="+",
+        default=None,
+        metavar="SCANS",
+        help="delays in scans of the fir model's copies of every feature (voxelwise "
+        "modelling's habit, e.g. 1 2 3 4; required with --hrf fir)",
+    )
+    g.add_argument(
+        "--n-folds",
+        type=positive_int,
+        default=default(EncodingSettings, "n_folds"),
+        help="outer contiguous, unshuffled cross-validation folds (default %(default)s)",
+    )
+    g.add_argument(
+        "--cv",
+        choices=["kfold", "runs"],
+        default=default(EncodingSettings, "cv"),
+        help="outer cross-validation: 'kfold' (--n-folds contiguous folds over the "
+        "concatenated runs, the paper's) or 'runs' (leave one run out)",
+    )
+    g.add_argument(
+        "--cv-gap",
+        dest="gap",
+        type=non_negative_int,
+        default=default(EncodingSettings, "gap"),
+        metavar="SCANS",
+        help="drop the training scans within SCANS scans of the test block, so that BOLD "
+        "autocorrelation does not leak across the boundary (default %(default)s)",
+    )
+    g.add_argument(
+        "--inner-cv",
+        dest="inner",
+        choices=["loo", "kfold"],
+        default=default(EncodingSettings, "inner"),
+        help="per-voxel alpha choice: efficient leave-one-out (default, the paper's) "
+        "or 5 inner contiguous folds",
+    )
+    g.add_argument(
+        "--alpha-search",
+        choices=["full", "local", "auto"],
+        default=default(EncodingSettings, "alpha_search"),
+        help="how the inner criterion is searched over the alpha grid: 'full' (default "
+        "%(default)s) evaluates every alpha (the exact grid argmin, as scikit-learn and "
+        "himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
+        "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
+        "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
+        "local with loo, full with kfold",
+    )
+    g.add_argument(
+        "--encoding-backend",
+        dest="backend",
+        choices=["numpy", "torch"],
+        default=default(EncodingSettings, "backend"),
+        help="linear algebra backend of the ridge (default %(default)s)",
+    )
+    g.add_argument(
+        "--device",
+        default=default(FeatureSettings, "device"),
+        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda or "
+        "cuda:N; used by the speech model and by --encoding-backend torch",
+    )
+    g.add_argument(
+        "--voxel-chunk",
+        type=positive_int,
+        default=default(EncodingSettings, "voxel_chunk"),
+        help="voxels fitted at once; bounds memory (default %(default)s)",
+    )
+    g.add_argument(
+        "--features-pca",
+        type=positive_int,
+        metavar="N",
+        help="replace each layer's standardised features by their first N principal "
+        "components, fitted on each training fold only and applied to its test fold "
+        "(default: no PCA)",
+    )
+
+    g = parser.add_argument_group("Group level")
+    g.add_argument(
+        "--fdr-q",
+        type=fdr_level,
+        default=default(GroupSettings, "fdr_q"),
+        metavar="Q",
+        help="Benjamini-Hochberg FDR level of the thresholded group maps (default %(default)s)",
+    )
+    g.add_argument(
+        "--roi-atlas",
+        metavar="PATH|templateflow:ATLAS[:DESC]",
+        help="label image in the maps' space (0 = background; resampled by nearest neighbour "
+        "if on another grid; on surfaces the hemi-L GIfTI label file of a pair, on CIFTI a "
+        ".dlabel.nii), names in a TSV beside it (columns index, name), or a TemplateFlow atlas "
+        "of the --space template found offline in TEMPLATEFLOW_HOME (e.g. "
+        "templateflow:HarvardOxford:cort-maxprob-thr25): adds the regions to the group ROI "
+        "table and report",
+    )
+    g.add_argument(
+        "--noise-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=default(GroupSettings, "noise_ceiling"),
+        help="estimate each participant's noise ceiling from the others who heard the same "
+        "stimuli and write ceiling-normalised group scores (default: on)",
+    )
+    g.add_argument(
+        "--reports-only",
+        action="store_true",
+        help="only regenerate the HTML reports from the existing outputs (no fitting)",
+    )
