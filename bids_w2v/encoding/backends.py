@@ -173,7 +173,11 @@ class TorchOps:
         return self.torch.sqrt(a)
 
 
-def get_ops(backend: str, device: str, dtype: str) -> NumpyOps | TorchOps:
+#: Either backend (what the ridge algebra receives).
+Ops = NumpyOps | TorchOps
+
+
+def get_ops(backend: str, device: str, dtype: str) -> Ops:
     """Return the operations object for ``backend`` (``"numpy"`` or ``"torch"``)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}.")

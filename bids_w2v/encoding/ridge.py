@@ -24,16 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends import get_ops
+from .basis import mean0, pearson_columns, refit_predict, shrink_factors, svd_basis
 from .folds import Fold, make_folds
-from .inner import (
-    KFoldSelector,
-    LooSelector,
-    mean0,
-    pearson_columns,
-    refit_predict,
-    shrink_factors,
-    svd_basis,
-)
+from .inner import KFoldSelector, LooSelector
 from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
