@@ -43,7 +43,7 @@ def svd_basis(ops: Ops, X: Array) -> Basis:
     """Thin SVD of ``X`` (float64) through the eigendecomposition of ``X^T X`` or ``X X^T``.
 
     Like scikit-learn's default ``RidgeCV`` ("cov"/"gram" modes), the smaller of the two Gram
-    matrices is diagonalised; this is several times faster than a LAPACK SVD. Directions with
+    matrices is diagonalised, which is cheaper than a LAPACK SVD. Directions with
     ``s**2 <= RANK_TOL * s_max**2`` (numerically null, e.g. the constant direction of centred
     data when ``n <= p``, or duplicated features) are dropped.
     """
