@@ -139,6 +139,11 @@ def feature_cache_key(
     payload = _key_payload(
         audio_path, loaded, layers=layers, window_s=window_s, stride_s=stride_s, causal=causal
     )
+    return _hash(payload)
+
+
+def _hash(payload: dict) -> str:
+    """Hex SHA-256 of a key payload (canonical JSON)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -181,7 +186,7 @@ def _ensure_cached(
     """Return the cache entry of a stimulus, extracting it on a miss."""
     options = {"layers": layers, "window_s": window_s, "stride_s": stride_s, "causal": causal}
     payload = _key_payload(audio_path, loaded, **options)
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    key = _hash(payload)
     cache_dir = Path(cache_dir)
     entry = cache_dir / key
     if not replace and has_layers(entry, layers):

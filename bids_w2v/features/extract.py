@@ -57,10 +57,6 @@ class Features:
             return 0
         return int(self.layers[next(iter(self.layers))].shape[0])
 
-    def frame_onsets(self) -> np.ndarray:
-        """Onset of each frame in seconds from the stimulus start."""
-        return np.arange(self.n_frames, dtype=np.float64) / self.frame_rate
-
 
 def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
     """Mean and standard deviation (with transformers' 1e-7) in float64, chunk by chunk."""
