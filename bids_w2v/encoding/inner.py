@@ -153,13 +153,17 @@ class LooSelector:
         return out
 
 
+#: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).
+TIE_BREAK = 1e-10
+
+
 class KFoldSelector:
     """Alpha selection by contiguous K-fold inside the training set, as himalaya's ``RidgeCV``.
 
     Matches ``himalaya.ridge.RidgeCV(alphas, cv=KFold(k), fit_intercept=True)``: in each inner
     fold, X and Y are centred with the inner-training means, the score is the negative mean
     squared error over the inner test samples, averaged over inner folds, plus
-    ``1e-10 * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
+    ``TIE_BREAK * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
     Predictions use ``P = (X_te V) diag(s/(s^2+a)) (U^T Y_tr)``, one ``n_te x r x v`` product
     per alpha and inner fold, and the squared error is accumulated as
     ``||y||^2 + sum P (P - 2y)``, accurate for the tiny differences between large alphas.
@@ -191,7 +195,7 @@ class KFoldSelector:
             b1 = min(b0 + step, v)
             for fold in self.folds:
                 total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
-        return -total / len(self.folds) + 1e-10 * self.log_alphas[:, None]
+        return -total / len(self.folds) + TIE_BREAK * self.log_alphas[:, None]
 
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
         """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
@@ -248,7 +252,7 @@ class KFoldSelector:
             var = F2diag @ B2 - 2.0 * (F @ C)
             mse = (base[None, :] + ops.to_high(var)) / Yte.shape[0]
             total = mse if total is None else total + mse
-        return total / len(prepared) - 1e-10 * self.log_alphas[:, None]
+        return total / len(prepared) - TIE_BREAK * self.log_alphas[:, None]
 
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
@@ -277,7 +281,7 @@ class KFoldSelector:
             P *= Yb  # P (P - 2y)
             mse = (base[idx] + ops.to_high(ones @ P)) / Yte.shape[0]
             total = mse if total is None else total + mse
-        crit = -total / len(prepared) + 1e-10 * self.log_alphas[a]
+        crit = -total / len(prepared) + TIE_BREAK * self.log_alphas[a]
         return ops.to_numpy(-crit)
 
 

@@ -32,6 +32,9 @@ from bids_w2v.features.windows import (
 
 __all__ = ["Features", "RowWriter", "SinkFactory", "extract_features", "stream_features"]
 
+#: Added to the variance when normalising audio, as transformers' ``Wav2Vec2FeatureExtractor``.
+NORM_EPS = 1e-7
+
 
 @dataclass
 class Features:
@@ -59,7 +62,7 @@ class Features:
 
 
 def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
-    """Mean and standard deviation (with transformers' 1e-7) in float64, chunk by chunk."""
+    """Mean and standard deviation (with :data:`NORM_EPS`) in float64, chunk by chunk."""
     total, total_sq = 0.0, 0.0
     for i in range(0, audio.shape[0], chunk):
         part = audio[i : i + chunk].astype(np.float64)
@@ -68,7 +71,7 @@ def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]
     n = max(audio.shape[0], 1)
     mean = total / n
     var = max(total_sq / n - mean * mean, 0.0)
-    return mean, float(np.sqrt(var + 1e-7))
+    return mean, float(np.sqrt(var + NORM_EPS))
 
 
 #: ``write(layer, first_frame, rows)``: receives each frame of each layer exactly once, in order.
@@ -257,7 +260,7 @@ def stream_features(
                 chunk = np.stack([audio[s:e] for s, e in batch])
                 if loaded.do_normalize and causal:  # statistics of the window: no future
                     chunk = chunk - chunk.mean(axis=1, keepdims=True, dtype=np.float64)
-                    chunk = chunk / np.sqrt(chunk.var(axis=1, keepdims=True) + 1e-7)
+                    chunk = chunk / np.sqrt(chunk.var(axis=1, keepdims=True) + NORM_EPS)
                     chunk = chunk.astype(np.float32)
                 elif loaded.do_normalize:
                     chunk = (chunk - np.float32(mean)) / np.float32(std)
