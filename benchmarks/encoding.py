@@ -38,7 +38,7 @@ import warnings
 
 import numpy as np
 
-ALPHAS = np.logspace(1, 8, 20)
+from bids_w2v.encoding import DEFAULT_ALPHAS as ALPHAS  # the paper's grid, logspace(1, 8, 20)
 
 
 def make_data(n: int, p: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -41,8 +41,8 @@ class NumpyOps:
 
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # LAPACK's symmetric eigensolver is a long chain of small BLAS-2 steps: extra BLAS
-        # threads do not speed it up and are up to 10x slower when other processes share the
-        # cores (measured on a loaded 2-core machine: 0.7 s with 1 thread vs 6.9 s with 2).
+        # threads do not speed it up and slow it down when other processes share the cores
+        # (measured in benchmarks/README.md, "Eigendecompositions single-threaded").
         with threadpool_limits(limits=1, user_api="blas"):
             return np.linalg.eigh(a)
 
@@ -119,8 +119,7 @@ class TorchOps:
     def eigh(self, a: Any) -> tuple[Any, Any]:
         if self.device.type != "cpu":
             return self.torch.linalg.eigh(a)
-        # Same reason as NumpyOps.eigh (measured: 0.9 s with 1 thread vs 15 s with 2 threads
-        # on a loaded 2-core machine).
+        # Same reason as NumpyOps.eigh (benchmarks/README.md).
         threads = self.torch.get_num_threads()
         self.torch.set_num_threads(1)
         try:
@@ -173,7 +172,11 @@ class TorchOps:
         return self.torch.sqrt(a)
 
 
-def get_ops(backend: str, device: str, dtype: str) -> NumpyOps | TorchOps:
+#: Either backend (what the ridge algebra receives).
+Ops = NumpyOps | TorchOps
+
+
+def get_ops(backend: str, device: str, dtype: str) -> Ops:
     """Return the operations object for ``backend`` (``"numpy"`` or ``"torch"``)."""
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}.")

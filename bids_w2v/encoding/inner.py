@@ -1,71 +1,19 @@
-"""Per-fold ridge algebra: SVD basis, inner alpha selection (LOO or K-fold), refit, Pearson r.
+"""Inner alpha selection on one outer training fold: leave-one-out or K-fold, per voxel.
 
-Everything here works on one outer training fold whose features are already standardised
-(hence centred). The thin SVD is computed once per fold in float64 (from the eigendecomposition
-of the smaller Gram matrix) and reused for every alpha, voxel chunk and the refit; the products
-with the voxel data (the expensive part, ``O(n * r * n_voxels)`` per alpha) run in the working
-dtype.
-
-Notation: ``X = U diag(s) Vt`` is the thin SVD of the centred training features (rank ``r``
-after dropping numerically-zero singular values), ``Z = U^T Y`` for centred targets ``Y``.
+The selectors reuse the float64 SVD basis of the fold (:mod:`bids_w2v.encoding.basis`); the
+products with the voxel data (the expensive part, ``O(n * r * n_voxels)`` per alpha) run in the
+working dtype, on cache-sized blocks of voxels on CPUs. Notation as in
+:mod:`bids_w2v.encoding.basis`: ``X = U diag(s) Vt``, ``Z = U^T Y``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .backends import Array, NumpyOps, TorchOps
+from .backends import Array, NumpyOps, Ops
+from .basis import Basis, mean0, shrink_factors, svd_basis
 from .folds import contiguous_folds
 from .search import gcv_start, local_search, proxy_starts
-
-Ops = NumpyOps | TorchOps
-
-
-@dataclass
-class Basis:
-    """Thin SVD ``X = U diag(s) Vt`` of a centred design, trimmed to its numerical rank."""
-
-    U: Array  # (n, r) float64
-    s: Array  # (r,) float64
-    Vt: Array  # (r, p) float64
-
-
-#: Relative eigenvalue threshold: directions with ``s**2 < RANK_TOL * s_max**2`` are dropped.
-#: Their ridge weight ``s**2 / (s**2 + alpha)`` is negligible for any alpha in the grid.
-RANK_TOL = 1e-12
-
-
-def svd_basis(ops: Ops, X: Array) -> Basis:
-    """Thin SVD of ``X`` (float64) through the eigendecomposition of ``X^T X`` or ``X X^T``.
-
-    Like scikit-learn's default ``RidgeCV`` ("cov"/"gram" modes), the smaller of the two Gram
-    matrices is diagonalised; this is several times faster than a LAPACK SVD. Directions with
-    ``s**2 <= RANK_TOL * s_max**2`` (numerically null, e.g. the constant direction of centred
-    data when ``n <= p``, or duplicated features) are dropped.
-    """
-    n, p = X.shape
-    if p <= n:
-        lam, V = ops.eigh(X.T @ X)
-    else:
-        lam, U = ops.eigh(X @ X.T)
-    lam_max = max(float(lam.max()), 0.0)
-    keep = lam > RANK_TOL * lam_max  # all False for an all-zero design: empty basis
-    s = ops.sqrt(lam[keep])
-    if p <= n:
-        V = V[:, keep]
-        U = (X @ V) / s[None, :]
-        Vt = V.T
-    else:
-        U = U[:, keep]
-        Vt = (X.T @ U / s[None, :]).T
-    return Basis(U, s, Vt)
-
-
-def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:
-    """``s / (s**2 + alpha)`` for every alpha: (n_alphas, r), float64."""
-    return s[None, :] / (s[None, :] ** 2 + alphas[:, None])
 
 
 class LooSelector:
@@ -150,7 +98,7 @@ class LooSelector:
         """Index of the best alpha per voxel (first one on ties).
 
         ``search="full"`` evaluates every alpha; ``"local"`` descends from the GCV minima
-        (:mod:`._search`), evaluating about 3 alphas per voxel.
+        (:mod:`bids_w2v.encoding.search`), evaluating about 3 alphas per voxel.
         """
         if search == "full":
             return self.ops.to_numpy(self.criterion(Yc, Z).argmin(0))
@@ -205,13 +153,17 @@ class LooSelector:
         return out
 
 
+#: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).
+TIE_BREAK = 1e-10
+
+
 class KFoldSelector:
     """Alpha selection by contiguous K-fold inside the training set, as himalaya's ``RidgeCV``.
 
     Matches ``himalaya.ridge.RidgeCV(alphas, cv=KFold(k), fit_intercept=True)``: in each inner
     fold, X and Y are centred with the inner-training means, the score is the negative mean
     squared error over the inner test samples, averaged over inner folds, plus
-    ``1e-10 * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
+    ``TIE_BREAK * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
     Predictions use ``P = (X_te V) diag(s/(s^2+a)) (U^T Y_tr)``, one ``n_te x r x v`` product
     per alpha and inner fold, and the squared error is accumulated as
     ``||y||^2 + sum P (P - 2y)``, accurate for the tiny differences between large alphas.
@@ -243,7 +195,7 @@ class KFoldSelector:
             b1 = min(b0 + step, v)
             for fold in self.folds:
                 total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
-        return -total / len(self.folds) + 1e-10 * self.log_alphas[:, None]
+        return -total / len(self.folds) + TIE_BREAK * self.log_alphas[:, None]
 
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
         """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
@@ -265,7 +217,8 @@ class KFoldSelector:
     def select(self, Y: Array, search: str = "full") -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as himalaya's argmax).
 
-        ``search="local"`` (:mod:`._search`) starts from the minima of :meth:`proxy`.
+        ``search="local"`` (:mod:`bids_w2v.encoding.search`) starts from the minima of
+        :meth:`proxy`.
         """
         if search == "full":
             return self.ops.to_numpy(self.criterion(Y).argmax(0))
@@ -299,7 +252,7 @@ class KFoldSelector:
             var = F2diag @ B2 - 2.0 * (F @ C)
             mse = (base[None, :] + ops.to_high(var)) / Yte.shape[0]
             total = mse if total is None else total + mse
-        return total / len(prepared) - 1e-10 * self.log_alphas[:, None]
+        return total / len(prepared) - TIE_BREAK * self.log_alphas[:, None]
 
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
@@ -328,7 +281,7 @@ class KFoldSelector:
             P *= Yb  # P (P - 2y)
             mse = (base[idx] + ops.to_high(ones @ P)) / Yte.shape[0]
             total = mse if total is None else total + mse
-        crit = -total / len(prepared) + 1e-10 * self.log_alphas[a]
+        crit = -total / len(prepared) + TIE_BREAK * self.log_alphas[a]
         return ops.to_numpy(-crit)
 
 
@@ -375,33 +328,6 @@ def search_width(ops: Ops, n: int, v: int) -> int:
     if not ops.cpu:
         return max(v, 1)
     return max(1, min(v, max(SEARCH_VOXELS, block_width(ops, n, v))))
-
-
-def mean0(ops: Ops, Y: Array) -> Array:
-    """Column means accumulated in float64."""
-    return ops.to_high(Y).mean(0) if Y.dtype != ops.high else Y.mean(0)
-
-
-def refit_predict(A: Array, F: Array, best: Array, Z: Array) -> Array:
-    """Predictions ``A diag(F[best_j]) z_j`` for every voxel ``j`` with one matrix product.
-
-    ``A = X_test V`` (n_test, r), ``F`` the shrink factors (n_alphas, r), ``best`` the chosen
-    alpha index per voxel, ``Z = U^T Y_train`` (r, n_voxels).
-    """
-    return A @ (F[best].T * Z)
-
-
-def pearson_columns(ops: Ops, pred: Array, target: Array) -> Array:
-    """Pearson r per column in float64; 0 where either column is constant."""
-    const = ops.ptp0_is_zero(pred) | ops.ptp0_is_zero(target)
-    p = ops.to_high(pred)
-    y = ops.to_high(target)
-    p = p - p.mean(0)
-    y = y - y.mean(0)
-    num = (p * y).sum(0)
-    den = ops.sqrt((p * p).sum(0) * (y * y).sum(0))
-    ok = (~const) & (den > 0)
-    return ops.where(ok, num / ops.where(ok, den, 1.0 + 0.0 * den), 0.0 * den)
 
 
 def _stack(ops: Ops, rows: list[Array]) -> Array:

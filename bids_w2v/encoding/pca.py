@@ -3,7 +3,7 @@
 The principal axes are those of the standardised training features only; the test features are
 projected on them, never used to find them (as ``sklearn.pipeline.Pipeline(StandardScaler(),
 PCA(n), Ridge())`` fitted on the training fold). The axes come from the same float64
-eigendecomposition as the ridge basis (:func:`bids_w2v.encoding.inner.svd_basis`), on numpy or
+eigendecomposition as the ridge basis (:func:`bids_w2v.encoding.basis.svd_basis`), on numpy or
 torch (CPU or CUDA). The projected features are not re-standardised, as in that pipeline: the
 components keep their variances, so the ridge penalty shrinks the weak ones most.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import Array
-from .inner import Ops, svd_basis
+from .backends import Array, Ops
+from .basis import svd_basis
 
 __all__ = ["check_n_components", "pca_project"]
 

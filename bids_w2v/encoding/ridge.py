@@ -10,10 +10,10 @@ score of a voxel is the mean r over outer folds.
 One float64 SVD of the training features per outer fold serves every alpha, every voxel chunk
 and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). With
 ``alpha_search="local"`` the inner criterion is only evaluated near the minima of a cheap proxy
-and followed downhill (:mod:`bids_w2v.encoding.search`), 1.5-2.6x faster.
+and followed downhill (:mod:`bids_w2v.encoding.search`; timings in ``benchmarks/README.md``).
 Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
-``dtype="float32"`` (see ``_inner.LooSelector`` for how the tiny differences between large
-alphas are kept accurate).
+``dtype="float32"`` (see :class:`bids_w2v.encoding.inner.LooSelector` for how the tiny
+differences between large alphas are kept accurate).
 """
 
 from __future__ import annotations
@@ -24,16 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends import get_ops
+from .basis import mean0, pearson_columns, refit_predict, shrink_factors, svd_basis
 from .folds import Fold, make_folds
-from .inner import (
-    KFoldSelector,
-    LooSelector,
-    mean0,
-    pearson_columns,
-    refit_predict,
-    shrink_factors,
-    svd_basis,
-)
+from .inner import KFoldSelector, LooSelector
 from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
@@ -48,10 +41,10 @@ _SEARCH = ("auto", "local", "full")
 def resolve_alpha_search(alpha_search: str, inner: str) -> str:
     """Resolve ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``.
 
-    The local search reproduces the full grid's leave-one-out choices (>= 99.99 % of (fold,
-    voxel) pairs in the benchmarks, including wide designs with autocorrelated noise), but its
-    inner K-fold proxy misses up to 0.8 % of them when there are more features than scans and
-    the noise is autocorrelated, so K-fold keeps the exhaustive grid unless asked.
+    The local search reproduces nearly all of the full grid's leave-one-out choices, also on
+    wide designs with autocorrelated noise, but its inner K-fold proxy misses more of them when
+    there are more features than scans and the noise is autocorrelated, so K-fold keeps the
+    exhaustive grid unless asked (figures in ``benchmarks/README.md``).
     """
     if alpha_search == "auto":
         return "local" if inner == "loo" else "full"
@@ -218,12 +211,10 @@ def cross_validated_scores(
         for ``inner="kfold"``) and follows it downhill to a minimum of the grid: about 3
         matrix products per voxel instead of ``len(alphas)``, and the same alpha as
         ``"full"`` unless the criterion has a lower minimum in a basin where the proxy has
-        none (measured: >= 99.99 % of (fold, voxel) pairs for ``loo``; for ``kfold`` 99.989 %
-        on the 50,000-voxel benchmark but down to 99.2 % with more features than scans and
-        autocorrelated noise; see :mod:`bids_w2v.encoding.search`). ``"auto"``: ``"local"``
-        for ``inner="loo"``, ``"full"`` for ``inner="kfold"`` (:func:`resolve_alpha_search`).
-        The default is ``"full"``: on the demo's features the local search changed 0.2 % of
-        the voxel x layer scores by up to 0.05, enough to swap nearly tied layers.
+        none (see :mod:`bids_w2v.encoding.search`; how often, in ``benchmarks/README.md``).
+        ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``
+        (:func:`resolve_alpha_search`). The default is ``"full"``: on the demo's features the
+        local search changed a few scores, enough to swap nearly tied layers.
 
     Returns
     -------

@@ -3,13 +3,12 @@
 Evaluating an exact cross-validation criterion (leave-one-out or inner K-fold) costs one
 ``(n_train x r) @ (r x n_voxels)`` product per alpha, and these products are nearly the whole
 cost of the fit. The generalised cross-validation (GCV) criterion, computed for every alpha at
-once from ``Z = U^T Y`` in ``O(n_alphas * r * n_voxels)``, tracks leave-one-out closely (their
-ratio varies by < 0.1 % along the grid on the benchmark data), so the exact criterion is only
-needed near the GCV minima:
+once from ``Z = U^T Y`` in ``O(n_alphas * r * n_voxels)``, tracks leave-one-out closely, so the
+exact criterion is only needed near the GCV minima:
 
 1. the starts of a voxel are its GCV argmin and any other local minimum of GCV within
-   :data:`START_TOL` of it (about 8 % of the benchmark's voxels have two GCV minima whose
-   values differ by < 4e-4, and the exact minimum can be in either basin);
+   :data:`START_TOL` of it (some voxels have two nearly equal GCV minima, and the exact
+   minimum can be in either basin);
 2. the exact criterion is evaluated at every start and its two neighbours;
 3. while the best evaluated alpha of a voxel has a neighbour on the grid that was not
    evaluated, that neighbour is evaluated (the search walks downhill);
@@ -19,14 +18,13 @@ The result is the lowest evaluated value and a local minimum of the exact criter
 grid (both neighbours evaluated), reached by descent from the GCV minima: the exact grid
 argmin unless the criterion has a lower minimum in a basin where GCV has none.
 ``alpha_search="full"`` evaluates every alpha and is exact by construction. How often the two
-differ is measured by the tests (``tests/encoding/test_search.py``: parity with the full grid,
-scikit-learn and himalaya) and by ``benchmarks/encoding.py --alpha-search local,full``
-(at 50,000 voxels: the same alpha as the full grid for 249,999 of the 250,000 (fold, voxel)
-pairs with ``loo``, max |dr| 3.5e-5, and for 99.989 % with ``kfold``, max |dr| 0.012; with
-more features than scans and autocorrelated noise ``kfold`` drops to 99.2 %, which is why
-``alpha_search="auto"`` uses the local search for ``loo`` only). The default remains
-``"full"``: on the demo's real (random-init wav2vec2) features ``loo`` changed 0.2 % of the
-voxel x layer brain scores, by up to 0.05, enough to swap two layers tied within 4e-4.
+differ is checked by the tests (``tests/encoding/test_search.py``: parity with the full grid,
+scikit-learn and himalaya) and measured by ``benchmarks/encoding.py --alpha-search local,full``
+(figures in ``benchmarks/README.md``): the agreement is better for ``loo`` than for ``kfold``,
+whose proxy can miss minima when there are more features than scans and the noise is
+autocorrelated, which is why ``alpha_search="auto"`` uses the local search for ``loo`` only.
+The default remains ``"full"``: on the demo's features the local search changed a few brain
+scores, enough to swap two nearly tied layers.
 
 Each round evaluates every alpha needed by some voxel once, on the gathered columns of the
 voxels that need it: about 3 products per voxel instead of ``n_alphas``.
@@ -39,8 +37,8 @@ from collections.abc import Callable
 import numpy as np
 
 #: Local minima of GCV within this relative distance of its minimum start a descent too
-#: (bimodal criteria: on the benchmark data ~8 % of voxels have two GCV minima, the second
-#: within 4e-4 of the first, and the exact minimum may sit in either basin).
+#: (bimodal criteria: the second GCV minimum of a voxel can be nearly as low as the first, and
+#: the exact minimum may sit in either basin; see benchmarks/README.md).
 START_TOL = 1e-2
 
 #: ``evaluate(alpha_index, columns) -> criterion`` (float64, lower is better) for the voxels at

@@ -14,19 +14,9 @@ if TYPE_CHECKING:
         cached_features_path,
         feature_cache_key,
         file_sha256,
-        load_features,
         load_or_extract,
-        save_features,
     )
-    from bids_w2v.features.extract import (
-        Features,
-        extract_features,
-        model_hop,
-        plan_causal_windows,
-        plan_windows,
-        receptive_field,
-        stream_features,
-    )
+    from bids_w2v.features.extract import Features, extract_features, stream_features
     from bids_w2v.features.layers import (
         available_layers,
         describe_layers,
@@ -40,6 +30,13 @@ if TYPE_CHECKING:
         resolve_device,
         spec_label,
         weights_sha256,
+    )
+    from bids_w2v.features.storage import load_features, save_features
+    from bids_w2v.features.windows import (
+        model_hop,
+        plan_causal_windows,
+        plan_windows,
+        receptive_field,
     )
 
 __all__ = [
@@ -70,28 +67,9 @@ __all__ = [
 
 _MODULE_OF = {
     **dict.fromkeys(
-        [
-            "cached_features_path",
-            "feature_cache_key",
-            "file_sha256",
-            "load_features",
-            "load_or_extract",
-            "save_features",
-        ],
-        "cache",
+        ["cached_features_path", "feature_cache_key", "file_sha256", "load_or_extract"], "cache"
     ),
-    **dict.fromkeys(
-        [
-            "Features",
-            "extract_features",
-            "model_hop",
-            "plan_causal_windows",
-            "plan_windows",
-            "receptive_field",
-            "stream_features",
-        ],
-        "extract",
-    ),
+    **dict.fromkeys(["Features", "extract_features", "stream_features"], "extract"),
     **dict.fromkeys(
         ["available_layers", "describe_layers", "layer_index", "parse_layers"], "layers"
     ),
@@ -105,6 +83,10 @@ _MODULE_OF = {
             "weights_sha256",
         ],
         "models",
+    ),
+    **dict.fromkeys(["load_features", "save_features"], "storage"),
+    **dict.fromkeys(
+        ["model_hop", "plan_causal_windows", "plan_windows", "receptive_field"], "windows"
     ),
 }
 

@@ -11,29 +11,29 @@ computes each frame from a window that ends right after it (Antonello et al., 20
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from bids_w2v.errors import AudioError, InputError
+from bids_w2v.features.hooks import StopForward, layer_dims, register_hooks
 from bids_w2v.features.layers import available_layers, describe_layers
 from bids_w2v.features.models import LoadedModel
 from bids_w2v.features.progress import ExtractionProgress
+from bids_w2v.features.windows import (
+    batch_windows,
+    model_hop,
+    plan_causal_windows,
+    plan_windows,
+    receptive_field,
+)
 
-__all__ = [
-    "Features",
-    "extract_features",
-    "model_hop",
-    "plan_causal_windows",
-    "plan_windows",
-    "receptive_field",
-    "stream_features",
-]
+__all__ = ["Features", "RowWriter", "SinkFactory", "extract_features", "stream_features"]
+
+#: Added to the variance when normalising audio, as transformers' ``Wav2Vec2FeatureExtractor``.
+NORM_EPS = 1e-7
 
 
 @dataclass
@@ -60,108 +60,9 @@ class Features:
             return 0
         return int(self.layers[next(iter(self.layers))].shape[0])
 
-    def frame_onsets(self) -> np.ndarray:
-        """Onset of each frame in seconds from the stimulus start."""
-        return np.arange(self.n_frames, dtype=np.float64) / self.frame_rate
-
-
-class _StopForward(Exception):
-    """Raised by the hook of the deepest requested layer: later layers are not needed."""
-
-
-def model_hop(model: nn.Module) -> int:
-    """Samples between consecutive model frames (product of the conv strides, 320 for wav2vec2)."""
-    return int(math.prod(int(s) for s in model.config.conv_stride))
-
-
-def receptive_field(model: nn.Module) -> int:
-    """Samples seen by one frame of the conv front end (400 for wav2vec2)."""
-    field, jump = 1, 1
-    for kernel, stride in zip(model.config.conv_kernel, model.config.conv_stride, strict=True):
-        field += (int(kernel) - 1) * jump
-        jump *= int(stride)
-    return field
-
-
-def plan_windows(
-    n_samples: int, window: int | None, stride: int, hop: int, field: int
-) -> list[tuple[int, int]]:
-    """Return the ``(start, end)`` samples of the analysis windows.
-
-    Parameters
-    ----------
-    n_samples : int
-        Length of the stimulus.
-    window : int or None
-        Window length in samples; None (or longer than the stimulus) gives one window.
-    stride : int
-        Samples between window starts, a multiple of ``hop``.
-    hop : int
-        Samples per model frame.
-    field : int
-        Receptive field of one frame, in samples.
-
-    Returns
-    -------
-    list of tuple of int
-        Windows start at 0, stride, 2 * stride ...; the last one ends at the stimulus end and
-        no window starts once a previous one reached the end. A final piece shorter than the
-        receptive field is replaced by a window of about ``window`` samples ending at the end.
-    """
-    if window is None or window >= n_samples:
-        return [(0, n_samples)]
-    bounds = []
-    start = 0
-    while True:
-        end = min(start + window, n_samples)
-        if end - start < field:
-            start = -(-(n_samples - window) // hop) * hop
-            end = n_samples
-        bounds.append((start, end))
-        if end >= n_samples:
-            return bounds
-        start += stride
-
-
-def plan_causal_windows(
-    n_samples: int, window: int, stride: int, hop: int, field: int
-) -> list[tuple[int, int]]:
-    """Return the ``(start, end)`` samples of the windows of causal extraction.
-
-    Windows end every ``stride`` samples (and at the stimulus end) and reach at most
-    ``window`` samples into the past (their start is rounded up to a whole frame, and is 0
-    at the beginning of the stimulus). Windows too short to hold one receptive field are
-    skipped.
-
-    Parameters
-    ----------
-    n_samples : int
-        Length of the stimulus.
-    window : int
-        Longest window, in samples.
-    stride : int
-        Samples between window ends, a multiple of ``hop``.
-    hop : int
-        Samples per model frame.
-    field : int
-        Receptive field of one frame, in samples.
-
-    Returns
-    -------
-    list of tuple of int
-        Windows in order of their end.
-    """
-    bounds = []
-    ends = list(range(stride, n_samples, stride)) + [n_samples]
-    for end in ends:
-        start = max(0, -(-(end - window) // hop) * hop)
-        if end - start >= field:
-            bounds.append((start, end))
-    return bounds
-
 
 def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
-    """Mean and standard deviation (with transformers' 1e-7) in float64, chunk by chunk."""
+    """Mean and standard deviation (with :data:`NORM_EPS`) in float64, chunk by chunk."""
     total, total_sq = 0.0, 0.0
     for i in range(0, audio.shape[0], chunk):
         part = audio[i : i + chunk].astype(np.float64)
@@ -170,7 +71,7 @@ def _audio_stats(audio: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]
     n = max(audio.shape[0], 1)
     mean = total / n
     var = max(total_sq / n - mean * mean, 0.0)
-    return mean, float(np.sqrt(var + 1e-7))
+    return mean, float(np.sqrt(var + NORM_EPS))
 
 
 #: ``write(layer, first_frame, rows)``: receives each frame of each layer exactly once, in order.
@@ -218,50 +119,6 @@ class _OverlapAverager:
         self.base = upto
 
 
-def _register_hooks(
-    model: nn.Module, layers: Sequence[str], hop: int, captured: dict, state: dict
-) -> list:
-    available = available_layers(model)
-    deepest = max(layers, key=available.index)
-    stop_early = deepest != available[-1]
-    strides = [int(s) for s in model.config.conv_stride]
-    handles = []
-
-    def make_hook(name: str, pool: int | None) -> Callable:
-        def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
-            out = output[0] if isinstance(output, tuple) else output
-            if pool is not None:  # (batch, channels, time) at the layer's own rate
-                if pool > 1:
-                    out = F.avg_pool1d(out, kernel_size=pool, stride=pool)
-                out = out[:, :, : state["n_keep"]].transpose(1, 2)
-            captured[name] = out.float().cpu().contiguous().numpy()
-            if stop_early and name == deepest:
-                raise _StopForward
-
-        return hook
-
-    for name in layers:
-        index = int(name.removeprefix("conv").removeprefix("transformer"))
-        if name.startswith("conv"):
-            module = model.feature_extractor.conv_layers[index]
-            pool = hop // math.prod(strides[: index + 1])
-        else:
-            module, pool = model.encoder.layers[index], None
-        handles.append(module.register_forward_hook(make_hook(name, pool)))
-    state["conv_only"] = all(n.startswith("conv") for n in layers)
-    return handles
-
-
-def _layer_dims(model: nn.Module, layers: Sequence[str]) -> dict[str, int]:
-    dims = {}
-    for name in layers:
-        if name.startswith("conv"):
-            dims[name] = int(model.config.conv_dim[int(name.removeprefix("conv"))])
-        else:
-            dims[name] = int(model.config.hidden_size)
-    return dims
-
-
 def _check_inputs(
     loaded: LoadedModel, audio: np.ndarray, layers: Sequence[str]
 ) -> tuple[list[str], np.ndarray]:
@@ -280,19 +137,6 @@ def _check_inputs(
             f"an array of shape {audio.shape}. Load stimuli with bids_w2v.inputs.audio.load_audio."
         )
     return layers, audio
-
-
-def _batches(windows: Sequence[tuple[int, int]], batch_size: int) -> list[list[tuple[int, int]]]:
-    """Group consecutive windows of equal length, at most ``batch_size`` at a time."""
-    batches: list[list[tuple[int, int]]] = []
-    for bound in windows:
-        last = batches[-1] if batches else None
-        same = last and len(last) < batch_size and last[0][1] - last[0][0] == bound[1] - bound[0]
-        if same:
-            last.append(bound)
-        else:
-            batches.append([bound])
-    return batches
 
 
 def stream_features(
@@ -397,26 +241,26 @@ def stream_features(
     first = next(model.parameters())
     device, dtype = first.device, first.dtype
 
-    dims = _layer_dims(model, layers)
+    dims = layer_dims(model, layers)
     write = open_sink(n_frames, dims)
     capacity = max(int(model._get_feat_extract_output_lengths(e - s)) for s, e in windows)
     averager = None if causal else _OverlapAverager(dims, capacity, write)
     next_frame = 0  # causal: first frame not written yet
     captured: dict[str, np.ndarray] = {}
     state: dict = {}
-    handles = _register_hooks(model, layers, hop, captured, state)
+    handles = register_hooks(model, layers, hop, captured, state)
     label = progress if isinstance(progress, str) else loaded.label
     bar = ExtractionProgress(n / sr, label, enabled=bool(progress))
     try:
         with torch.inference_mode():
-            for batch in _batches(windows, batch_size):
+            for batch in batch_windows(windows, batch_size):
                 length = batch[0][1] - batch[0][0]
                 n_keep = int(model._get_feat_extract_output_lengths(length))
                 state["n_keep"] = n_keep
                 chunk = np.stack([audio[s:e] for s, e in batch])
                 if loaded.do_normalize and causal:  # statistics of the window: no future
                     chunk = chunk - chunk.mean(axis=1, keepdims=True, dtype=np.float64)
-                    chunk = chunk / np.sqrt(chunk.var(axis=1, keepdims=True) + 1e-7)
+                    chunk = chunk / np.sqrt(chunk.var(axis=1, keepdims=True) + NORM_EPS)
                     chunk = chunk.astype(np.float32)
                 elif loaded.do_normalize:
                     chunk = (chunk - np.float32(mean)) / np.float32(std)
@@ -427,7 +271,7 @@ def stream_features(
                         model.feature_extractor(x)
                     else:
                         model(input_values=x)
-                except _StopForward:
+                except StopForward:
                     pass
                 for b, (start, _) in enumerate(batch):
                     offset = start // hop

@@ -82,12 +82,6 @@ def hrf_kernels(
     ]
 
 
-def n_regressors(hrf_model: str, fir_delays: Sequence[int] = ()) -> int:
-    """Regressors per feature of an HRF model (2 with a derivative, one per FIR delay)."""
-    name = normalize_hrf_model(hrf_model)
-    return len(fir_delays) if name == "fir" else len(HRF_MODELS[name])
-
-
 def _high_res_grid(frame_times: np.ndarray, oversampling: int, min_onset: float) -> np.ndarray:
     """nilearn's oversampled time grid (``_sample_condition``)."""
     n = frame_times.size
@@ -137,7 +131,8 @@ def convolve_features(
     -------
     ndarray, shape (n_scans, n_features * n_regressors)
         The regressors (float32), identical to ``compute_regressor`` on each feature; one block
-        of ``n_features`` columns per kernel (:func:`n_regressors`).
+        of ``n_features`` columns per kernel (``n_regressors`` is 1, 2 with the time derivative,
+        or one per FIR delay).
     """
     name = normalize_hrf_model(hrf_model)
     frame_times = np.asarray(frame_times, dtype=float)

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from pickle import UnpicklingError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bids_w2v.errors import InputError, ModelError
+from bids_w2v.features.model_folder import (
+    build_config,
+    check_structure,
+    check_weights,
+    looks_like_path,
+    read_config,
+    read_preprocessing,
+    resolve_hub_folder,
+)
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not to compute a label
     import torch
@@ -45,7 +53,6 @@ SHIPPED_CONFIGS = {
 _ALIASES = {"wav2vec2-base": "facebook/wav2vec2-base", "wav2vec2-large": "facebook/wav2vec2-large"}
 #: Precisions the encoder can run in (``float16`` only on a GPU).
 DTYPES = ("float32", "bfloat16", "float16")
-_PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 _IGNORED_MISSING = ("masked_spec_embed",)
 
 
@@ -208,154 +215,6 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _hub_cache_dir() -> str | None:
-    """The hub cache given by the environment now (huggingface_hub reads it only at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
-    return None
-
-
-def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith((".", "~", "/", "\\"))
-        or name.count("/") > 1
-        or "\\" in name
-        or Path(name).exists()
-    )
-
-
-def _resolve_hub_folder(repo_id: str, allow_download: bool, weights: bool) -> Path:
-    """Return the local snapshot folder of a hub model (downloading only if allowed)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    patterns = ["*.json", "*.safetensors"] if weights else ["*.json"]
-    try:
-        folder = snapshot_download(
-            repo_id,
-            cache_dir=_hub_cache_dir(),
-            local_files_only=not allow_download,
-            allow_patterns=patterns,
-        )
-    except HFValidationError as exc:
-        raise ModelError(
-            f"'{repo_id}' is neither an existing model folder nor a valid Hugging Face hub id "
-            f"({exc}). Give the folder written by `save_pretrained` or an id such as "
-            "'facebook/wav2vec2-base'."
-        ) from exc
-    except LocalEntryNotFoundError as exc:
-        where = _hub_cache_dir() or "the default cache (~/.cache/huggingface/hub)"
-        raise ModelError(
-            f"The model '{repo_id}' is not in the Hugging Face cache ({where}) and downloads are "
-            "disabled. On a machine with internet access run `huggingface-cli download "
-            f"{repo_id} --include '*.json' '*.safetensors'` (or `hf download ...`), then copy or "
-            "mount that cache here and set HF_HOME to its parent folder; alternatively pass a "
-            "local folder written by `save_pretrained`, or allow downloads explicitly."
-        ) from exc
-    except Exception as exc:  # network, authentication, missing repository ...
-        raise ModelError(
-            f"The model '{repo_id}' could not be fetched from the Hugging Face hub ({exc}). Check "
-            "the id and your network access, or pre-download it with `huggingface-cli download "
-            f"{repo_id}` and set HF_HOME."
-        ) from exc
-    return Path(folder)
-
-
-def _read_config_dict(folder: Path, name: str) -> dict[str, Any]:
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise ModelError(
-            f"The model folder '{folder}' (for '{name}') has no config.json. Give a folder "
-            "written by `model.save_pretrained(folder, safe_serialization=True)` of a "
-            "transformers speech encoder (wav2vec2, HuBERT, WavLM, data2vec-audio)."
-        )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"The model configuration '{config_path}' cannot be read as JSON ({exc}). Re-create "
-            "it with `save_pretrained`."
-        ) from exc
-    if not isinstance(config, dict):
-        raise ModelError(f"The model configuration '{config_path}' is not a JSON object.")
-    if "auto_map" in config:
-        raise ModelError(
-            f"The model configuration '{config_path}' declares custom code (`auto_map`), which "
-            "bids-w2v refuses to execute (trust_remote_code is always off). Use a model "
-            "implemented in transformers itself (wav2vec2, hubert, wavlm, data2vec-audio), or "
-            "remove `auto_map` if the model does not actually need the custom code."
-        )
-    return config
-
-
-def _check_weights(folder: Path, name: str, allow_pickle: bool = False) -> bool:
-    """Check the folder has weights bids-w2v may read; return True for safetensors."""
-    if any(folder.glob("*.safetensors")):
-        return True
-    pickles = sorted(p.name for pattern in _PICKLE_PATTERNS for p in folder.glob(pattern))
-    if pickles and allow_pickle:
-        return False
-    if pickles:
-        raise ModelError(
-            f"The model '{name}' (folder '{folder}') only has pickle checkpoints "
-            f"({', '.join(pickles)}), which can execute arbitrary code when loaded; bids-w2v only "
-            "reads *.safetensors weights. If you trust the file, convert it once with `python -c "
-            "\"from transformers import AutoModel; m = AutoModel.from_pretrained('<folder>'); "
-            "m.save_pretrained('<new folder>', safe_serialization=True)\"` and pass the new "
-            "folder, or pass --allow-pickle to read it with torch's weights-only loader."
-        )
-    raise ModelError(
-        f"The model '{name}' (folder '{folder}') contains no weights (*.safetensors). Save the "
-        "model with `save_pretrained(folder, safe_serialization=True)`, or use --random-init to "
-        "study the untrained architecture."
-    )
-
-
-def _preprocessing(folder: Path | None) -> tuple[int, bool]:
-    path = folder / "preprocessor_config.json" if folder is not None else None
-    if path is None or not path.is_file():
-        return 16000, True
-    try:
-        prep = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"'{path}' cannot be read as JSON ({exc}).") from exc
-    return int(prep.get("sampling_rate", 16000)), bool(prep.get("do_normalize", True))
-
-
-def _build_config(config_dict: dict[str, Any], source: str) -> Any:
-    from transformers import CONFIG_MAPPING
-
-    model_type = config_dict.get("model_type")
-    try:
-        config_class = CONFIG_MAPPING[model_type]
-        return config_class.from_dict(config_dict)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(
-            f"The model configuration from '{source}' has model_type {model_type!r}, which this "
-            f"version of transformers cannot build ({exc!r}). Supported encoders: wav2vec2, "
-            "hubert, wavlm, data2vec-audio."
-        ) from exc
-
-
-def _check_structure(model: nn.Module, name: str) -> None:
-    ok = (
-        hasattr(model, "feature_extractor")
-        and hasattr(model.feature_extractor, "conv_layers")
-        and hasattr(model, "encoder")
-        and hasattr(model.encoder, "layers")
-        and hasattr(model, "_get_feat_extract_output_lengths")
-        and hasattr(model.config, "conv_stride")
-    )
-    if not ok:
-        raise ModelError(
-            f"The model '{name}' ({type(model).__name__}) is not a supported speech encoder: "
-            "bids-w2v needs a convolutional waveform front end followed by transformer blocks, "
-            "as in wav2vec2, HuBERT, WavLM and data2vec-audio models."
-        )
-
-
 def load_model(
     name_or_path: str,
     *,
@@ -420,7 +279,7 @@ def load_model(
             f"The model '{name}' is a file; give the folder written by `save_pretrained` (with "
             "config.json and model.safetensors) or a Hugging Face hub id."
         )
-    elif _looks_like_path(name):
+    elif looks_like_path(name):
         raise ModelError(
             f"The model folder '{name}' does not exist. Check the path, or give a Hugging Face "
             "hub id such as 'facebook/wav2vec2-base'."
@@ -429,19 +288,19 @@ def load_model(
         folder = None
     else:
         repo_id = _ALIASES.get(name, name)
-        folder = _resolve_hub_folder(repo_id, allow_download, weights=not random_init)
+        folder = resolve_hub_folder(repo_id, allow_download, weights=not random_init)
 
     if folder is None:
         shipped = resources.files("bids_w2v") / "data" / "models" / SHIPPED_CONFIGS[name]
         config_dict = json.loads(shipped.read_text(encoding="utf-8"))
         source = f"the configuration of {name} shipped with bids-w2v"
     else:
-        config_dict = _read_config_dict(folder, name)
+        config_dict = read_config(folder, name)
         source = str(folder / "config.json")
     use_safetensors = True
     if not random_init:
-        use_safetensors = _check_weights(folder, name, allow_pickle)
-    config = _build_config(config_dict, source)
+        use_safetensors = check_weights(folder, name, allow_pickle)
+    config = build_config(config_dict, source)
 
     try:
         if random_init:
@@ -476,7 +335,7 @@ def load_model(
             "folder was written by `save_pretrained(..., safe_serialization=True)` for a "
             "wav2vec2-family encoder."
         ) from exc
-    _check_structure(model, name)
+    check_structure(model, name)
     digest = weights_sha256(model)
     try:
         model = model.to(device=device, dtype=torch_dtype)
@@ -487,7 +346,7 @@ def load_model(
         ) from exc
     model.eval()
     model.requires_grad_(False)
-    sampling_rate, do_normalize = _preprocessing(folder)
+    sampling_rate, do_normalize = read_preprocessing(folder)
     return LoadedModel(
         model=model,
         name=name,

@@ -8,7 +8,6 @@ layer go in ``desc-``: ``desc-wav2vec2baseRandomTransformer6``.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -164,8 +163,3 @@ def write_dataset_description(output_dir: Path, sources: list[str]) -> Path:
     if not ignore.exists() or ignore.read_text() != BIDSIGNORE:
         write_text(ignore, BIDSIGNORE)
     return path
-
-
-def relative_sources(paths: list[Path], start: Path) -> list[str]:
-    """Express input files relative to ``start`` for ``Sources`` sidecar fields."""
-    return [os.path.relpath(p, start) for p in paths]

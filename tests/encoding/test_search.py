@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bids_w2v.encoding import DEFAULT_ALPHAS, cross_validated_scores
 from bids_w2v.encoding.backends import get_ops
-from bids_w2v.encoding.inner import svd_basis
+from bids_w2v.encoding.basis import svd_basis
 from bids_w2v.encoding.search import gcv_start, local_search
 from tests.encoding.test_ridge import planted
 

@@ -328,7 +328,8 @@ def test_shipped_configs(name):
 
     from transformers import AutoModel
 
-    from bids_w2v.features.models import SHIPPED_CONFIGS, _build_config
+    from bids_w2v.features.model_folder import build_config
+    from bids_w2v.features.models import SHIPPED_CONFIGS
 
     assert SHIPPED_CONFIGS[name] == SHIPPED_CONFIGS[f"facebook/{name}"] == f"{name}.json"
     text = (resources.files("bids_w2v") / "data" / "models" / f"{name}.json").read_text()
@@ -336,7 +337,7 @@ def test_shipped_configs(name):
     for key, value in {**COMMON, **PUBLIC[name]}.items():
         assert config_dict[key] == value, key
     with torch.device("meta"):
-        model = AutoModel.from_config(_build_config(config_dict, name))
+        model = AutoModel.from_config(build_config(config_dict, name))
     n_blocks = PUBLIC[name]["num_hidden_layers"]
     layers = available_layers(model)
     assert layers == [f"conv{i}" for i in range(7)] + [f"transformer{i}" for i in range(n_blocks)]
