@@ -81,33 +81,19 @@ def collect_options(
     )
 
 
-def _map_space(runs: Sequence, kind: str):
-    """The space the noise ceiling is computed in: run masks intersected (volumes), nilearn's
-    EPI mask (volumes without masks), or the vertices varying in every run (surfaces)."""
-    from bids_w2v.bold.cleaning import common_mask
-    from bids_w2v.spaces import common_surface_space
+def _map_space(runs: Sequence, space: str):
+    """The space the noise ceiling is computed in, made as the participant level makes it: run
+    masks intersected (volumes), nilearn's EPI mask (volumes without masks), or the vertices
+    varying in every run (surfaces)."""
+    from bids_w2v.spaces import space_for
 
-    if kind != "volume":
-        return common_surface_space([r.data_files for r in runs], kind)
-    if all(r.mask is not None for r in runs):
-        return common_mask([r.mask for r in runs])
-    from nilearn.masking import compute_multi_epi_mask
-
-    return compute_multi_epi_mask([str(f) for r in runs for f in r.data_files], threshold=1.0)
+    return space_for(space).common_of_runs(runs)
 
 
 def _on_grid(values: np.ndarray, space) -> np.ndarray:
     """In-space values placed on the full map (NaN elsewhere): volume, L+R vertices or
     grayordinates."""
-    from bids_w2v.outputs.maps import to_volume
-    from bids_w2v.spaces import CiftiSpace, SurfaceSpace
-
-    if isinstance(space, SurfaceSpace):
-        halves = space.split(values)
-        return np.concatenate([halves["L"], halves["R"]]).astype(np.float64)
-    if isinstance(space, CiftiSpace):
-        return space.full(values).astype(np.float64)
-    return np.asarray(to_volume(values, space).dataobj, dtype=np.float64)
+    return space.full(values).astype(np.float64)
 
 
 def write_noise_ceiling(
@@ -161,7 +147,6 @@ def write_noise_ceiling(
     from bids_w2v.encoding.folds import make_folds
     from bids_w2v.group.ceiling import crossval_ceiling
     from bids_w2v.inputs.layout import collect_runs, load_layout
-    from bids_w2v.spaces import space_kind
 
     metas = {s: m for layers in found.values() for maps in layers.values() for s, _, m in maps}
     first_map = next(iter(next(iter(found.values())).values()))[0][1]
@@ -198,7 +183,7 @@ def write_noise_ceiling(
             notes.append(note)
     if not partnered:
         return [], notes
-    map_space = _map_space([r for s in partnered for r in runs[s]], space_kind(space))
+    map_space = _map_space([r for s in partnered for r in runs[s]], space)
     scratch_dir = Path(scratch_dir)
     scratch_dir.mkdir(parents=True, exist_ok=True)
     key_id = {key: i for i, key in enumerate(shared)}

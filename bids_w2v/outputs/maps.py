@@ -18,8 +18,8 @@ import numpy as np
 from bids_w2v.outputs.atomic import write_json, write_nifti
 from bids_w2v.outputs.names import layer_desc, statmap_path
 from bids_w2v.spaces import (
-    CiftiSpace,
-    SurfaceSpace,
+    MapSpace,
+    as_space,
     dscalar_image,
     gifti_map_image,
     write_cifti,
@@ -27,7 +27,6 @@ from bids_w2v.spaces import (
 )
 
 MAP_EXTENSIONS = (".nii.gz", ".func.gii", ".dscalar.nii", ".nii")
-MapSpace = nb.Nifti1Image | SurfaceSpace | CiftiSpace
 
 
 def _nanmean(values: np.ndarray) -> float | None:
@@ -97,25 +96,9 @@ def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str 
     return write_nifti(path, nb.Nifti1Image(values, ref.affine, header))
 
 
-def to_volume(values: np.ndarray, mask_img: nb.Nifti1Image) -> nb.Nifti1Image:
-    """Place in-mask values in a 3-D image (NaN outside the mask; float32)."""
-    mask = np.asarray(mask_img.dataobj) > 0
-    vol = np.full(mask.shape, np.nan, dtype=np.float32)
-    vol[mask] = values
-    header = mask_img.header.copy()
-    header.set_data_dtype(np.float32)
-    return nb.Nifti1Image(vol, mask_img.affine, header)
-
-
-def from_volume(img: nb.Nifti1Image, mask_img: nb.Nifti1Image) -> np.ndarray:
-    """Read in-mask values from a 3-D image."""
-    mask = np.asarray(mask_img.dataobj) > 0
-    return np.asarray(img.dataobj, dtype=np.float64)[mask]
-
-
 def write_statmap(
     values: np.ndarray,
-    mask_img: MapSpace,
+    mask_img: MapSpace | nb.Nifti1Image,
     sidecar: Mapping[str, Any],
     output_dir: Path,
     **entities: Any,
@@ -126,8 +109,9 @@ def write_statmap(
     ----------
     values : ndarray, shape (n_voxels_in_mask,)
         Map values in mask order.
-    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
-        The mask (map space) the values come from; it decides the output's form.
+    mask_img : MapSpace or Nifti1Image
+        The map space (or NIfTI brain mask) the values come from; it decides the output's
+        form.
     sidecar : mapping
         JSON metadata.
     output_dir : Path
@@ -141,24 +125,14 @@ def write_statmap(
         The maps written (without the sidecars).
     """
     name = f"{entities.get('desc', '')} {entities.get('stat', '')}".strip()
-    if isinstance(mask_img, SurfaceSpace):
-        written = []
-        for hemi, full in mask_img.split(values).items():
-            path = statmap_path(output_dir, extension=".func.gii", hemi=hemi, **entities)
-            write_json(
-                statmap_path(output_dir, extension=".json", hemi=hemi, **entities), dict(sidecar)
-            )
-            written.append(write_gifti(path, gifti_map_image(full, hemi, name=name)))
-        return written
-    if isinstance(mask_img, CiftiSpace):
-        path = statmap_path(output_dir, extension=".dscalar.nii", **entities)
-        write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
-        img = dscalar_image(mask_img.full(values)[None], [name], mask_img.brain_models)
-        return [write_cifti(path, img)]
-    nii = statmap_path(output_dir, extension=".nii.gz", **entities)
-    write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
-    write_nifti(nii, to_volume(values, mask_img))
-    return [nii]
+    space = as_space(mask_img)
+    written = []
+    for hemi, img in space.to_map(values, name=name).items():
+        where = {**entities, "hemi": hemi} if hemi else dict(entities)
+        write_json(statmap_path(output_dir, extension=".json", **where), dict(sidecar))
+        path = statmap_path(output_dir, extension=space.extension, **where)
+        written.append(space.write_map(img, path))
+    return written
 
 
 def peak_layer(scores: np.ndarray, layer_indices: Sequence[int]) -> np.ndarray:
@@ -196,7 +170,7 @@ def write_participant_maps(
     results: Sequence[Mapping[str, np.ndarray]],
     layers: Sequence[str],
     layer_indices: Sequence[int],
-    mask_img: MapSpace,
+    mask_img: MapSpace | nb.Nifti1Image,
     *,
     output_dir: Path,
     subject: str,
@@ -216,8 +190,8 @@ def write_participant_maps(
         ``excluded`` (n_voxels,).
     layers, layer_indices : sequence
         Layer names and depth indices, aligned with ``results``.
-    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
-        Brain mask (map space) the voxels come from: NIfTI, GIfTI or CIFTI outputs.
+    mask_img : MapSpace or Nifti1Image
+        Map space (or NIfTI brain mask) the voxels come from: NIfTI, GIfTI or CIFTI outputs.
     output_dir : Path
         Root of the derivative dataset.
     subject, task, space, res : str
@@ -234,6 +208,7 @@ def write_participant_maps(
     list of Path
         Files written.
     """
+    mask_img = as_space(mask_img)
     common = {"task": task, "space": space, "res": res, "den": den, "subject": subject}
     written = []
     scores = np.stack([np.asarray(r["scores"], dtype=np.float64) for r in results])

@@ -15,7 +15,7 @@ from bids_w2v.encoding.ridge import resolve_alpha_search
 from bids_w2v.errors import InputError
 from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.features import ExtractFeatures
-from bids_w2v.spaces import space_kind
+from bids_w2v.spaces import space_for
 from bids_w2v.workflows.participant import init_participant_wf
 
 
@@ -117,13 +117,7 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "PreprocessingDroppedScans": config.inputs.dropped_scans,
         },
         "HighPassHz": config.cleaning.high_pass,
-        "BrainMask": (
-            "nilearn compute_multi_epi_mask"
-            if any(r.mask is None for r in runs) and space_kind(config.space) == "volume"
-            else "intersection of the run masks"
-            if space_kind(config.space) == "volume"
-            else "vertices with a varying signal in every run"
-        ),
+        "BrainMask": space_for(config.space).mask_method(runs),
         "BoldStandardization": "z-score per run after confound regression",
         "NumberOfScans": int(sum(r.n_scans for r in runs)),
         "RepetitionTime": runs[0].tr,
