@@ -319,7 +319,7 @@ def resolve_roi_atlas(value: str, *, space: str, res: str | None) -> Path:
             f"--roi-atlas {value}: {len(usable)} TemplateFlow files of atlas '{atlas}'"
             f"{f' (desc-{desc})' if desc else ''} for template {space}"
             f"{f' at res-{res}' if res and not surface else ''} in TEMPLATEFLOW_HOME={home} "
-            f"(found: {listed}). Fetch it where there is internet (python -c \"from "
+            f'(found: {listed}). Fetch it where there is internet (python -c "from '
             f"templateflow import api; api.get('{space}', atlas='{atlas}', suffix='dseg')\") and "
             "point TEMPLATEFLOW_HOME at that folder, add :DESC to choose one, or give the label "
             "image's path."

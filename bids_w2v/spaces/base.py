@@ -83,6 +83,10 @@ class MapSpace(ABC):
         The hemisphere entity of each file of a map (``(None,)``: one file).
     has_brain_mask : bool
         Whether runs come with a brain mask file (volumes).
+    form_description : str
+        The form of the maps, in words (reports).
+    roi_atlas_help : str
+        What ``--roi-atlas`` takes for maps in this space, when it is not a label NIfTI.
     """
 
     kind: ClassVar[SpaceKind]
@@ -90,6 +94,8 @@ class MapSpace(ABC):
     work_extension: ClassVar[str]
     hemis: ClassVar[tuple[str | None, ...]] = (None,)
     has_brain_mask: ClassVar[bool] = False
+    form_description: ClassVar[str]
+    roi_atlas_help: ClassVar[str] = ""
 
     @staticmethod
     @abstractmethod
@@ -201,6 +207,11 @@ class MapSpace(ABC):
 class VertexSpace(MapSpace):
     """What GIfTI surfaces and CIFTI grayordinates share: no brain mask, vertices whose time
     series varies in every run are modelled."""
+
+    roi_atlas_help = (
+        "on surfaces --roi-atlas takes a GIfTI label file per hemisphere, the hemi-L one "
+        "given, or a CIFTI .dlabel.nii"
+    )
 
     @classmethod
     def mask_method(cls, runs: Sequence[Any]) -> str:

@@ -81,6 +81,7 @@ class CiftiSpace(VertexSpace):
     kind = "cifti"
     extension = ".dscalar.nii"
     work_extension = ".dscalar.nii"
+    form_description = "CIFTI .dscalar.nii"
 
     @staticmethod
     def bold_description(desc: str) -> str:

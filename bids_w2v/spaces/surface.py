@@ -98,6 +98,7 @@ class SurfaceSpace(VertexSpace):
     extension = ".func.gii"
     work_extension = ".npz"
     hemis = HEMIS
+    form_description = "GIfTI, one .func.gii per hemisphere"
 
     @staticmethod
     def bold_description(desc: str) -> str:

@@ -80,6 +80,7 @@ class VolumeSpace(MapSpace):
     extension = ".nii.gz"
     work_extension = ".nii.gz"
     has_brain_mask = True
+    form_description = "NIfTI volumes"
 
     def __init__(self, mask_img: nb.Nifti1Image) -> None:
         self.mask_img = mask_img
