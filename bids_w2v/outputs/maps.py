@@ -15,16 +15,9 @@ from typing import Any
 import nibabel as nb
 import numpy as np
 
-from bids_w2v.outputs.atomic import write_json, write_nifti
+from bids_w2v.outputs.atomic import write_json
 from bids_w2v.outputs.names import layer_desc, statmap_path
-from bids_w2v.spaces import (
-    MapSpace,
-    as_space,
-    dscalar_image,
-    gifti_map_image,
-    write_cifti,
-    write_gifti,
-)
+from bids_w2v.spaces import MapSpace, as_space, space_of_image
 
 MAP_EXTENSIONS = (".nii.gz", ".func.gii", ".dscalar.nii", ".nii")
 
@@ -57,11 +50,7 @@ def load_map_data(path: Path) -> np.ndarray:
     row of grayordinates. Use :func:`save_map_like` to write values back in the same form.
     """
     img = nb.load(str(path))
-    if isinstance(img, nb.GiftiImage):
-        return np.asarray(img.darrays[0].data, dtype=np.float64)
-    if isinstance(img, nb.Cifti2Image):
-        return np.asarray(img.dataobj, dtype=np.float64)[0]
-    return np.asarray(img.dataobj, dtype=np.float64)
+    return space_of_image(img).map_values(img)
 
 
 def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str = "") -> Path:
@@ -84,16 +73,8 @@ def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str 
         ``path``.
     """
     ref = nb.load(str(reference))
-    values = np.asarray(values, dtype=np.float32)
-    if isinstance(ref, nb.GiftiImage):
-        hemi = "R" if dict(ref.meta).get("AnatomicalStructurePrimary") == "CortexRight" else "L"
-        return write_gifti(path, gifti_map_image(values, hemi, name=name))
-    if isinstance(ref, nb.Cifti2Image):
-        img = dscalar_image(values[None], [name or "map"], ref.header.get_axis(1))
-        return write_cifti(path, img)
-    header = ref.header.copy()
-    header.set_data_dtype(np.float32)
-    return write_nifti(path, nb.Nifti1Image(values, ref.affine, header))
+    space = space_of_image(ref)
+    return space.write_map(space.map_like(values, ref, name=name), path)
 
 
 def write_statmap(

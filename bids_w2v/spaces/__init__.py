@@ -66,6 +66,7 @@ __all__ = [
     "space_for",
     "space_kind",
     "space_of_file",
+    "space_of_image",
     "write_cifti",
     "write_gifti",
 ]
@@ -86,6 +87,15 @@ def space_for(kind: str) -> type[MapSpace]:
 def space_of_file(path: Path | str) -> type[MapSpace]:
     """The class of the space a BOLD file or a map lies in, from its name."""
     return _CLASSES[file_kind(path)]
+
+
+def space_of_image(img: object) -> type[MapSpace]:
+    """The class of the space of a loaded map (GIfTI, CIFTI-2, else NIfTI)."""
+    if isinstance(img, nb.GiftiImage):
+        return SurfaceSpace
+    if isinstance(img, nb.Cifti2Image):
+        return CiftiSpace
+    return VolumeSpace
 
 
 def load_map_space(path: Path) -> MapSpace:

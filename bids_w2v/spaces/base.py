@@ -187,6 +187,16 @@ class MapSpace(ABC):
 
     # -- maps on disk (group level) ---------------------------------------------------------
 
+    @staticmethod
+    @abstractmethod
+    def map_values(img: Any) -> np.ndarray:
+        """The values of one loaded map file (float64)."""
+
+    @staticmethod
+    @abstractmethod
+    def map_like(values: np.ndarray, ref: Any, *, name: str = "") -> Any:
+        """``values`` as an image of the form and geometry of the loaded map ``ref``."""
+
     @classmethod
     def map_files(cls, path: Path) -> tuple[Path, ...]:
         """The files of one map named by ``path``."""

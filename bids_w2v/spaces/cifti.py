@@ -183,6 +183,19 @@ class CiftiSpace(VertexSpace):
         """Grayordinates of the CIFTI structures, for error messages."""
         return f"{sum(n for _, n in layout)} grayordinates"
 
+    @staticmethod
+    def map_values(img: cifti2.Cifti2Image) -> np.ndarray:
+        """The first row of a CIFTI map (float64)."""
+        return np.asarray(img.dataobj, dtype=np.float64)[0]
+
+    @staticmethod
+    def map_like(
+        values: np.ndarray, ref: cifti2.Cifti2Image, *, name: str = ""
+    ) -> cifti2.Cifti2Image:
+        """``values`` as a dense scalar map on the brain models of ``ref``."""
+        values = np.asarray(values, dtype=np.float32)
+        return dscalar_image(values[None], [name or "map"], ref.header.get_axis(1))
+
     # -- maps on disk (group level) ---------------------------------------------------------
 
     @classmethod

@@ -247,6 +247,17 @@ class SurfaceSpace(VertexSpace):
         """Vertices per hemisphere, for error messages."""
         return " and ".join(f"{n} vertices in hemi-{h}" for h, n in zip("LR", layout, strict=True))
 
+    @staticmethod
+    def map_values(img: nb.GiftiImage) -> np.ndarray:
+        """The values of one hemisphere's GIfTI map (float64)."""
+        return np.asarray(img.darrays[0].data, dtype=np.float64)
+
+    @staticmethod
+    def map_like(values: np.ndarray, ref: nb.GiftiImage, *, name: str = "") -> nb.GiftiImage:
+        """``values`` as a GIfTI map of the hemisphere of ``ref``."""
+        hemi = "R" if dict(ref.meta).get("AnatomicalStructurePrimary") == "CortexRight" else "L"
+        return gifti_map_image(np.asarray(values, dtype=np.float32), hemi, name=name)
+
     # -- maps on disk (group level) ---------------------------------------------------------
 
     @classmethod

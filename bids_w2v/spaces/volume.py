@@ -223,6 +223,18 @@ class VolumeSpace(MapSpace):
             return int(np.count_nonzero(np.asarray(nb.load(str(mask)).dataobj)))
         return int(np.prod(nb.load(str(files[0])).shape[:3]))
 
+    @staticmethod
+    def map_values(img: nb.Nifti1Image) -> np.ndarray:
+        """The values of a NIfTI map: its 3-D array (float64)."""
+        return np.asarray(img.dataobj, dtype=np.float64)
+
+    @staticmethod
+    def map_like(values: np.ndarray, ref: nb.Nifti1Image, *, name: str = "") -> nb.Nifti1Image:
+        """``values`` (float32) as a NIfTI with the geometry and header of ``ref``."""
+        header = ref.header.copy()
+        header.set_data_dtype(np.float32)
+        return nb.Nifti1Image(np.asarray(values, dtype=np.float32), ref.affine, header)
+
     # -- maps on disk (group level) ---------------------------------------------------------
 
     @classmethod
