@@ -13,79 +13,34 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 from nilearn import signal
-from nilearn.masking import apply_mask, intersect_masks
 
 from bids_w2v.bold.confounds import ScanTrim, kept_scans, load_run_confounds
-from bids_w2v.errors import InputError
-from bids_w2v.spaces import (
-    CiftiSpace,
-    SurfaceSpace,
-    load_map_space,
-    load_surface_bold,
-)
-
-
-def common_mask(mask_files: list[Path]) -> nb.Nifti1Image:
-    """Intersect the brain masks of a participant's runs.
-
-    Parameters
-    ----------
-    mask_files : list of Path
-        One fMRIPrep ``desc-brain_mask`` per run.
-
-    Returns
-    -------
-    Nifti1Image
-        Voxels inside every run's mask.
-    """
-    imgs = [nb.load(str(m)) for m in mask_files]
-    ref = imgs[0]
-    for path, img in zip(mask_files, imgs, strict=True):
-        if img.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-3):
-            raise InputError(
-                f"The brain mask {path} is not on the same grid as {mask_files[0]} (shapes "
-                f"{img.shape[:3]} vs {ref.shape[:3]}). All runs must be in the same space and "
-                "resolution: choose one with --space SPACE:res-N."
-            )
-    mask = intersect_masks(imgs, threshold=1.0, connected=False) if len(imgs) > 1 else ref
-    if not np.asarray(mask.dataobj).any():
-        raise InputError(
-            f"The brain masks {', '.join(str(m) for m in mask_files)} have no voxel in common."
-        )
-    return mask
+from bids_w2v.spaces import MapSpace, as_space
 
 
 def load_bold(
-    bold: Path | Sequence[Path], mask: nb.Nifti1Image | SurfaceSpace | CiftiSpace | Path
-) -> tuple[np.ndarray, nb.Nifti1Image | SurfaceSpace | CiftiSpace]:
+    bold: Path | Sequence[Path], mask: MapSpace | nb.Nifti1Image | Path
+) -> tuple[np.ndarray, MapSpace]:
     """Load one run's BOLD inside the participant's map space, as (scans x voxels/vertices).
 
     Parameters
     ----------
     bold : Path or sequence of Path
         A NIfTI, a ``(hemi-L, hemi-R)`` pair of GIfTIs, or a CIFTI ``.dtseries.nii``.
-    mask : Nifti1Image, SurfaceSpace, CiftiSpace or Path
-        The map space (from :class:`~bids_w2v.interfaces.bold.BrainMask`, or its file).
+    mask : MapSpace, Nifti1Image or Path
+        The map space (from :class:`~bids_w2v.interfaces.bold.BrainMask`, or its file), or a
+        NIfTI brain mask.
 
     Returns
     -------
     data : ndarray, shape (n_scans, n_features)
         Raw time series (float32).
-    space : Nifti1Image, SurfaceSpace or CiftiSpace
+    space : MapSpace
         The map space, loaded.
     """
     files = [Path(bold)] if isinstance(bold, (str, Path)) else [Path(b) for b in bold]
-    space = load_map_space(mask) if isinstance(mask, (str, Path)) else mask
-    if isinstance(space, (SurfaceSpace, CiftiSpace)):
-        return load_surface_bold(files, space), space
-    img = nb.load(str(files[0]))
-    if img.shape[:3] != space.shape[:3] or not np.allclose(img.affine, space.affine, atol=1e-3):
-        raise InputError(
-            f"The BOLD series {files[0]} (grid {img.shape[:3]}) and its brain mask (grid "
-            f"{space.shape[:3]}) are on different grids. Use the mask fMRIPrep wrote for "
-            "the same space and resolution."
-        )
-    return np.asarray(apply_mask(img, space), dtype=np.float32), space
+    space = as_space(mask)
+    return space.load(files), space
 
 
 def confounds_lookup(bold: Sequence[Path]) -> str | list[str]:
@@ -111,7 +66,7 @@ def confounds_lookup(bold: Sequence[Path]) -> str | list[str]:
 
 def clean_bold(
     bold: Path | Sequence[Path],
-    mask: nb.Nifti1Image | SurfaceSpace | CiftiSpace | Path,
+    mask: MapSpace | nb.Nifti1Image | Path,
     *,
     tr: float,
     confounds_strategy: tuple[str, ...],
@@ -126,8 +81,8 @@ def clean_bold(
     bold : Path or sequence of Path
         fMRIPrep preprocessed BOLD (its ``desc-confounds_timeseries.tsv`` beside it): a NIfTI,
         a ``(hemi-L, hemi-R)`` GIfTI pair or a CIFTI dense time series.
-    mask : Nifti1Image, SurfaceSpace, CiftiSpace or Path
-        Brain mask on the BOLD grid, or the surface map space.
+    mask : MapSpace, Nifti1Image or Path
+        The map space (or its file), or a brain mask on the BOLD grid.
     tr : float
         Repetition time (seconds).
     confounds_strategy : tuple of str

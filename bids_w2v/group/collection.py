@@ -24,6 +24,7 @@ from bids.layout.writing import build_path
 
 from bids_w2v.errors import InputError
 from bids_w2v.outputs.atomic import write_json, write_text
+from bids_w2v.spaces import MapSpace, space_for, space_of_file
 
 TABLE_PATTERN = (
     "task-{task}[_space-{space}][_res-{res}][_desc-{desc}]_stat-{stat}"
@@ -31,7 +32,7 @@ TABLE_PATTERN = (
 )
 
 
-MAP_FORMS = (".nii.gz", ".func.gii", ".dscalar.nii")
+MAP_FORMS = tuple(space_for(kind).extension for kind in ("volume", "surface", "cifti"))
 
 
 PROVENANCE_KEYS = ("Model", "ModelLabel", "RandomInit", "Seed", "WeightsSHA256")
@@ -42,24 +43,10 @@ def _entity(name: str, key: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _form(path: Path) -> str:
-    """``volume``, ``surface`` (a GIfTI per hemisphere) or ``cifti`` from a map's name."""
-    name = Path(path).name
-    if name.endswith(".func.gii"):
-        return "surface"
-    if name.endswith(".dscalar.nii"):
-        return "cifti"
-    return "volume"
-
-
 def hemisphere_files(path: Path) -> tuple[Path, ...]:
     """The files of one map: ``(path,)``, or the ``hemi-L`` and ``hemi-R`` GIfTIs of a surface
     map named by either of them."""
-    path = Path(path)
-    if _form(path) != "surface":
-        return (path,)
-    left = path.with_name(path.name.replace("_hemi-R_", "_hemi-L_"))
-    return (left, left.with_name(left.name.replace("_hemi-L_", "_hemi-R_")))
+    return space_of_file(path).map_files(Path(path))
 
 
 @dataclass(frozen=True)
@@ -78,20 +65,29 @@ class MapGrid:
     den: str | None  # CIFTI density entity
 
     @property
+    def space(self) -> type[MapSpace]:
+        """The class of the maps' space (:mod:`bids_w2v.spaces`)."""
+        return space_for(self.form)
+
+    @property
     def extension(self) -> str:
         """Extension of maps on this grid."""
-        return {"volume": ".nii.gz", "surface": ".func.gii", "cifti": ".dscalar.nii"}[self.form]
+        return self.space.extension
+
+    @property
+    def hemis(self) -> tuple[str | None, ...]:
+        """The hemisphere entity of each file of a map (``(None,)``: one file)."""
+        return self.space.hemis
 
     def image(self) -> nb.Nifti1Image:
         """The reference NIfTI (volumes only)."""
         return nb.load(str(self.files[0]))
 
     def split(self, values: np.ndarray) -> list[np.ndarray]:
-        """Values per file (per hemisphere on GIfTI surfaces)."""
+        """Values per file (per hemisphere on GIfTI surfaces; the 3-D array of a volume)."""
         flat = np.asarray(values, dtype=np.float64).reshape(-1)
-        if self.form == "volume":
-            return [flat.reshape(self.shape)]
-        return list(np.split(flat, np.cumsum(self.sizes)[:-1]))
+        parts = np.split(flat, np.cumsum(self.sizes)[:-1])
+        return [parts[0].reshape(self.shape)] if len(parts) == 1 else parts
 
 
 def load_map(path: Path) -> np.ndarray:
@@ -108,36 +104,18 @@ def load_map(path: Path) -> np.ndarray:
 
 def load_grid(path: Path) -> MapGrid:
     """A map's form and geometry (shape and affine, vertices, grayordinates)."""
-    files = hemisphere_files(Path(path))
-    form = _form(files[0])
-    if form == "volume":
-        img = nb.load(str(files[0]))
-        return MapGrid(
-            form, files, tuple(img.shape[:3]), (int(np.prod(img.shape[:3])),), img.affine, None
-        )
-    for f in files:
-        if not f.exists():
-            raise InputError(
-                f"{f} is missing: a surface map has one GIfTI per hemisphere. Re-run the "
-                "participant level, or restore the file."
-            )
-    sizes = []
-    for f in files:
-        img = nb.load(str(f))
-        sizes.append(int(img.darrays[0].data.shape[0]) if form == "surface" else int(img.shape[-1]))
-    return MapGrid(form, files, (sum(sizes),), tuple(sizes), None, _entity(files[0].name, "den"))
+    space = space_of_file(path)
+    files = space.map_files(Path(path))
+    shape, sizes, affine = space.map_geometry(files)
+    den = None if affine is not None else _entity(files[0].name, "den")  # volumes: no density
+    return MapGrid(space.kind, files, shape, sizes, affine, den)
 
 
 def same_grid(a: MapGrid, b: MapGrid) -> bool:
     """Whether two maps have the same form and geometry."""
     if a.form != b.form or a.shape != b.shape or a.sizes != b.sizes:
         return False
-    if a.form == "volume":
-        return np.allclose(a.affine, b.affine, atol=1e-3)
-    if a.form == "cifti":
-        axis = nb.load(str(a.files[0])).header.get_axis(1)
-        return axis == nb.load(str(b.files[0])).header.get_axis(1)
-    return True
+    return a.space.same_geometry(a, b)
 
 
 def table_path(

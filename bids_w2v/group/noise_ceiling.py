@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bids_w2v.config import CleaningSettings, EncodingSettings, InputSettings
 from bids_w2v.errors import InputError
 from bids_w2v.group.collection import (
     find_group_map,
@@ -44,70 +45,19 @@ def _run_keys(runs: Sequence) -> list[tuple]:
     return keys
 
 
-def collect_options(
-    *,
-    desc_label: str = "preproc",
-    bids_filter_file: Path | None = None,
-    stimulus_map: Path | None = None,
-    dropped_scans: int = 0,
-    mask: Path | None = None,
-    confounds_strategy: Sequence[str] = ("motion", "wm_csf", "high_pass"),
-):
-    """The :class:`~bids_w2v.inputs.filters.CollectOptions` the participant level used.
+def _map_space(runs: Sequence, space: str):
+    """The space the noise ceiling is computed in, made as the participant level makes it: run
+    masks intersected (volumes), nilearn's EPI mask (volumes without masks), or the vertices
+    varying in every run (surfaces)."""
+    from bids_w2v.spaces import space_for
 
-    Parameters
-    ----------
-    desc_label, bids_filter_file, stimulus_map, dropped_scans, mask
-        ``--desc-label``, ``--bids-filter-file``, ``--stimulus-map``, ``--dropped-scans`` and
-        ``--mask`` (files read here).
-    confounds_strategy : sequence of str
-        The participant maps' confounds strategy (``("none",)``: no confounds file needed).
-
-    Returns
-    -------
-    CollectOptions
-    """
-    from bids_w2v.inputs.filters import CollectOptions, read_filter_file
-    from bids_w2v.inputs.stimulus_map import read_stimulus_map
-
-    return CollectOptions(
-        desc=desc_label,
-        filters=read_filter_file(Path(bids_filter_file)) if bids_filter_file else None,
-        stimulus_map=read_stimulus_map(Path(stimulus_map)) if stimulus_map else None,
-        stimulus_map_file=Path(stimulus_map) if stimulus_map else None,
-        dropped_scans=int(dropped_scans),
-        need_confounds=tuple(confounds_strategy) != ("none",),
-        mask=Path(mask) if mask else None,
-    )
-
-
-def _map_space(runs: Sequence, kind: str):
-    """The space the noise ceiling is computed in: run masks intersected (volumes), nilearn's
-    EPI mask (volumes without masks), or the vertices varying in every run (surfaces)."""
-    from bids_w2v.bold.cleaning import common_mask
-    from bids_w2v.spaces import common_surface_space
-
-    if kind != "volume":
-        return common_surface_space([r.data_files for r in runs], kind)
-    if all(r.mask is not None for r in runs):
-        return common_mask([r.mask for r in runs])
-    from nilearn.masking import compute_multi_epi_mask
-
-    return compute_multi_epi_mask([str(f) for r in runs for f in r.data_files], threshold=1.0)
+    return space_for(space).common_of_runs(runs)
 
 
 def _on_grid(values: np.ndarray, space) -> np.ndarray:
     """In-space values placed on the full map (NaN elsewhere): volume, L+R vertices or
     grayordinates."""
-    from bids_w2v.outputs.maps import to_volume
-    from bids_w2v.spaces import CiftiSpace, SurfaceSpace
-
-    if isinstance(space, SurfaceSpace):
-        halves = space.split(values)
-        return np.concatenate([halves["L"], halves["R"]]).astype(np.float64)
-    if isinstance(space, CiftiSpace):
-        return space.full(values).astype(np.float64)
-    return np.asarray(to_volume(values, space).dataobj, dtype=np.float64)
+    return space.full(values).astype(np.float64)
 
 
 def write_noise_ceiling(
@@ -120,14 +70,16 @@ def write_noise_ceiling(
     task: str,
     space: str,
     res: str | None,
-    options=None,
+    inputs: InputSettings,
+    cleaning: CleaningSettings,
+    encoding: EncodingSettings,
 ) -> tuple[list[Path], list[str]]:
     """Noise ceiling of every participant who has a partner, and its group mean.
 
-    Each participant's cleaned BOLD (same cleaning as the participant level, from the maps'
-    sidecars: confounds strategy, dummy and trimmed scans, high-pass) is predicted from the mean
-    of the other participants' cleaned BOLD for the runs they share (same stimuli at the same
-    onsets), cross-validated on the encoding's outer folds
+    Each participant's cleaned BOLD (same cleaning as the participant level, from its
+    recorded configuration: confounds strategy, dummy and trimmed scans, high-pass) is predicted
+    from the mean of the other participants' cleaned BOLD for the runs they share (same
+    stimuli at the same onsets), cross-validated on the encoding's outer folds
     (:func:`bids_w2v.group.ceiling.crossval_ceiling`). Scans are those kept in every
     participant of a run (non-steady-state volumes dropped). Volumes, GIfTI surfaces and CIFTI
     grayordinates alike; the maps take the form of the participant maps.
@@ -144,9 +96,9 @@ def write_noise_ceiling(
         Folder for cleaned BOLD while computing.
     task, space, res : str
         Entities.
-    options : CollectOptions, optional
-        How the participant level found the runs (:func:`collect_options`); by default
-        fMRIPrep's ``desc-preproc`` with the maps' confounds strategy.
+    inputs, cleaning, encoding : InputSettings, CleaningSettings, EncodingSettings
+        How the participant level found and cleaned the runs, and its outer folds
+        (:func:`bids_w2v.config.recorded_config`).
 
     Returns
     -------
@@ -160,25 +112,21 @@ def write_noise_ceiling(
     from bids_w2v.bold.confounds import ScanTrim, read_trim_table, scan_trims
     from bids_w2v.encoding.folds import make_folds
     from bids_w2v.group.ceiling import crossval_ceiling
+    from bids_w2v.inputs.filters import collect_options
     from bids_w2v.inputs.layout import collect_runs, load_layout
-    from bids_w2v.spaces import space_kind
 
     metas = {s: m for layers in found.values() for maps in layers.values() for s, _, m in maps}
     first_map = next(iter(next(iter(found.values())).values()))[0][1]
     grid = load_grid(first_map)
     subjects = sorted(metas)
-    meta = metas[subjects[0]]
-    strategy = tuple(meta.get("ConfoundsStrategy", ("motion", "wm_csf", "high_pass")))
-    selection = meta.get("ScanSelection", {})
-    dummy = int(selection.get("DummyScans", 0) or 0)
-    trim_spec = selection.get("TrimScans", [0, 0])
-    trims = read_trim_table(Path(trim_spec)) if isinstance(trim_spec, str) else ScanTrim(*trim_spec)
-    high_pass = meta.get("HighPassHz")
-    if options is None:
-        options = collect_options(confounds_strategy=strategy)
-    cv = meta.get("CrossValidation", {})
-    by_run = "one run out" in str(cv.get("Outer", ""))
-    n_folds, gap = int(cv.get("NFolds", 5)), int(cv.get("GapScans", 0))
+    strategy = tuple(cleaning.confounds_strategy)
+    trims = (
+        read_trim_table(cleaning.trim_scans_file)
+        if cleaning.trim_scans_file
+        else ScanTrim(*cleaning.trim_scans)
+    )
+    options = collect_options(inputs, cleaning)
+    by_run, n_folds, gap = encoding.cv == "runs", encoding.n_folds, encoding.gap
     notes: list[str] = []
     layout = load_layout(bids_dir, fmriprep_dir, validate=False)
     runs = {s: collect_runs(layout, s, task, space, res, options) for s in subjects}
@@ -198,7 +146,7 @@ def write_noise_ceiling(
             notes.append(note)
     if not partnered:
         return [], notes
-    map_space = _map_space([r for s in partnered for r in runs[s]], space_kind(space))
+    map_space = _map_space([r for s in partnered for r in runs[s]], space)
     scratch_dir = Path(scratch_dir)
     scratch_dir.mkdir(parents=True, exist_ok=True)
     key_id = {key: i for i, key in enumerate(shared)}
@@ -213,9 +161,9 @@ def write_noise_ceiling(
                 map_space,
                 tr=run.tr,
                 confounds_strategy=strategy,
-                dummy_scans=dummy,
+                dummy_scans=cleaning.dummy_scans,
                 trim=tuple(trim),
-                high_pass=high_pass,
+                high_pass=cleaning.high_pass,
             )
             np.save(scratch_dir / f"sub-{s}_run{key_id[key]}.npy", data)
             kept[(s, key)] = keep
@@ -267,9 +215,8 @@ def write_noise_ceiling(
         if full.shape != grid.shape:
             raise InputError(
                 f"The BOLD of sub-{s} ({full.shape}) is not on the grid of the participant maps "
-                f"such as {first_map} ({grid.shape}); run the group level with the --space and "
-                "input options (--desc-label, --mask, --bids-filter-file) of the participant "
-                "level."
+                f"such as {first_map} ({grid.shape}); run the group level with the --space of the "
+                "participant level, on the outputs of one participant configuration."
             )
         out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s)
     group = _on_grid(mean_across_subjects(np.stack(ceilings)), map_space)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bids_w2v.errors import InputError
 from bids_w2v.group.statistics import sem_across_subjects
+from bids_w2v.spaces import VertexSpace, VolumeSpace
 
 WHOLE_BRAIN = "wholebrain"
 
@@ -63,22 +64,7 @@ def read_roi_names(atlas: Path) -> dict[int, str]:
 def _surface_labels(atlas: Path, grid) -> np.ndarray:
     """Labels of a GIfTI label pair (``hemi-L`` given, ``hemi-R`` beside it) or of a CIFTI
     ``.dlabel.nii``, in the order of the group's values (L then R; grayordinates)."""
-    name = atlas.name
-    if grid.form == "surface":
-        if not name.endswith(".gii") or "hemi-L" not in name:
-            raise InputError(
-                f"The ROI atlas {atlas} (--roi-atlas) does not fit surface maps: give the "
-                "hemi-L GIfTI label file (e.g. ..._hemi-L_dseg.label.gii) of a label pair on the "
-                "maps' mesh; its hemi-R twin (same name with hemi-R) is read beside it."
-            )
-        files = (atlas, atlas.with_name(name.replace("hemi-L", "hemi-R")))
-    else:
-        if not name.endswith(".dlabel.nii"):
-            raise InputError(
-                f"The ROI atlas {atlas} (--roi-atlas) does not fit CIFTI maps: give a CIFTI "
-                "label file (.dlabel.nii) on the maps' grayordinates."
-            )
-        files = (atlas,)
+    files = grid.space.label_files(atlas)
     parts = []
     for path, size in zip(files, grid.sizes, strict=True):
         if not path.exists():
@@ -128,8 +114,8 @@ def load_atlas(atlas: Path, ref_img) -> tuple[np.ndarray, dict[int, str]]:
     atlas = Path(atlas)
     if not atlas.exists():
         raise InputError(f"The ROI atlas {atlas} (--roi-atlas) does not exist.")
-    form = getattr(ref_img, "form", "volume")
-    if form != "volume":
+    space = getattr(ref_img, "space", VolumeSpace)  # a NIfTI image: volume maps
+    if issubclass(space, VertexSpace):
         data = _surface_labels(atlas, ref_img)
         if not np.allclose(data, np.round(data)):
             raise InputError(f"The ROI atlas {atlas} holds non-integer values.")
@@ -333,7 +319,7 @@ def resolve_roi_atlas(value: str, *, space: str, res: str | None) -> Path:
             f"--roi-atlas {value}: {len(usable)} TemplateFlow files of atlas '{atlas}'"
             f"{f' (desc-{desc})' if desc else ''} for template {space}"
             f"{f' at res-{res}' if res and not surface else ''} in TEMPLATEFLOW_HOME={home} "
-            f"(found: {listed}). Fetch it where there is internet (python -c \"from "
+            f'(found: {listed}). Fetch it where there is internet (python -c "from '
             f"templateflow import api; api.get('{space}', atlas='{atlas}', suffix='dseg')\") and "
             "point TEMPLATEFLOW_HOME at that folder, add :DESC to choose one, or give the label "
             "image's path."

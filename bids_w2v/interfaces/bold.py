@@ -1,4 +1,5 @@
-"""Nipype interfaces around BOLD cleaning and design building (science in bids_w2v.io/features)."""
+"""Nipype interfaces around BOLD cleaning and design building (science in bids_w2v.bold,
+bids_w2v.spaces and bids_w2v.features)."""
 
 from __future__ import annotations
 
@@ -28,30 +29,24 @@ class _BrainMaskOutputSpec(TraitedSpec):
 
 
 class BrainMask(SimpleInterface):
-    """Intersect the participant's run masks (volumes) or varying vertices (surfaces)."""
+    """The participant's map space: run masks intersected or nilearn's EPI mask (volumes), or
+    the vertices varying in every run (surfaces) (:mod:`bids_w2v.spaces`)."""
 
     input_spec = _BrainMaskInputSpec
     output_spec = _BrainMaskOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_w2v.bold.cleaning import common_mask
-        from bids_w2v.spaces import common_surface_space
+        from nipype.interfaces.base import isdefined
 
-        if self.inputs.space_kind == "volume" and not self.inputs.mask_files:
-            # no mask in the derivatives (Le Petit Prince) nor --mask: nilearn computes one
-            from nilearn.masking import compute_multi_epi_mask
+        from bids_w2v.spaces import space_for
 
-            out = os.path.join(runtime.cwd, "brain_mask.nii.gz")
-            runs = [f for files in self.inputs.bold_files for f in files]
-            compute_multi_epi_mask(runs, threshold=1.0).to_filename(out)
-        elif self.inputs.space_kind == "volume":
-            out = os.path.join(runtime.cwd, "brain_mask.nii.gz")
-            common_mask(self.inputs.mask_files).to_filename(out)
-        else:
-            name = "npz" if self.inputs.space_kind == "surface" else "dscalar.nii"
-            out = os.path.join(runtime.cwd, f"brain_mask.{name}")
-            common_surface_space(self.inputs.bold_files, self.inputs.space_kind).save(out)
-        self._results["out_file"] = out
+        cls = space_for(self.inputs.space_kind)
+        space = cls.common(
+            bold_files=self.inputs.bold_files if isdefined(self.inputs.bold_files) else [],
+            mask_files=self.inputs.mask_files if isdefined(self.inputs.mask_files) else [],
+        )
+        out = space.save(os.path.join(runtime.cwd, f"brain_mask{cls.work_extension}"))
+        self._results["out_file"] = str(out)
         return runtime
 
 

@@ -15,19 +15,11 @@ from typing import Any
 import nibabel as nb
 import numpy as np
 
-from bids_w2v.outputs.atomic import write_json, write_nifti
+from bids_w2v.outputs.atomic import write_json
 from bids_w2v.outputs.names import layer_desc, statmap_path
-from bids_w2v.spaces import (
-    CiftiSpace,
-    SurfaceSpace,
-    dscalar_image,
-    gifti_map_image,
-    write_cifti,
-    write_gifti,
-)
+from bids_w2v.spaces import MapSpace, as_space, space_of_image
 
 MAP_EXTENSIONS = (".nii.gz", ".func.gii", ".dscalar.nii", ".nii")
-MapSpace = nb.Nifti1Image | SurfaceSpace | CiftiSpace
 
 
 def _nanmean(values: np.ndarray) -> float | None:
@@ -58,11 +50,7 @@ def load_map_data(path: Path) -> np.ndarray:
     row of grayordinates. Use :func:`save_map_like` to write values back in the same form.
     """
     img = nb.load(str(path))
-    if isinstance(img, nb.GiftiImage):
-        return np.asarray(img.darrays[0].data, dtype=np.float64)
-    if isinstance(img, nb.Cifti2Image):
-        return np.asarray(img.dataobj, dtype=np.float64)[0]
-    return np.asarray(img.dataobj, dtype=np.float64)
+    return space_of_image(img).map_values(img)
 
 
 def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str = "") -> Path:
@@ -85,37 +73,13 @@ def save_map_like(values: np.ndarray, reference: Path, path: Path, *, name: str 
         ``path``.
     """
     ref = nb.load(str(reference))
-    values = np.asarray(values, dtype=np.float32)
-    if isinstance(ref, nb.GiftiImage):
-        hemi = "R" if dict(ref.meta).get("AnatomicalStructurePrimary") == "CortexRight" else "L"
-        return write_gifti(path, gifti_map_image(values, hemi, name=name))
-    if isinstance(ref, nb.Cifti2Image):
-        img = dscalar_image(values[None], [name or "map"], ref.header.get_axis(1))
-        return write_cifti(path, img)
-    header = ref.header.copy()
-    header.set_data_dtype(np.float32)
-    return write_nifti(path, nb.Nifti1Image(values, ref.affine, header))
-
-
-def to_volume(values: np.ndarray, mask_img: nb.Nifti1Image) -> nb.Nifti1Image:
-    """Place in-mask values in a 3-D image (NaN outside the mask; float32)."""
-    mask = np.asarray(mask_img.dataobj) > 0
-    vol = np.full(mask.shape, np.nan, dtype=np.float32)
-    vol[mask] = values
-    header = mask_img.header.copy()
-    header.set_data_dtype(np.float32)
-    return nb.Nifti1Image(vol, mask_img.affine, header)
-
-
-def from_volume(img: nb.Nifti1Image, mask_img: nb.Nifti1Image) -> np.ndarray:
-    """Read in-mask values from a 3-D image."""
-    mask = np.asarray(mask_img.dataobj) > 0
-    return np.asarray(img.dataobj, dtype=np.float64)[mask]
+    space = space_of_image(ref)
+    return space.write_map(space.map_like(values, ref, name=name), path)
 
 
 def write_statmap(
     values: np.ndarray,
-    mask_img: MapSpace,
+    mask_img: MapSpace | nb.Nifti1Image,
     sidecar: Mapping[str, Any],
     output_dir: Path,
     **entities: Any,
@@ -126,8 +90,9 @@ def write_statmap(
     ----------
     values : ndarray, shape (n_voxels_in_mask,)
         Map values in mask order.
-    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
-        The mask (map space) the values come from; it decides the output's form.
+    mask_img : MapSpace or Nifti1Image
+        The map space (or NIfTI brain mask) the values come from; it decides the output's
+        form.
     sidecar : mapping
         JSON metadata.
     output_dir : Path
@@ -141,24 +106,14 @@ def write_statmap(
         The maps written (without the sidecars).
     """
     name = f"{entities.get('desc', '')} {entities.get('stat', '')}".strip()
-    if isinstance(mask_img, SurfaceSpace):
-        written = []
-        for hemi, full in mask_img.split(values).items():
-            path = statmap_path(output_dir, extension=".func.gii", hemi=hemi, **entities)
-            write_json(
-                statmap_path(output_dir, extension=".json", hemi=hemi, **entities), dict(sidecar)
-            )
-            written.append(write_gifti(path, gifti_map_image(full, hemi, name=name)))
-        return written
-    if isinstance(mask_img, CiftiSpace):
-        path = statmap_path(output_dir, extension=".dscalar.nii", **entities)
-        write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
-        img = dscalar_image(mask_img.full(values)[None], [name], mask_img.brain_models)
-        return [write_cifti(path, img)]
-    nii = statmap_path(output_dir, extension=".nii.gz", **entities)
-    write_json(statmap_path(output_dir, extension=".json", **entities), dict(sidecar))
-    write_nifti(nii, to_volume(values, mask_img))
-    return [nii]
+    space = as_space(mask_img)
+    written = []
+    for hemi, img in space.to_map(values, name=name).items():
+        where = {**entities, "hemi": hemi} if hemi else dict(entities)
+        write_json(statmap_path(output_dir, extension=".json", **where), dict(sidecar))
+        path = statmap_path(output_dir, extension=space.extension, **where)
+        written.append(space.write_map(img, path))
+    return written
 
 
 def peak_layer(scores: np.ndarray, layer_indices: Sequence[int]) -> np.ndarray:
@@ -196,7 +151,7 @@ def write_participant_maps(
     results: Sequence[Mapping[str, np.ndarray]],
     layers: Sequence[str],
     layer_indices: Sequence[int],
-    mask_img: MapSpace,
+    mask_img: MapSpace | nb.Nifti1Image,
     *,
     output_dir: Path,
     subject: str,
@@ -216,8 +171,8 @@ def write_participant_maps(
         ``excluded`` (n_voxels,).
     layers, layer_indices : sequence
         Layer names and depth indices, aligned with ``results``.
-    mask_img : Nifti1Image, SurfaceSpace or CiftiSpace
-        Brain mask (map space) the voxels come from: NIfTI, GIfTI or CIFTI outputs.
+    mask_img : MapSpace or Nifti1Image
+        Map space (or NIfTI brain mask) the voxels come from: NIfTI, GIfTI or CIFTI outputs.
     output_dir : Path
         Root of the derivative dataset.
     subject, task, space, res : str
@@ -234,6 +189,7 @@ def write_participant_maps(
     list of Path
         Files written.
     """
+    mask_img = as_space(mask_img)
     common = {"task": task, "space": space, "res": res, "den": den, "subject": subject}
     written = []
     scores = np.stack([np.asarray(r["scores"], dtype=np.float64) for r in results])

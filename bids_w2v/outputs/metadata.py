@@ -12,7 +12,7 @@ from pathlib import Path
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
 from bids_w2v.inputs.layout import RunInputs
-from bids_w2v.spaces import space_kind
+from bids_w2v.spaces import space_for
 
 #: ``CrossValidation.Inner`` of the sidecars, per ``--inner-cv``
 INNER = {
@@ -136,13 +136,7 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
             "PreprocessingDroppedScans": config.inputs.dropped_scans,
         },
         "HighPassHz": config.cleaning.high_pass,
-        "BrainMask": (
-            "nilearn compute_multi_epi_mask"
-            if any(r.mask is None for r in runs) and space_kind(config.space) == "volume"
-            else "intersection of the run masks"
-            if space_kind(config.space) == "volume"
-            else "vertices with a varying signal in every run"
-        ),
+        "BrainMask": space_for(config.space).mask_method(runs),
         "BoldStandardization": "z-score per run after confound regression",
         "NumberOfScans": int(sum(r.n_scans for r in runs)),
         "RepetitionTime": runs[0].tr,

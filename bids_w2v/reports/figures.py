@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import nibabel as nb
 import numpy as np
 
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+from bids_w2v.reports.html import figure_png
 
 
 def layer_profile_png(
@@ -43,7 +37,7 @@ def layer_profile_png(
     ax.set_ylabel("brain score (Pearson r)")
     ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def glass_brain_png(
@@ -66,7 +60,7 @@ def glass_brain_png(
         display_mode="lyrz",
     )
     fig = display.frame_axes.figure
-    data_png = _png(fig)
+    data_png = figure_png(fig)
     display.close()
     return data_png
 
@@ -109,7 +103,7 @@ def layer_curves_png(
     if curves:
         ax.legend(frameon=False, fontsize=7, ncol=max(1, len(curves) // 8 + 1))
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def peak_distribution_png(
@@ -147,7 +141,7 @@ def peak_distribution_png(
     ax.set_ylabel("% of voxels peaking")
     ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def difference_png(
@@ -170,7 +164,7 @@ def difference_png(
     ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel(f"{label}\n(difference in r)", fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def layer_grid_png(
@@ -199,7 +193,7 @@ def layer_grid_png(
             threshold=None,
         )
         display.title(title, size=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def layer_map_png(img: nb.Nifti1Image, title: str, *, vmin: float, vmax: float) -> bytes:
@@ -220,6 +214,6 @@ def layer_map_png(img: nb.Nifti1Image, title: str, *, vmin: float, vmax: float) 
         interpolation="nearest",
     )
     fig = display.frame_axes.figure
-    data_png = _png(fig)
+    data_png = figure_png(fig)
     display.close()
     return data_png

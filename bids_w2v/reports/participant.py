@@ -7,7 +7,6 @@ model) into one OUTPUT_DIR gives one report comparing them.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections import defaultdict
 from pathlib import Path
@@ -16,8 +15,16 @@ import numpy as np
 
 from bids_w2v.outputs.atomic import write_text
 from bids_w2v.outputs.maps import read_sidecar
-from bids_w2v.reports.boilerplate import BIBTEX
 from bids_w2v.reports.figures import layer_profile_png
+from bids_w2v.reports.html import (
+    count_runs,
+    count_stimuli,
+    img_tag,
+    kv_rows,
+    methods_section,
+    page,
+    page_style,
+)
 from bids_w2v.reports.surface_figures import (
     is_surface_map,
     load_report_map,
@@ -25,25 +32,19 @@ from bids_w2v.reports.surface_figures import (
     report_map_files,
 )
 
-STYLE = """
-body { font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
-table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee;
-text-align: left; } img { max-width: 100%; } .note { color: #555; font-size: .9em; }
-pre { white-space: pre-wrap; background: #f6f6f6; padding: 1em; font-size: .85em; }
-"""
+STYLE = page_style(1000)
 
 MODEL_SECTION = """
 <h2>Model {label}</h2>
 <table>{summary}</table>
 <h3>Brain score along the model's depth</h3>
-<img alt="brain score per layer" src="data:image/png;base64,{profile}">
+{profile}
 <p class="note">Mean Pearson r between predicted and held-out BOLD, over all voxels of the
 brain mask and over each layer's best 10 % of voxels.</p>
 <h3>Best brain score per voxel</h3>
-<img alt="best brain score" src="data:image/png;base64,{best}">
+{best}
 <h3>Peak layer</h3>
-<img alt="peak layer" src="data:image/png;base64,{peak}">
+{peak}
 <p class="note">Layer of highest brain score (LayerIndex: {legend}), shown for the 10 % of
 voxels with the highest best score (sequential colour map: shallow to deep).</p>
 <h3>Scores per layer</h3>
@@ -52,32 +53,16 @@ voxels with the highest best score (sequential colour map: shallow to deep).</p>
 """
 
 
-def _b64(png: bytes) -> str:
-    return base64.b64encode(png).decode("ascii")
-
-
-def _kv(items: dict) -> str:
-    return "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in items.items()
-    )
-
-
 def data_summary(meta: dict) -> dict:
     """Runs, scans, stimuli and dropped volumes of a participant, from a map's sidecar."""
     sources = [str(s) for s in meta.get("Sources", [])]
-    audio = {s for s in sources if s.lower().endswith((".wav", ".flac", ".mp3", ".ogg"))}
     return {
-        "Runs": sum(  # NIfTI or CIFTI, or the hemi-L GIfTI of a pair
-            "_bold.nii" in s or "_bold.dtseries.nii" in s or ("_hemi-L" in s and ".func.gii" in s)
-            for s in sources
-        ),
+        "Runs": count_runs(sources),
         "Scans": f"{meta.get('NumberOfScans')} (TR {meta.get('RepetitionTime')} s)",
         "Dropped volumes": meta.get("DroppedVolumes", "not recorded"),
-        "Stimuli": len(audio),
+        "Stimuli": count_stimuli(sources),
         "Confounds": ", ".join(meta.get("ConfoundsStrategy", [])) or "none",
     }
-
 
 
 def _excluded_text(excluded: int | dict) -> str:
@@ -89,6 +74,7 @@ def _excluded_text(excluded: int | dict) -> str:
             f"{constant} constant)"
         )
     return f"{int(excluded)} excluded"
+
 
 def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path) -> str:
     metas, files = [m for m, _ in r_maps], [f for _, f in r_maps]
@@ -134,9 +120,9 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
     )
     return MODEL_SECTION.format(
         label=html.escape(label),
-        summary=_kv(summary),
-        profile=_b64(layer_profile_png(layers, means, tops)),
-        best=_b64(
+        summary=kv_rows(summary),
+        profile=img_tag(layer_profile_png(layers, means, tops), "brain score per layer"),
+        best=img_tag(
             map_png(
                 best_img,
                 files[0],
@@ -144,9 +130,10 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
                 cmap="cold_hot",
                 vmin=-vmax,
                 vmax=vmax or 1.0,
-            )
+            ),
+            "best brain score",
         ),
-        peak=_b64(
+        peak=img_tag(
             map_png(
                 peak_img,
                 files[0],
@@ -154,7 +141,8 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
                 cmap="viridis",
                 vmin=min(indices),
                 vmax=max(indices) if max(indices) > min(indices) else min(indices) + 1,
-            )
+            ),
+            "peak layer",
         ),
         legend=html.escape(", ".join(f"{i} = {n}" for n, i in zip(layers, indices, strict=True))),
         rows=rows,
@@ -210,18 +198,10 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
         first_meta = first_meta or pairs[0][0]
         sections.append(_model_section(label, pairs, peak_of[label]))
     citation = output_dir / "logs" / "CITATION.md"
-    text = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>bids-w2v: sub-{html.escape(subject)}</title>
-<style>{STYLE}</style></head><body>
-<h1>bids-w2v report: sub-{html.escape(subject)}</h1>
+    body = f"""<h1>bids-w2v report: sub-{html.escape(subject)}</h1>
 <h2>Data</h2>
-<table>{_kv(data_summary(first_meta or {}))}</table>
+<table>{kv_rows(data_summary(first_meta or {}))}</table>
 {"".join(sections)}
-<h2>Methods</h2>
-<pre>{html.escape(citation.read_text()) if citation.exists() else ""}</pre>
-<h3>BibTeX</h3>
-<pre>{html.escape(BIBTEX)}</pre>
-</body></html>
-"""
+{methods_section(citation.read_text() if citation.exists() else "")}"""
+    text = page(f"bids-w2v: sub-{subject}", STYLE, body)
     return write_text(output_dir / f"sub-{subject}.html", text)

@@ -9,13 +9,14 @@ a report never touches the network.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 
 from bids_w2v.outputs.maps import load_map_data
+from bids_w2v.reports.html import figure_png
+from bids_w2v.spaces import VertexSpace, space_of_file
 
 #: vertices per hemisphere of the fsaverage meshes bundled with nilearn (no download)
 FSAVERAGE_MESHES = {10242: "fsaverage5"}
@@ -23,7 +24,7 @@ FSAVERAGE_MESHES = {10242: "fsaverage5"}
 
 def is_surface_map(path: Path) -> bool:
     """Whether ``path`` is a GIfTI or CIFTI map (not a NIfTI volume)."""
-    return str(path).endswith((".func.gii", ".dscalar.nii"))
+    return issubclass(space_of_file(path), VertexSpace)
 
 
 def report_map_files(map_files: list[Path]) -> list[Path]:
@@ -31,18 +32,13 @@ def report_map_files(map_files: list[Path]) -> list[Path]:
     return [Path(f) for f in map_files if "_hemi-R_" not in Path(f).name]
 
 
-def _other_hemisphere(path: Path) -> Path:
-    return path.with_name(path.name.replace("_hemi-L_", "_hemi-R_"))
-
-
 def load_report_map(path: Path) -> np.ndarray:
     """A map's values as one array: NIfTI 3-D, CIFTI grayordinates, or GIfTI L then R."""
     path = Path(path)
     values = load_map_data(path)
-    if path.name.endswith(".func.gii") and "_hemi-L_" in path.name:
-        right = _other_hemisphere(path)
-        if right.exists():
-            values = np.concatenate([values, load_map_data(right)])
+    files = space_of_file(path).map_files(path)  # (hemi-L, hemi-R) GIfTIs, else (path,)
+    if len(files) > 1 and files[0] == path != files[1] and files[1].exists():
+        values = np.concatenate([values, load_map_data(files[1])])
     return values
 
 
@@ -59,10 +55,7 @@ def _histogram_png(values: np.ndarray, title: str, *, cmap: str, vmin: float, vm
     ax.set_xlabel(title)
     ax.set_ylabel("vertices")
     ax.spines[["top", "right"]].set_visible(False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 def surface_map_png(
@@ -89,7 +82,7 @@ def surface_map_png(
 
     reference = Path(reference)
     n_left = 0
-    if reference.name.endswith(".func.gii"):
+    if len(space_of_file(reference).hemis) > 1:  # GIfTI: the hemi-L file
         n_left = int(nb.load(str(reference)).darrays[0].data.shape[0])
     mesh_name = FSAVERAGE_MESHES.get(n_left)
     if mesh_name is None or values.size != 2 * n_left:
@@ -112,10 +105,7 @@ def surface_map_png(
             figure=fig,
         )
     fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 def map_png(

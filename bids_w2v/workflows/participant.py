@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nb
-import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -17,7 +15,7 @@ from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.interfaces.outputs import WriteParticipantMaps
 from bids_w2v.interfaces.reports import ParticipantReport
-from bids_w2v.spaces import count_vertices, space_kind
+from bids_w2v.spaces import space_for, space_of_file
 
 
 def fit_mem_gb(n_scans: int, n_voxels: int, voxel_chunk: int, n_features: int = 768) -> float:
@@ -39,11 +37,7 @@ def clean_mem_gb(n_scans: int, n_voxels: int) -> float:
 def _mask_voxels(run: RunInputs) -> int:
     """Voxels in a run's brain mask, or its surface vertices (an upper bound of the
     participant's common map space)."""
-    if run.mask is not None:
-        return int(np.count_nonzero(np.asarray(nb.load(str(run.mask)).dataobj)))
-    if str(run.bold).endswith((".nii", ".nii.gz")) and not str(run.bold).endswith(".dtseries.nii"):
-        return int(np.prod(nb.load(str(run.bold)).shape[:3]))  # volume without a mask
-    return count_vertices(run.data_files)
+    return space_of_file(run.bold).count_features(run.data_files, run.mask)
 
 
 def _copy(node: pe.Node) -> pe.Node:
@@ -125,13 +119,10 @@ def init_participant_wf(
         niu.IdentityInterface(fields=["out_files", "out_report"]), name="outputnode"
     )
 
-    kind = space_kind(space)
-    brain_mask = pe.Node(BrainMask(space_kind=kind), name="brain_mask")
-    if kind == "volume" and all(r.mask is not None for r in runs):
-        brain_mask.inputs.mask_files = [str(r.mask) for r in runs]
-    else:  # no mask on surfaces: vertices with a varying signal in every run; volumes without
-        # masks (Le Petit Prince): nilearn's EPI mask of the runs
-        brain_mask.inputs.bold_files = [[str(f) for f in r.data_files] for r in runs]
+    map_space = space_for(space)  # run masks (volumes), or the runs' BOLD: see mask_inputs
+    brain_mask = pe.Node(BrainMask(space_kind=map_space.kind), name="brain_mask")
+    for name, value in map_space.mask_inputs(runs).items():
+        setattr(brain_mask.inputs, name, value)
     clean_bold = pe.MapNode(
         CleanBold(**node_inputs(CleanBold, cleaning)),
         iterfield=["bold", "tr", "trim_start", "trim_end"],

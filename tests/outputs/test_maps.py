@@ -9,13 +9,14 @@ import pytest
 from bids_w2v.config import RunConfig, config_to_toml
 from bids_w2v.group.statistics import circular_mean_layer, mean_across_subjects
 from bids_w2v.outputs.atomic import write_json
-from bids_w2v.outputs.maps import from_volume, peak_layer, to_volume
+from bids_w2v.outputs.maps import peak_layer
 from bids_w2v.outputs.names import (
     BIDSIGNORE,
     layer_desc,
     statmap_path,
     write_dataset_description,
 )
+from bids_w2v.spaces import VolumeSpace
 
 
 def test_statmap_names(tmp_path):
@@ -63,9 +64,11 @@ def test_volume_roundtrip():
     mask[1:, 1:, 1:] = 1
     mask_img = nb.Nifti1Image(mask, np.eye(4))
     values = np.arange(8, dtype=float)
-    img = to_volume(values, mask_img)
+    space = VolumeSpace(mask_img)
+    (img,) = space.to_map(values).values()
     assert np.isnan(np.asarray(img.dataobj)[0, 0, 0])
-    np.testing.assert_array_equal(from_volume(img, mask_img), values)
+    assert img.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(space.from_map(img), values)
 
 
 def test_peak_layer():
