@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="facebook/wav2vec2-base")
     args = parser.parse_args(argv)
 
-    from bids_w2v.cli.run import _prepare_environment
+    from bids_w2v.cli.run import prepare_environment
 
-    _prepare_environment(allow_download=False)
+    prepare_environment(allow_download=False)
     from bids_w2v.cli.run import main as bids_w2v_main
     from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
 

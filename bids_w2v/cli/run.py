@@ -49,7 +49,7 @@ def _report_terminated() -> int:
     return 128 + signal.SIGTERM
 
 
-def _prepare_environment(allow_download: bool) -> None:
+def prepare_environment(allow_download: bool) -> None:
     """No telemetry, no network unless asked: set before nipype/transformers are imported."""
     os.environ["NIPYPE_NO_ET"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -126,7 +126,7 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """
     from bids_w2v.cli.execution import run_workflow
     from bids_w2v.config import recorded_config
-    from bids_w2v.group.collection import _entity, collect_participant_maps, model_order
+    from bids_w2v.group.collection import collect_participant_maps, entity, model_order
     from bids_w2v.inputs.layout import strip_prefix
     from bids_w2v.reports.group import regenerate_reports
     from bids_w2v.workflows.group import init_group_wf
@@ -136,7 +136,7 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
         config.output_dir, config.task, config.space, config.res, participants
     )
     any_map = next(iter(next(iter(found.values())).values()))[0][1]
-    task = config.task or _entity(any_map.name, "task")
+    task = config.task or entity(any_map.name, "task")
     if config.group.reports_only:
         reports = regenerate_reports(
             config.output_dir, task=task, space=config.space, res=config.res
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bids_w2v.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
-    _prepare_environment(args.allow_download)
+    prepare_environment(args.allow_download)
     previous_handler, stop = None, StopOnSigterm()
     if threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGTERM, stop.handler)

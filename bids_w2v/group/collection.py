@@ -38,7 +38,7 @@ MAP_FORMS = tuple(space_for(kind).extension for kind in ("volume", "surface", "c
 PROVENANCE_KEYS = ("Model", "ModelLabel", "RandomInit", "Seed", "WeightsSHA256")
 
 
-def _entity(name: str, key: str) -> str | None:
+def entity(name: str, key: str) -> str | None:
     match = re.search(rf"(?:^|_){key}-([A-Za-z0-9]+)", name)
     return match.group(1) if match else None
 
@@ -107,7 +107,7 @@ def load_grid(path: Path) -> MapGrid:
     space = space_of_file(path)
     files = space.map_files(Path(path))
     shape, sizes, affine = space.map_geometry(files)
-    den = None if affine is not None else _entity(files[0].name, "den")  # volumes: no density
+    den = None if affine is not None else entity(files[0].name, "den")  # volumes: no density
     return MapGrid(space.kind, files, shape, sizes, affine, den)
 
 
@@ -183,25 +183,25 @@ def collect_participant_maps(
     tasks, other_spaces = set(), defaultdict(set)
     for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
         name = sidecar.name
-        sub = _entity(name, "sub")
+        sub = entity(name, "sub")
         if participants and sub not in participants:
             continue
-        if task is not None and _entity(name, "task") != task:
+        if task is not None and entity(name, "task") != task:
             continue
-        if _entity(name, "space") != space or _entity(name, "res") != res:
-            other_res = _entity(name, "res")
+        if entity(name, "space") != space or entity(name, "res") != res:
+            other_res = entity(name, "res")
             other_spaces[sub].add(
-                f"{_entity(name, 'space')}{':res-' + other_res if other_res else ''}"
+                f"{entity(name, 'space')}{':res-' + other_res if other_res else ''}"
             )
             continue
-        if _entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
+        if entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
             continue
         meta = json.loads(sidecar.read_text())
         stem = name[: -len(".json")]
         maps = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
         path = next((m for m in maps if m.exists()), None)
         if path is not None and "ModelLabel" in meta and "LayerName" in meta:
-            tasks.add(_entity(name, "task"))
+            tasks.add(entity(name, "task"))
             found[meta["ModelLabel"]][meta["LayerName"]].append((sub, path, meta))
     wanted = f"{space}{':res-' + res if res else ''}"
     if not found:
@@ -304,12 +304,12 @@ def find_group_map(
     GIfTI of a surface pair, CIFTI of any density), or None."""
     for path in sorted(Path(output_dir).glob(f"task-{task}_*stat-{stat}_statmap.*")):
         name = path.name
-        if path.suffix == ".json" or _entity(name, "hemi") == "R":
+        if path.suffix == ".json" or entity(name, "hemi") == "R":
             continue
         if (
-            _entity(name, "space") == space
-            and _entity(name, "res") == res
-            and _entity(name, "desc") == desc
+            entity(name, "space") == space
+            and entity(name, "res") == res
+            and entity(name, "desc") == desc
         ):
             return path
     return None
