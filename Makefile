@@ -27,7 +27,7 @@ demo: install
 test: install-test
 	$(BIN)/ruff check bids_w2v tests benchmarks
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-fast: install-test
 	$(BIN)/ruff check bids_w2v tests benchmarks
