@@ -1,4 +1,5 @@
-# bids-w2v: `make demo` (install + end-to-end demo) and `make test` (install + tests).
+# bids-w2v: `make demo` (install + end-to-end demo), `make test` (install + every test, as CI)
+# and `make test-fast` (the development loop: every test but the `slow` ones).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ export NIPYPE_NO_ET := 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test install install-test lint clean container boutiques
+.PHONY: demo test test-fast install install-test lint clean container boutiques
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,13 @@ demo: install
 
 test: install-test
 	$(BIN)/ruff check bids_w2v tests benchmarks
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+test-fast: install-test
+	$(BIN)/ruff check bids_w2v tests benchmarks
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # Build the image with podman (no Docker engine) and run the demo inside it; needs root.
 container: $(BIN)/python

@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny wav2vec2 saved like a user's model, and a simulated dataset."""
+"""Shared fixtures: a tiny wav2vec2 saved like a user's model, a simulated dataset and copies of
+it that a test may break, and a guard against network access."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,6 +36,22 @@ def sim_dataset(tmp_path_factory, tiny_model):
     )
     truth = simulate_dataset(root, spec)
     return root, spec, truth
+
+
+@pytest.fixture
+def copy_dataset(tmp_path):
+    """``copy_dataset(root)``: a copy of the dataset ``root`` in ``tmp_path / "ds"``."""
+
+    def copy(root):
+        return shutil.copytree(root, tmp_path / "ds")
+
+    return copy
+
+
+@pytest.fixture
+def sim_copy(sim_dataset, copy_dataset):
+    """A copy of ``sim_dataset``'s folder that a test may break."""
+    return copy_dataset(sim_dataset[0])
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ REQUIRED = {
     "HRF",
     "Sources",
 }
+pytestmark = pytest.mark.slow  # every test reads (or re-runs) a full pipeline run
 
 
 def _fit_started(work) -> bool:
@@ -37,14 +38,11 @@ def _fit_started(work) -> bool:
 
 
 @pytest.fixture(scope="module")
-def outputs(sim_dataset, tiny_model, tmp_path_factory, network_attempts):
+def outputs(sim_dataset, group_run):
+    """Participant (``--nprocs 2``) then group level, every layer (tests/integration/conftest.py):
+    the network stays blocked throughout."""
     root, _, truth = sim_dataset
-    out = tmp_path_factory.mktemp("out") / "bids-w2v"
-    work = tmp_path_factory.mktemp("work")
-    common = ["--model", str(tiny_model), "-w", str(work)]
-    assert main([str(root), str(out), "participant", "--nprocs", "2", *common]) == 0
-    assert main([str(root), str(out), "group", *common]) == 0
-    assert network_attempts == [], "a run must not touch the network"
+    out, work = group_run
     return root, out, truth, work
 
 

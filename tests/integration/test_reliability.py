@@ -75,9 +75,12 @@ def _fit_started(work) -> bool:
 
 
 @pytest.mark.slow
-def test_concurrent_jobs_share_one_output_folder(sim_dataset, tiny_model, tmp_path):
+def test_concurrent_jobs_share_one_output_folder(
+    sim_dataset, tiny_model, participant_run, tmp_path
+):
     """Two participant jobs (a SLURM array) writing into one OUTPUT_DIR at the same time, with
-    one shared feature cache, give valid metadata and the maps of one job running both."""
+    one shared feature cache, give valid metadata and the maps of one job running both
+    (``participant_run``, tests/integration/conftest.py)."""
     root, _, _ = sim_dataset
     out, cache = tmp_path / "out", tmp_path / "cache"
     procs = [
@@ -96,15 +99,14 @@ def test_concurrent_jobs_share_one_output_folder(sim_dataset, tiny_model, tmp_pa
     assert desc["DatasetType"] == "derivative"
     assert not list(out.rglob(".*.tmp*")), "no temporary file may be left behind"
 
-    ref = tmp_path / "ref"
-    assert main(_args(root, ref, tiny_model, tmp_path / "work_ref")) == 0
-    ours, theirs = _maps(out), _maps(ref)
+    ours, theirs = _maps(out), _maps(participant_run[0])
     assert sorted(ours) == sorted(theirs) and len(ours) == 22
     for name, data in ours.items():  # same inputs and seed: numerically identical maps
         np.testing.assert_array_equal(data, theirs[name], err_msg=name)
 
 
 @needs_root
+@pytest.mark.slow
 def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(sim_dataset, tiny_model, tmp_path):
     root, _, _ = sim_dataset
     target = tmp_path / "small_disk"
@@ -128,6 +130,7 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_file(sim_dataset, tiny
 
 
 @needs_root
+@pytest.mark.slow
 def test_read_only_inputs_are_read_and_never_modified(sim_dataset, tiny_model, tmp_path):
     """The container's documented `docker run -v DATA:/data:ro`: inputs on a read-only mount."""
     root, _, _ = sim_dataset
@@ -148,7 +151,7 @@ def test_read_only_inputs_are_read_and_never_modified(sim_dataset, tiny_model, t
     assert _tree_digest(source) == before
 
 
-def test_work_dir_and_temporary_files_are_private(sim_dataset, tiny_model, tmp_path):
+def test_work_dir_and_temporary_files_are_private(tmp_path):
     import tempfile
 
     from bids_w2v.cli.workdir import private_tmpdir
@@ -201,6 +204,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(sim_dataset, tiny_model, 
     assert len(_maps(out)) == 11
 
 
+@pytest.mark.slow
 def test_constant_voxels_are_excluded_and_counted(sim_dataset, tiny_model, tmp_path):
     """A voxel that never changes (inside the mask) gets no score, and the sidecar and the
     report count it instead of the run failing."""

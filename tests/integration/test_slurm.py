@@ -4,7 +4,8 @@
    submitted with ``sbatch`` as the documentation writes them;
 2. the participant workflow through Nipype's SLURM plugin (``--use-plugin``).
 
-Both must write the same maps as a local run.
+Both must write the same maps as a local run (``participant_run`` and ``group_run`` of
+tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
-from tests.integration.slurm_cluster import slurm_cluster  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +47,6 @@ def _assert_same_maps(ours: dict, reference: dict) -> None:
         np.testing.assert_allclose(values, reference[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-@pytest.fixture(scope="module")
-def local_run(sim_dataset, tiny_model, tmp_path_factory):
-    """The reference: both participants run locally (work folder returned for the group)."""
-    root, _, _ = sim_dataset
-    out = tmp_path_factory.mktemp("local") / "bids-w2v"
-    work = tmp_path_factory.mktemp("local_work")
-    common = ["--model", str(tiny_model), "-w", str(work)]
-    assert main([str(root), str(out), "participant", *common]) == 0
-    return out, work
-
-
 def _job_env(cluster, **variables) -> dict[str, str]:
     """The submitting shell's environment: this venv first on PATH, the site variables."""
     env = cluster.env
@@ -67,7 +56,7 @@ def _job_env(cluster, **variables) -> dict[str, str]:
 
 
 def test_job_array_then_dependent_group_job(
-    slurm_cluster, sim_dataset, tiny_model, local_run, tmp_path  # noqa: F811
+    slurm_cluster, sim_dataset, tiny_model, group_run, tmp_path
 ):
     root, _, _ = sim_dataset
     out = tmp_path / "derivatives" / "bids-w2v"
@@ -101,9 +90,9 @@ def test_job_array_then_dependent_group_job(
     assert list((tmp_path / "feature_cache").iterdir())
     assert "bids-w2v: participant level done" in logs and "group level done" in logs
 
-    # the same participant and group levels, locally (the group level adds sub-* maps too)
-    local_out, local_work = local_run
-    assert main([str(root), str(local_out), "group", "-w", str(local_work)]) == 0
+    # the same participant and group levels, run locally by tests/integration/conftest.py
+    # (the group level adds sub-* maps too)
+    local_out, _ = group_run
     participant = _maps(out, "sub-*/func/*_statmap.nii.gz")
     assert {k.split("/")[0] for k in participant} == {"sub-01", "sub-02"}
     _assert_same_maps(participant, _maps(local_out, "sub-*/func/*_statmap.nii.gz"))
@@ -113,7 +102,7 @@ def test_job_array_then_dependent_group_job(
 
 
 def test_nipype_slurm_plugin(
-    slurm_cluster, sim_dataset, tiny_model, local_run, tmp_path, monkeypatch  # noqa: F811
+    slurm_cluster, sim_dataset, tiny_model, participant_run, tmp_path, monkeypatch
 ):
     """Every node of sub-01's graph runs as its own SLURM job; same maps as locally."""
     root, _, _ = sim_dataset
@@ -146,4 +135,4 @@ def test_nipype_slurm_plugin(
 
     ours = _maps(out, "sub-01/func/*_stat-r_statmap.nii.gz")
     assert len(ours) == len(layers)
-    _assert_same_maps(ours, _maps(local_run[0], "sub-01/func/*_stat-r_statmap.nii.gz"))
+    _assert_same_maps(ours, _maps(participant_run[0], "sub-01/func/*_stat-r_statmap.nii.gz"))

@@ -25,34 +25,9 @@ from bids_w2v.spaces import (
     gifti_map_image,
     load_map_space,
 )
-from bids_w2v.testing.simulator import MEDIAL_WALL, SimulationSpec, simulate_dataset
+from bids_w2v.testing.simulator import MEDIAL_WALL
 
 SURF = "fsaverage5"
-
-
-@pytest.fixture(scope="module")
-def surface_dataset(tmp_path_factory, tiny_model):
-    """One participant, four runs, as volumes, GIfTI (fsaverage5) and CIFTI (fsLR)."""
-    root = tmp_path_factory.mktemp("surface_ds")
-    spec = SimulationSpec(
-        model=str(tiny_model),
-        random_init=False,
-        subjects=("01",),
-        shape=(5, 5, 4),
-        planted=(("conv1", 10), ("transformer1", 10)),
-        snr=2.0,
-        surfaces=(SURF, "fsLR"),
-    )
-    truth = simulate_dataset(root, spec)
-    return root, truth
-
-
-@pytest.fixture
-def dataset(surface_dataset, tmp_path):
-    """A copy of the surface dataset that a test may break."""
-    copy = tmp_path / "ds"
-    shutil.copytree(surface_dataset[0], copy)
-    return copy
 
 
 def _func(root):
@@ -133,11 +108,11 @@ def test_medial_wall_excluded_and_confounds_found(surface_dataset):
     assert not np.allclose(data, none, atol=1e-2)
 
 
-def test_old_fmriprep_names(dataset, tmp_path):
+def test_old_fmriprep_names(surface_copy, tmp_path):
     """fMRIPrep 20.2 (space-X_hemi-L_bold) and <20.2 (space-X_hemi-L) names are accepted."""
     from bids_w2v.inputs.layout import collect_runs, load_layout
 
-    func = _func(dataset)
+    func = _func(surface_copy)
     for path in func.glob("*_hemi-*_bold.func.gii"):
         stem, hemi = path.name.split("_hemi-")[0], path.name.split("_hemi-")[1][0]
         sidecar = path.with_name(path.name.replace(".func.gii", ".json"))
@@ -151,7 +126,7 @@ def test_old_fmriprep_names(dataset, tmp_path):
             nb.save(img, func / f"{stem}_space-{SURF}_hemi-{hemi}.func.gii")
             path.unlink()
             sidecar.unlink()
-    layout = load_layout(dataset, dataset / "derivatives" / "fmriprep", validate=True)
+    layout = load_layout(surface_copy, surface_copy / "derivatives" / "fmriprep", validate=True)
     runs = collect_runs(layout, "01", "listen", SURF, None)
     assert len(runs) == 4
     assert [f.name for f in runs[0].data_files] == [
@@ -166,14 +141,14 @@ def test_old_fmriprep_names(dataset, tmp_path):
     assert data.shape[1] == space.n_features
 
 
-def test_cifti_91k_preferred_and_volume_ignored(dataset):
+def test_cifti_91k_preferred_and_volume_ignored(surface_copy):
     """With den-91k and den-170k (fMRIPrep --cifti-output 170k) the 91k series is used."""
     from bids_w2v.inputs.layout import collect_runs, load_layout
 
-    func = _func(dataset)
+    func = _func(surface_copy)
     for path in func.glob("*_den-91k_bold.*"):
         shutil.copy(path, func / path.name.replace("den-91k", "den-170k"))
-    layout = load_layout(dataset, dataset / "derivatives" / "fmriprep", validate=True)
+    layout = load_layout(surface_copy, surface_copy / "derivatives" / "fmriprep", validate=True)
     runs = collect_runs(layout, "01", "listen", "fsLR", None)
     assert [r.den for r in runs] == ["91k"] * 4
     assert all(r.mask is None and r.data_files == (r.bold,) for r in runs)
@@ -185,40 +160,46 @@ def test_cifti_91k_preferred_and_volume_ignored(dataset):
 # clear errors
 
 
-def test_one_hemisphere_missing(dataset, tiny_model, tmp_path, capsys):
-    missing = _func(dataset) / f"sub-01_task-listen_run-3_hemi-R_space-{SURF}_bold.func.gii"
+def test_one_hemisphere_missing(surface_copy, tiny_model, tmp_path, capsys):
+    missing = _func(surface_copy) / f"sub-01_task-listen_run-3_hemi-R_space-{SURF}_bold.func.gii"
     missing.unlink()
-    code, err = _run(capsys, *_participant(dataset, tmp_path / "o", tiny_model, tmp_path, SURF))
+    code, err = _run(
+        capsys, *_participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, SURF)
+    )
     assert code == 2 and "Traceback" not in err
     assert "run-3_hemi-L" in err and "no hemi-R counterpart" in err
 
 
-def test_vertex_count_mismatch_between_runs(dataset, tiny_model, tmp_path, capsys):
-    path = _func(dataset) / f"sub-01_task-listen_run-2_hemi-L_space-{SURF}_bold.func.gii"
+def test_vertex_count_mismatch_between_runs(surface_copy, tiny_model, tmp_path, capsys):
+    path = _func(surface_copy) / f"sub-01_task-listen_run-2_hemi-L_space-{SURF}_bold.func.gii"
     img = nb.load(path)
     grown = [np.r_[d.data, 0.0].astype(np.float32) for d in img.darrays]
     nb.save(nb.GiftiImage(darrays=[nb.gifti.GiftiDataArray(g) for g in grown]), path)
-    code, err = _run(capsys, *_participant(dataset, tmp_path / "o", tiny_model, tmp_path, SURF))
+    code, err = _run(
+        capsys, *_participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, SURF)
+    )
     assert code == 2 and "Traceback" not in err
     assert "run-2" in err and "same surface mesh" in err and "vertices in hemi-L" in err
 
 
-def test_surface_space_absent(dataset, tiny_model, tmp_path, capsys):
+def test_surface_space_absent(surface_copy, tiny_model, tmp_path, capsys):
     code, err = _run(
-        capsys, *_participant(dataset, tmp_path / "o", tiny_model, tmp_path, "fsaverage6")
+        capsys, *_participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, "fsaverage6")
     )
     assert code == 2
     assert "space 'fsaverage6'" in err
     assert f"MNI152NLin2009cAsym, fsLR, {SURF}" in err
 
 
-def test_cifti_tr_mismatch(dataset, tiny_model, tmp_path, capsys):
-    path = _func(dataset) / "sub-01_task-listen_run-1_space-fsLR_den-91k_bold.dtseries.nii"
+def test_cifti_tr_mismatch(surface_copy, tiny_model, tmp_path, capsys):
+    path = _func(surface_copy) / "sub-01_task-listen_run-1_space-fsLR_den-91k_bold.dtseries.nii"
     img = nb.load(path)
     series = img.header.get_axis(0)
     series.step = 2.0
     nb.save(cifti2.Cifti2Image(img.get_fdata(), (series, img.header.get_axis(1))), path)
-    code, err = _run(capsys, *_participant(dataset, tmp_path / "o", tiny_model, tmp_path, "fsLR"))
+    code, err = _run(
+        capsys, *_participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, "fsLR")
+    )
     assert code == 2
     assert "1.0 s in its JSON sidecar but 2 s in the CIFTI series axis" in err
 
@@ -245,14 +226,14 @@ def test_gifti_timestep_read(tmp_path):
         inspect_series(files, "surface")
 
 
-def test_volume_mask_grid_mismatch(dataset, tiny_model, tmp_path, capsys):
-    mask = _func(dataset) / (
+def test_volume_mask_grid_mismatch(surface_copy, tiny_model, tmp_path, capsys):
+    mask = _func(surface_copy) / (
         "sub-01_task-listen_run-2_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"
     )
     nb.Nifti1Image(np.ones((4, 5, 4), np.uint8), nb.load(mask).affine).to_filename(mask)
     code, err = _run(
         capsys,
-        *_participant(dataset, tmp_path / "o", tiny_model, tmp_path, "MNI152NLin2009cAsym"),
+        *_participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, "MNI152NLin2009cAsym"),
     )
     assert code == 2 and "Traceback" not in err
     assert "run-2" in err and "(4, 5, 4)" in err and "not on the grid" in err
@@ -373,8 +354,8 @@ def _gifti_ref(tmp_path, n, hemi):
     )
 
 
-def test_volume_grid_mismatch_between_runs(dataset, tiny_model, tmp_path, capsys):
-    func = _func(dataset)
+def test_volume_grid_mismatch_between_runs(surface_copy, tiny_model, tmp_path, capsys):
+    func = _func(surface_copy)
     prefix = "sub-01_task-listen_run-3_space-MNI152NLin2009cAsym"
     bold = func / f"{prefix}_desc-preproc_bold.nii.gz"
     img = nb.load(bold)
@@ -382,7 +363,7 @@ def test_volume_grid_mismatch_between_runs(dataset, tiny_model, tmp_path, capsys
     small.to_filename(bold)
     mask = func / f"{prefix}_desc-brain_mask.nii.gz"
     nb.Nifti1Image(np.ones((4, 5, 4), np.uint8), img.affine).to_filename(mask)
-    args = _participant(dataset, tmp_path / "o", tiny_model, tmp_path, "MNI152NLin2009cAsym")
+    args = _participant(surface_copy, tmp_path / "o", tiny_model, tmp_path, "MNI152NLin2009cAsym")
     code, err = _run(capsys, *args)
     assert code == 2 and "Traceback" not in err
     assert "run-3" in err and "(4, 5, 4)" in err and "same space and resolution" in err

@@ -163,6 +163,7 @@ def _edges(dot: str) -> set[tuple[str, str]]:
     return set(re.findall(r"(\w+) -> (\w+);", dot))
 
 
+@pytest.mark.slow
 def test_write_graph_names_every_step(first_run):
     _, _, work, _, _ = first_run
     dot = (work / "bids_w2v_wf" / "graph.dot").read_text()
@@ -210,6 +211,7 @@ def test_nodes_declare_resources(sim_dataset, tiny_model, tmp_path):
     assert "--cpus-per-task=2" in fit.plugin_args["sbatch_args"]
 
 
+@pytest.mark.slow
 def test_finished_run_reruns_from_cache(first_run):
     """A second run executes no node again (Nipype's result files untouched), same maps."""
     args, out, work, results, maps = first_run
