@@ -4,9 +4,9 @@ A parameter travels once: the command-line parser (its destination is the field'
 :func:`settings_from` builds these frozen dataclasses -> ``init_*_wf(...)`` receives the
 settings objects -> nodes are built from them (:func:`node_inputs`). Every default is written
 here, once; the parser reads it with :func:`default`. Every ``auto`` is resolved here, once
-(:meth:`EncodingSettings.__post_init__`). :func:`config_to_toml` records the whole configuration
-in the output's ``logs/`` folder and :func:`config_from_toml` reads it back (the group level
-takes the participant level's settings from there).
+(:meth:`EncodingSettings.__post_init__`). The whole configuration is recorded
+in the output's ``logs/`` folder (:mod:`bids_w2v.outputs.record`), from which the group level
+takes the participant level's settings.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomli_w
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 from bids_w2v.encoding.ridge import DEFAULT_ALPHAS, resolve_alpha_search
 
@@ -233,12 +226,13 @@ def _coerce(value: Any, hint: Any) -> Any:
         return None
     if isinstance(value, list):
         value = tuple(value)
-    if isinstance(value, Path) or (isinstance(value, str) and _is_path(hint)):
+    if isinstance(value, Path) or (isinstance(value, str) and is_path_hint(hint)):
         return Path(value).absolute()
     return value
 
 
-def _is_path(hint: Any) -> bool:
+def is_path_hint(hint: Any) -> bool:
+    """Whether a field's type hint admits a :class:`~pathlib.Path`."""
     args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     return Path in args
 
@@ -306,139 +300,3 @@ def _trait_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_trait_value(v) for v in value]
     return str(value) if isinstance(value, Path) else value
-
-
-def _plain(value: Any) -> Any:
-    """Turn dataclass values into TOML-serialisable builtins."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if value is None:
-        return "none"
-    return value
-
-
-def config_to_toml(config: RunConfig) -> str:
-    """Serialise a configuration as TOML (``None`` is written as ``"none"``).
-
-    Parameters
-    ----------
-    config : RunConfig
-        The configuration of this run.
-
-    Returns
-    -------
-    str
-        TOML text.
-    """
-    return tomli_w.dumps({"bids_w2v": _plain(config)})
-
-
-def _from_plain(cls: type, data: Mapping[str, Any]) -> Any:
-    """Rebuild a dataclass from :func:`_plain` output (inverse of the TOML serialisation)."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value, hint = data[f.name], hints[f.name]
-        if value == "none":
-            value = None
-        elif f.name in SECTIONS and cls is RunConfig:
-            value = _from_plain(SECTIONS[f.name], value)
-        elif f.name == "models":
-            value = tuple(_from_plain(ModelSpec, m) for m in value)
-        elif f.name == "derivatives":
-            value = tuple((name, Path(path)) for name, path in value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        if isinstance(value, str) and _is_path(hint):
-            value = Path(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def config_from_toml(text: str) -> RunConfig:
-    """Read a configuration written by :func:`config_to_toml`.
-
-    Parameters
-    ----------
-    text : str
-        TOML text.
-
-    Returns
-    -------
-    RunConfig
-    """
-    return _from_plain(RunConfig, tomllib.loads(text)["bids_w2v"])
-
-
-#: the settings that make a participant map what it is (not where or how fast it was computed)
-ANALYSIS_SETTINGS = ("space", "res", "models", "features", "design", "cleaning", "inputs",
-                     "encoding")  # fmt: skip
-#: fields of those sections that do not change the maps
-RUNTIME_FIELDS = ("device", "batch_size", "save_features", "backend", "voxel_chunk")
-
-
-def _analysis_value(config: RunConfig, name: str) -> Any:
-    value = getattr(config, name)
-    if dataclasses.is_dataclass(value):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
-                if f.name not in RUNTIME_FIELDS}  # fmt: skip
-    return value
-
-
-def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig | None:
-    """The configuration the ``level`` runs recorded in ``OUTPUT_DIR/logs/``.
-
-    Several participant jobs (one per participant, a SLURM array) each write one; their analysis
-    settings must agree, since the group level combines their maps.
-
-    Parameters
-    ----------
-    output_dir : Path
-        The bids-w2v derivative dataset.
-    level : str
-        ``participant`` or ``group``.
-
-    Returns
-    -------
-    RunConfig or None
-        The newest record, or None when there is none (outputs of bids-w2v < 0.2).
-
-    Raises
-    ------
-    InputError
-        If a record cannot be read, or two records disagree on an analysis setting.
-    """
-    from bids_w2v.errors import InputError
-
-    files = sorted((Path(output_dir) / "logs").glob(f"config-{level}-*.toml"))
-    configs = []
-    for path in files:
-        try:
-            configs.append((path, config_from_toml(path.read_text())))
-        except (OSError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(
-                f"The recorded configuration {path} cannot be read ({exc}). Remove it if it "
-                "is not from a bids-w2v run whose maps are in this folder, or re-run that "
-                "participant level."
-            ) from None
-    if not configs:
-        return None
-    newest_path, newest = configs[-1]
-    for path, other in configs[:-1]:
-        for name in ANALYSIS_SETTINGS:
-            if _analysis_value(other, name) != _analysis_value(newest, name):
-                raise InputError(
-                    f"The participant runs recorded in {path.name} and {newest_path.name} "
-                    f"(in {path.parent}) used different '{name}' settings, so their maps "
-                    "cannot be combined. Re-run the participant level of the odd participants "
-                    "with the same options, or write them to separate output folders."
-                )
-    return newest

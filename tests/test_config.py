@@ -15,13 +15,11 @@ from bids_w2v.config import (
     EncodingSettings,
     ModelSpec,
     RunConfig,
-    config_from_toml,
-    config_to_toml,
     default,
     node_inputs,
-    recorded_config,
 )
 from bids_w2v.errors import InputError
+from bids_w2v.outputs.record import config_from_toml, config_to_toml, recorded_config
 
 # options that are read to resolve several fields at once (build_config says how)
 DERIVED = {"model", "random_init", "use_plugin", "trim_scans", "notrack", "device", "space"}

@@ -62,8 +62,8 @@ def prepare_environment(allow_download: bool) -> None:
 
 
 def _write_config(config) -> Path:
-    from bids_w2v.config import config_to_toml
     from bids_w2v.outputs.atomic import write_text
+    from bids_w2v.outputs.record import config_to_toml
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = config.output_dir / "logs" / f"config-{config.analysis_level}-{stamp}-{os.getpid()}.toml"
@@ -125,9 +125,9 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     With ``--reports-only``, only the HTML reports are regenerated from the existing outputs.
     """
     from bids_w2v.cli.execution import run_workflow
-    from bids_w2v.config import recorded_config
     from bids_w2v.group.collection import collect_participant_maps, entity, model_order
     from bids_w2v.inputs.layout import strip_prefix
+    from bids_w2v.outputs.record import recorded_config
     from bids_w2v.reports.group import regenerate_reports
     from bids_w2v.workflows.group import init_group_wf
 

@@ -98,7 +98,7 @@ def write_noise_ceiling(
         Entities.
     inputs, cleaning, encoding : InputSettings, CleaningSettings, EncodingSettings
         How the participant level found and cleaned the runs, and its outer folds
-        (:func:`bids_w2v.config.recorded_config`).
+        (:func:`bids_w2v.outputs.record.recorded_config`).
 
     Returns
     -------

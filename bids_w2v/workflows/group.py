@@ -40,7 +40,7 @@ def init_group_wf(
     group : GroupSettings
         FDR level, ROI atlas, whether to estimate the noise ceiling.
     participant : RunConfig
-        The participant level's configuration (:func:`bids_w2v.config.recorded_config`): the
+        The participant level's configuration (:func:`bids_w2v.outputs.record.recorded_config`): the
         noise ceiling finds and cleans the same BOLD (its inputs, cleaning and folds).
     participants : sequence of str
         Restrict to these subjects (all by default).

@@ -6,7 +6,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bids_w2v.config import RunConfig, config_to_toml
+from bids_w2v.config import RunConfig
 from bids_w2v.group.statistics import circular_mean_layer, mean_across_subjects
 from bids_w2v.outputs.atomic import write_json
 from bids_w2v.outputs.maps import peak_layer
@@ -16,6 +16,7 @@ from bids_w2v.outputs.names import (
     statmap_path,
     write_dataset_description,
 )
+from bids_w2v.outputs.record import config_to_toml
 from bids_w2v.spaces import VolumeSpace
 
 
