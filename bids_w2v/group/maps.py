@@ -83,7 +83,7 @@ def group_map_files(
 ) -> list[Path]:
     """Paths of a group (or participant) map in the form of ``grid``: one per hemisphere on
     GIfTI surfaces, else one."""
-    hemis = ("L", "R") if grid.form == "surface" else (None,)
+    hemis = grid.hemis
     return [
         statmap_path(
             output_dir,

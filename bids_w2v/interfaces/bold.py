@@ -57,10 +57,11 @@ class _CleanBoldInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, mandatory=True, desc="brain mask")
     tr = traits.Float(mandatory=True, desc="repetition time (s)")
     confounds_strategy = traits.List(traits.Str, mandatory=True, desc="nilearn strategy")
-    dummy_scans = traits.Int(0, usedefault=True, desc="first volumes dropped")
-    trim_start = traits.Int(0, usedefault=True, desc="volumes dropped at the start")
-    trim_end = traits.Int(0, usedefault=True, desc="volumes dropped at the end")
-    high_pass = traits.Either(None, traits.Float, usedefault=True, desc="high-pass cutoff (Hz)")
+    # settings of bids_w2v.config.CleaningSettings: no defaults here
+    dummy_scans = traits.Int(mandatory=True, desc="first volumes dropped")
+    trim_start = traits.Int(mandatory=True, desc="volumes dropped at the start")
+    trim_end = traits.Int(mandatory=True, desc="volumes dropped at the end")
+    high_pass = traits.Either(None, traits.Float, mandatory=True, desc="high-pass cutoff (Hz)")
 
 
 class _CleanBoldOutputSpec(TraitedSpec):
@@ -100,10 +101,13 @@ class _BuildDesignInputSpec(BaseInterfaceInputSpec):
     n_scans = traits.Int(mandatory=True, desc="volumes in the run")
     tr = traits.Float(mandatory=True, desc="repetition time (s)")
     bold_file = File(exists=True, mandatory=True, desc="cleaned BOLD npz (for kept scans)")
-    hrf_model = traits.Str("glover", usedefault=True, desc="nilearn HRF")
-    oversampling = traits.Int(50, usedefault=True, desc="HRF oversampling")
-    slice_time_ref = traits.Float(0.0, usedefault=True, desc="fraction of the TR")
-    fir_delays = traits.List(traits.Int, desc="FIR delays (scans), hrf_model 'fir' only")
+    # settings of bids_w2v.config.DesignSettings: no defaults here
+    hrf_model = traits.Str(mandatory=True, desc="nilearn HRF")
+    oversampling = traits.Int(mandatory=True, desc="HRF oversampling")
+    slice_time_ref = traits.Float(mandatory=True, desc="fraction of the TR")
+    fir_delays = traits.List(
+        traits.Int, mandatory=True, desc="FIR delays (scans), hrf_model 'fir' only"
+    )
 
 
 class _BuildDesignOutputSpec(TraitedSpec):
