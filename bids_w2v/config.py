@@ -296,6 +296,14 @@ def node_inputs(interface: type, *settings: Any, **extra: Any) -> dict[str, Any]
     return out
 
 
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A settings object as a plain dict (lists, strings), for a Nipype ``Dict`` input.
+
+    :func:`settings_from` turns it back into the settings object inside the node.
+    """
+    return {f.name: _trait_value(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+
+
 def _trait_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_trait_value(v) for v in value]

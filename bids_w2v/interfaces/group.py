@@ -98,20 +98,10 @@ class ModelComparison(SimpleInterface):
 class _NoiseCeilingInputSpec(_GroupCommonInputSpec):
     bids_dir = traits.Str(mandatory=True)
     fmriprep_dir = traits.Str(mandatory=True)
-    # the participant level's InputSettings, CleaningSettings and EncodingSettings (no defaults)
-    desc_label = traits.Str(mandatory=True, desc="desc- of the preprocessed BOLD")
-    bids_filter_file = traits.Either(None, traits.Str, mandatory=True)
-    stimulus_map = traits.Either(None, traits.Str, mandatory=True)
-    dropped_scans = traits.Int(mandatory=True, desc="--dropped-scans")
-    mask = traits.Either(None, traits.Str, mandatory=True, desc="--mask")
-    confounds_strategy = traits.List(traits.Str, mandatory=True)
-    dummy_scans = traits.Int(mandatory=True)
-    trim_scans = traits.List(traits.Int, mandatory=True, desc="(start, end) of every run")
-    trim_scans_file = traits.Either(None, traits.Str, mandatory=True)
-    high_pass = traits.Either(None, traits.Float, mandatory=True)
-    n_folds = traits.Int(mandatory=True)
-    cv = traits.Enum("kfold", "runs", mandatory=True)
-    gap = traits.Int(mandatory=True)
+    # the participant level's settings (bids_w2v.config.settings_dict of each section)
+    input_settings = traits.Dict(mandatory=True, desc="InputSettings")
+    cleaning_settings = traits.Dict(mandatory=True, desc="CleaningSettings")
+    encoding_settings = traits.Dict(mandatory=True, desc="EncodingSettings")
 
 
 class _NoiseCeilingOutputSpec(_FilesOutputSpec):
@@ -135,7 +125,6 @@ class NoiseCeiling(SimpleInterface):
         )
         from bids_w2v.group.noise_ceiling import group_ceiling_path, write_noise_ceiling
 
-        values = self.inputs.get()
         files, _ = write_noise_ceiling(
             _found(self.inputs),
             bids_dir=Path(self.inputs.bids_dir),
@@ -145,12 +134,9 @@ class NoiseCeiling(SimpleInterface):
             task=self.inputs.task,
             space=self.inputs.space,
             res=self.inputs.res,
-            inputs=settings_from(InputSettings, values),
-            cleaning=settings_from(CleaningSettings, values),
-            encoding=settings_from(
-                EncodingSettings,
-                {k: values[k] for k in ("n_folds", "cv", "gap")},
-            ),
+            inputs=settings_from(InputSettings, self.inputs.input_settings),
+            cleaning=settings_from(CleaningSettings, self.inputs.cleaning_settings),
+            encoding=settings_from(EncodingSettings, self.inputs.encoding_settings),
         )
         group = group_ceiling_path(
             Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, self.inputs.res

@@ -9,7 +9,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_w2v.config import GroupSettings, RunConfig, node_inputs
+from bids_w2v.config import GroupSettings, RunConfig, node_inputs, settings_dict
 from bids_w2v.interfaces.group import GroupMaps, GroupReport, ModelComparison, NoiseCeiling
 
 
@@ -68,15 +68,12 @@ def init_group_wf(
     if group.noise_ceiling:
         ceiling = pe.Node(
             NoiseCeiling(
-                **node_inputs(
-                    NoiseCeiling,
-                    participant.inputs,
-                    participant.cleaning,
-                    participant.encoding,
-                    bids_dir=str(participant.bids_dir),
-                    fmriprep_dir=str(participant.fmriprep_dir),
-                    **common,
-                )
+                input_settings=settings_dict(participant.inputs),
+                cleaning_settings=settings_dict(participant.cleaning),
+                encoding_settings=settings_dict(participant.encoding),
+                bids_dir=str(participant.bids_dir),
+                fmriprep_dir=str(participant.fmriprep_dir),
+                **common,
             ),
             name="noise_ceiling",
             overwrite=True,
