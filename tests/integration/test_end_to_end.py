@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
+from tests.integration.helpers import fit_started
 
 REQUIRED = {
     "Model",
@@ -26,15 +27,6 @@ REQUIRED = {
     "Sources",
 }
 pytestmark = pytest.mark.slow  # every test reads (or re-runs) a full pipeline run
-
-
-def _fit_started(work) -> bool:
-    """Whether a layer fit has finished in WORK_DIR (the graph's folder only: the feature cache
-    beside it renames temporary folders while it is scanned)."""
-    try:
-        return any((work / "bids_w2v_wf").glob("**/fit_layer/mapflow/*/encoding_*.npz"))
-    except OSError:  # a folder renamed during the scan
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +175,7 @@ def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if _fit_started(work):
+        if fit_started(work):
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.02)

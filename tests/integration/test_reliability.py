@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
+from tests.integration.helpers import fit_started
 
 needs_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting needs root"
@@ -63,15 +64,6 @@ def _maps(out: Path) -> dict[str, np.ndarray]:
         str(p.relative_to(out)): np.asarray(nb.load(p).dataobj)
         for p in sorted(out.glob("sub-*/func/*_statmap.nii.gz"))
     }
-
-
-def _fit_started(work) -> bool:
-    """Whether a layer fit has finished in WORK_DIR (the graph's folder only: the feature cache
-    beside it renames temporary folders while it is scanned)."""
-    try:
-        return any((work / "bids_w2v_wf").glob("**/fit_layer/mapflow/*/encoding_*.npz"))
-    except OSError:  # a folder renamed during the scan
-        return False
 
 
 @pytest.mark.slow
@@ -188,7 +180,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(sim_dataset, tiny_model, 
     )  # fmt: skip
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if _fit_started(work):
+        if fit_started(work):
             proc.send_signal(signal.SIGTERM)
             break
         time.sleep(0.02)
