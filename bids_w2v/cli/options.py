@@ -109,9 +109,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "--alpha-search",
         choices=["full", "local", "auto"],
         default=default(EncodingSettings, "alpha_search"),
-        help="how the inner criterion is searched over the alpha grid: 'full' (default "
-        "%(default)s) evaluates every alpha (the exact grid argmin, as scikit-learn and "
-        "himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
+        help="how the inner criterion is searched over the alpha grid (default "
+        "%(default)s): 'full' evaluates every alpha (the exact grid argmin, as scikit-learn "
+        "and himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
         "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
         "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
         "local with loo, full with kfold",
