@@ -12,6 +12,7 @@ from bids_w2v.cli.build import build_config
 from bids_w2v.cli.parser import build_parser
 from bids_w2v.config import (
     SECTIONS,
+    CleaningSettings,
     EncodingSettings,
     ModelSpec,
     RunConfig,
@@ -110,8 +111,11 @@ def test_recorded_config_is_the_participant_levels(tmp_path):
     assert recorded_config(tmp_path) is None
     _record(tmp_path, "20260101-000000-1", participant_label=("01",), nprocs=4)
     _record(tmp_path, "20260101-000001-2", participant_label=("02",))  # another job: fine
-    found = recorded_config(tmp_path)
-    assert found is not None and found.participant_label == ("02",)
+    _record(tmp_path, "20260101-000001-4", models=(ModelSpec(random_init=True),))  # a model
+    _record(tmp_path, "20260101-000001-5", space="fsaverage5", cleaning=CleaningSettings(("none",)))
+    found = recorded_config(tmp_path, space="MNI152NLin2009cAsym")
+    assert found is not None and found.models == (ModelSpec(random_init=True),)
+    assert recorded_config(tmp_path, space="fsaverage5").cleaning.confounds_strategy == ("none",)
     _record(tmp_path, "20260101-000002-3", encoding=EncodingSettings(cv="runs"))
     with pytest.raises(InputError, match="different 'encoding' settings"):
-        recorded_config(tmp_path)
+        recorded_config(tmp_path, space="MNI152NLin2009cAsym")

@@ -144,7 +144,9 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
         print(f"bids-w2v: {len(reports)} report(s) regenerated in {config.output_dir}")
         return reports
     _write_config(config)
-    participant = recorded_config(config.output_dir, "participant")
+    participant = recorded_config(
+        config.output_dir, "participant", space=config.space, res=config.res
+    )
     if participant is None:  # outputs of bids-w2v < 0.2: this invocation's options
         print(
             f"bids-w2v: no participant configuration recorded in {config.output_dir}/logs; the "

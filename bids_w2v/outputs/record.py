@@ -93,8 +93,9 @@ def config_from_toml(text: str) -> RunConfig:
 
 
 #: the settings that make a participant map what it is (not where or how fast it was computed)
-ANALYSIS_SETTINGS = ("space", "res", "models", "features", "design", "cleaning", "inputs",
-                     "encoding")  # fmt: skip
+#: the sections the group level takes from the participant record (several models, or several
+#: spaces, may share one output folder; these must agree among the records of one space)
+SHARED_SETTINGS = ("inputs", "cleaning", "encoding")
 #: fields of those sections that do not change the maps
 RUNTIME_FIELDS = ("device", "batch_size", "save_features", "backend", "voxel_chunk")
 
@@ -107,11 +108,18 @@ def _analysis_value(config: RunConfig, name: str) -> Any:
     return value
 
 
-def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig | None:
+def recorded_config(
+    output_dir: Path,
+    level: str = "participant",
+    *,
+    space: str | None = None,
+    res: str | None = None,
+) -> RunConfig | None:
     """The configuration the ``level`` runs recorded in ``OUTPUT_DIR/logs/``.
 
-    Several participant jobs (one per participant, a SLURM array) each write one; their analysis
-    settings must agree, since the group level combines their maps.
+    Several participant jobs (one per participant, a SLURM array; one per model) each write one;
+    the input, cleaning and cross-validation settings of those of one space must agree, since
+    the group level re-reads and cleans the BOLD as they did (the noise ceiling).
 
     Parameters
     ----------
@@ -119,6 +127,8 @@ def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig |
         The bids-w2v derivative dataset.
     level : str
         ``participant`` or ``group``.
+    space, res : str, optional
+        Only the records of this space (and resolution).
 
     Returns
     -------
@@ -128,7 +138,7 @@ def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig |
     Raises
     ------
     InputError
-        If a record cannot be read, or two records disagree on an analysis setting.
+        If a record cannot be read, or two records disagree on a shared setting.
     """
     from bids_w2v.errors import InputError
 
@@ -143,16 +153,20 @@ def recorded_config(output_dir: Path, level: str = "participant") -> RunConfig |
                 "is not from a bids-w2v run whose maps are in this folder, or re-run that "
                 "participant level."
             ) from None
+    if space is not None:
+        configs = [(p, c) for p, c in configs if (c.space, c.res) == (space, res)]
     if not configs:
         return None
     newest_path, newest = configs[-1]
     for path, other in configs[:-1]:
-        for name in ANALYSIS_SETTINGS:
+        for name in SHARED_SETTINGS:
             if _analysis_value(other, name) != _analysis_value(newest, name):
                 raise InputError(
                     f"The participant runs recorded in {path.name} and {newest_path.name} "
                     f"(in {path.parent}) used different '{name}' settings, so their maps "
-                    "cannot be combined. Re-run the participant level of the odd participants "
-                    "with the same options, or write them to separate output folders."
+                    "cannot be combined (the group level re-reads and cleans the BOLD as the "
+                    "participant level did). Re-run the participant level of the odd "
+                    "participants with the same options, or write them to separate output "
+                    "folders."
                 )
     return newest

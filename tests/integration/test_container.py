@@ -26,7 +26,7 @@ parsers = pytest.importorskip("spython.main.parse.parsers")
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)$")
+PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)(\s*;.*)?$")  # marker allowed
 
 
 def _pins(requirements: list[str]) -> dict[str, str]:
