@@ -129,8 +129,7 @@ def file_problem(path: Path) -> Problem | None:
     """What is wrong with one input file (None: it can be read)."""
     path = Path(path)
     if not_fetched(path):
-        return Problem(path, "not fetched (a DataLad/git-annex file whose content is not here)",
-                       fetch=True)  # fmt: skip
+        return Problem(path, "not fetched", fetch=True)
     if path.is_symlink() and not path.exists():
         return Problem(path, "is a broken symbolic link")
     if not path.exists():
@@ -191,9 +190,9 @@ def problems_error(problems: list[Problem], *, what: str, fix: str) -> InputErro
     fetch = [p.path for p in problems if p.fetch]
     if fetch:
         text += (
-            f" Fetch the DataLad/git-annex files with `{get_command(_listed(fetch))}`"
-            " (or `git annex get` in their dataset); a dataset installed with `datalad install` "
-            "or `datalad clone` holds only links until then."
+            " The files not fetched are DataLad/git-annex files whose content is not here (a "
+            "dataset installed with `datalad install` or `datalad clone` holds only links until "
+            f"then): run `{get_command(_listed(fetch))}` (or `git annex get` in their dataset)."
         )
     if len(fetch) < len(problems):
         text += f" {fix}"
@@ -218,11 +217,11 @@ def damaged_file_error(files: Path | str | Sequence[Path | str], exc: BaseExcept
         listed = "; ".join(f"{p.path} {p.problem}" for p in problems)
     else:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        listed = f"{', '.join(map(str, paths))} cannot be read ({reason})"
+        listed = f"{', '.join(map(str, paths))} cannot be read ({reason}), although its header is"
+        listed += " sound: the file is damaged (truncated by a full disk or an interrupted copy?)"
     return InputError(
-        f"{listed}: the file is damaged (truncated by a full disk or an interrupted copy?). "
-        "Replace it with a complete copy (download or fetch it again, or re-run the program "
-        "that wrote it), then run bids-w2v again."
+        f"{listed}. Replace it with a complete copy (download or fetch it again, or re-run the "
+        "program that wrote it), then run bids-w2v again."
     )
 
 
