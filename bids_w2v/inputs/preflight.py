@@ -185,7 +185,8 @@ def problems_error(problems: list[Problem], *, what: str, fix: str) -> InputErro
     """
     shown = problems[:MAX_LISTED]
     listed = "; ".join(f"{p.path} {p.problem}" for p in shown)
-    more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    rest = sorted({str(p.path.parent) for p in problems[len(shown) :]})
+    more = f"; and {len(problems) - len(shown)} more in {', '.join(rest)}" if rest else ""
     text = f"{len(problems)} {what} cannot be read: {listed}{more}."
     fetch = [p.path for p in problems if p.fetch]
     if fetch:
