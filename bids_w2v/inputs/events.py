@@ -112,7 +112,8 @@ def named_stimuli(values, stimuli_dir: Path) -> list[Path]:
         if value.lower() in _MISSING or Path(value).is_absolute() or ".." in Path(value).parts:
             continue
         link = Path(os.path.normpath(root / value))
-        if inside(link, roots):
+        # a file simply absent is left to resolve_stimulus, whose message names the row
+        if (link.is_symlink() or link.exists()) and inside(link, roots):
             out.append(link)
     return out
 

@@ -32,6 +32,9 @@ class LocatedRun:
         """Every file the run will read: BOLD, mask, confounds (and sidecar), events, and the
         stimuli they name."""
         files = [*self.files, self.mask, self.events, self.confounds]
+        for bold in self.files:  # the sidecars giving RepetitionTime (pybids reads them)
+            sidecar = bold.with_name(bold.name.split(".", 1)[0] + ".json")
+            files += [sidecar] if sidecar.is_symlink() or sidecar.exists() else []
         if self.confounds is not None:
             sidecar = self.confounds.with_suffix(".json")  # nilearn reads it
             files += [sidecar] if sidecar.is_symlink() or sidecar.exists() else []
