@@ -16,11 +16,12 @@ from bids import BIDSLayout
 from bids_w2v.errors import InputError
 from bids_w2v.inputs.annex import not_fetched
 from bids_w2v.inputs.preflight import check_inputs
-from bids_w2v.inputs.runs import RunInputs, collect_runs
+from bids_w2v.inputs.runs import RunInputs, collect_participants, collect_runs
 
 __all__ = [
     "RunInputs",
     "check_dataset",
+    "collect_participants",
     "collect_runs",
     "load_layout",
     "parse_space",
