@@ -93,7 +93,9 @@ def _nifti_problem(path: Path, size: int) -> str | None:
     try:
         img = nb.load(str(path))
     except Exception as exc:  # nibabel raises many types for unreadable headers
-        return f"its header cannot be read ({exc})"
+        if path.name.endswith(".gz") and gzip_length(path) is None:
+            return "is truncated: its gzip stream ends early"
+        return f"its header cannot be read ({' '.join(str(exc).split())})"
     expected = _nifti_bytes(img)
     if expected is None:
         return None

@@ -88,7 +88,7 @@ def test_truncated_participant_map_stops_the_group_level(
     out = shutil.copytree(participant_run[0], tmp_path / "out")
     maps = sorted(out.glob("sub-02/func/*_stat-r_statmap.nii.gz"))
     data = maps[0].read_bytes()
-    maps[0].write_bytes(data[: len(data) // 2])
+    maps[0].write_bytes(data[: len(data) - 10])  # the gzip trailer and some data lost
     maps[1].write_bytes(b"")
     work = tmp_path / "work"
     code, err = _run(capsys, sim_dataset[0], out, "group", "--model", tiny_model, "-w", work)
