@@ -54,14 +54,17 @@ def annex_objects(folder: Path) -> Path | None:
     return None
 
 
-def dataset_roots(dataset: Path) -> tuple[Path, ...]:
-    """The folders the files of ``dataset`` may resolve into: the dataset itself and the
-    git-annex object store of the repository holding it."""
-    roots = [Path(dataset).resolve()]
-    store = annex_objects(dataset)
-    if store is not None:
-        roots.append(store)
-    return tuple(roots)
+def dataset_roots(dataset: Path, *folders: Path) -> tuple[Path, ...]:
+    """The folders the files of ``dataset`` may resolve into: the dataset itself, the folders
+    given (e.g. its ``stimuli/``, which may be a link), and the git-annex object store of the
+    repository holding the dataset and of the one holding each folder (a subdataset such as
+    ``stimuli/`` has its own)."""
+    roots = [Path(dataset).resolve(), *(Path(f).resolve() for f in folders)]
+    for folder in (dataset, *folders):
+        store = annex_objects(folder)
+        if store is not None:
+            roots.append(store)
+    return tuple(dict.fromkeys(roots))
 
 
 def inside(path: Path, roots: Sequence[Path]) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bids_w2v.errors import InputError
-from bids_w2v.inputs.annex import dataset_roots, get_command, inside, not_fetched
+from bids_w2v.inputs.annex import annex_objects, dataset_roots, get_command, inside, not_fetched
 
 _MISSING = {"", "n/a", "nan", "none"}
 
@@ -29,6 +29,18 @@ class Presentation:
 
     onset: float
     stim_file: Path
+
+
+def stimulus_roots(stimuli_dir: Path, value: str) -> tuple[Path, ...]:
+    """Where the stimulus ``value`` may resolve: the dataset (``stimuli_dir``'s parent), its
+    ``stimuli/`` folder, and the git-annex object stores of the repositories holding them and
+    holding the file's own folder when that folder is inside the dataset (a subdataset, such
+    as a ``stimuli/`` installed with ``datalad get -n``, has its own store)."""
+    stimuli_dir = Path(os.path.abspath(stimuli_dir))
+    roots = dataset_roots(stimuli_dir.parent, stimuli_dir)
+    folder = Path(os.path.abspath(stimuli_dir / value)).parent
+    store = annex_objects(folder) if inside(folder, roots[:2]) else None
+    return roots if store is None or store in roots else (*roots, store)
 
 
 def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: int) -> Path:
@@ -66,10 +78,11 @@ def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: i
             "dataset cannot point bids-w2v at files outside it. Fix the events file."
         )
     link = Path(os.path.normpath(stimuli_dir.resolve() / value))  # its name, links kept
-    dataset = stimuli_dir.resolve().parent
-    roots = dataset_roots(dataset)
+    dataset = Path(os.path.abspath(stimuli_dir)).parent.resolve()
+    roots = stimulus_roots(stimuli_dir, value)
     if not inside(link, roots):
-        store = f" and its git-annex object store {roots[1]}" if len(roots) > 1 else ""
+        stores = [str(r) for r in roots if r.name == "objects" and r.parent.name == "annex"]
+        store = f" and its git-annex object store {', '.join(stores)}" if stores else ""
         raise InputError(
             f"{where} names the stimulus '{value}', which resolves to {link.resolve()}, outside "
             f"the dataset {dataset}{store} (a symbolic link escapes it). Copy the audio into "
@@ -105,7 +118,6 @@ def named_stimuli(values, stimuli_dir: Path) -> list[Path]:
     """The stimulus files that ``stim_file`` values name, for the pre-flight check (values
     that :func:`resolve_stimulus` refuses are left to it)."""
     root = Path(stimuli_dir).resolve()
-    roots = dataset_roots(root.parent)
     out = []
     for value in values:
         value = str(value).strip()
@@ -113,7 +125,7 @@ def named_stimuli(values, stimuli_dir: Path) -> list[Path]:
             continue
         link = Path(os.path.normpath(root / value))
         # a file simply absent is left to resolve_stimulus, whose message names the row
-        if (link.is_symlink() or link.exists()) and inside(link, roots):
+        if (link.is_symlink() or link.exists()) and inside(link, stimulus_roots(root, value)):
             out.append(link)
     return out
 

@@ -150,3 +150,29 @@ def test_unlocked_pointer_file_is_not_fetched(tmp_path):
     assert not_fetched(pointer)
     with pytest.raises(InputError, match="datalad get"):
         read_presentations(_events(tmp_path), ds / "stimuli")
+
+
+def test_stimuli_subdataset_store_accepted(tmp_path):
+    """``stimuli/`` installed as a subdataset of the dataset has its own store."""
+    ds = tmp_path / "ds"
+    store = ds / ".git" / "modules" / "stimuli" / "annex" / "objects"
+    key = store / "Aa" / "Bb" / "MD5E-s4--k.wav" / "MD5E-s4--k.wav"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"RIFF")
+    (ds / "stimuli").mkdir()
+    (ds / "stimuli" / ".git").write_text("gitdir: ../.git/modules/stimuli\n")
+    os.symlink(os.path.relpath(key, ds / "stimuli"), ds / "stimuli" / "story.wav")
+    (pres,) = read_presentations(_events(tmp_path), ds / "stimuli")
+    assert pres.stim_file.read_bytes() == b"RIFF"
+
+
+def test_folder_link_out_of_the_dataset_refused(tmp_path):
+    """``stimuli/sub`` linking to a folder outside the dataset does not widen the roots."""
+    ds = tmp_path / "ds"
+    (ds / "stimuli").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    (outside / ".git" / "annex" / "objects").mkdir(parents=True)
+    (outside / "story.wav").write_bytes(b"RIFF")
+    os.symlink(outside, ds / "stimuli" / "sub")
+    with pytest.raises(InputError, match="outside the dataset"):
+        read_presentations(_events(tmp_path, EVENTS.replace("story", "sub/story")), ds / "stimuli")
