@@ -15,6 +15,7 @@ import numpy as np
 from nilearn import signal
 
 from bids_w2v.bold.confounds import ScanTrim, kept_scans, load_run_confounds
+from bids_w2v.inputs.preflight import reading
 from bids_w2v.spaces import MapSpace, as_space
 
 
@@ -40,7 +41,8 @@ def load_bold(
     """
     files = [Path(bold)] if isinstance(bold, (str, Path)) else [Path(b) for b in bold]
     space = as_space(mask)
-    return space.load(files), space
+    with reading(files):  # a truncated or unfetched file: one paragraph naming it
+        return space.load(files), space
 
 
 def confounds_lookup(bold: Sequence[Path]) -> str | list[str]:

@@ -77,7 +77,12 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """
     from bids_w2v.cli.execution import run_workflow
     from bids_w2v.inputs.filters import collect_options
-    from bids_w2v.inputs.layout import collect_runs, load_layout, select_subjects, select_task
+    from bids_w2v.inputs.layout import (
+        collect_participants,
+        load_layout,
+        select_subjects,
+        select_task,
+    )
     from bids_w2v.outputs.atomic import write_text
     from bids_w2v.outputs.names import write_dataset_description
     from bids_w2v.reports.boilerplate import methods_boilerplate
@@ -89,10 +94,8 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     task = select_task(layout, config.task)
     options = collect_options(config.inputs, config.cleaning)
     subjects = select_subjects(layout, config.participant_label)
-    subject_runs = {}
-    for subject in subjects:
-        runs = collect_runs(layout, subject, task, config.space, config.res, options)
-        subject_runs[subject] = runs
+    # one pre-flight check of every file of every run, then the headers (inputs/preflight.py)
+    subject_runs = collect_participants(layout, subjects, task, config.space, config.res, options)
     n_runs = sum(len(r) for r in subject_runs.values())
     print(
         f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task '{task}' in "

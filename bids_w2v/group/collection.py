@@ -23,6 +23,8 @@ import pandas as pd
 from bids.layout.writing import build_path
 
 from bids_w2v.errors import InputError
+from bids_w2v.inputs.annex import not_fetched
+from bids_w2v.inputs.preflight import Problem, check_files, problems_error, reading
 from bids_w2v.outputs.atomic import write_json, write_text
 from bids_w2v.spaces import MapSpace, space_for, space_of_file
 
@@ -98,7 +100,9 @@ def load_map(path: Path) -> np.ndarray:
     """
     from bids_w2v.outputs.maps import load_map_data
 
-    parts = [load_map_data(f) for f in hemisphere_files(Path(path))]
+    files = hemisphere_files(Path(path))
+    with reading(files):  # damaged since the pre-flight: one paragraph naming it
+        parts = [load_map_data(f) for f in files]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -180,7 +184,7 @@ def collect_participant_maps(
         No map, several tasks, or a subject whose maps are only in another space.
     """
     found: dict = defaultdict(lambda: defaultdict(list))
-    tasks, other_spaces = set(), defaultdict(set)
+    tasks, other_spaces, damaged = set(), defaultdict(set), []
     for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
         name = sidecar.name
         sub = entity(name, "sub")
@@ -196,13 +200,29 @@ def collect_participant_maps(
             continue
         if entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
             continue
-        meta = json.loads(sidecar.read_text())
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:  # truncated, not fetched, not JSON
+            damaged.append(
+                Problem(sidecar, f"cannot be read as JSON ({exc})", not_fetched(sidecar))
+            )
+            continue
         stem = name[: -len(".json")]
         maps = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
-        path = next((m for m in maps if m.exists()), None)
+        path = next((m for m in maps if m.exists() or m.is_symlink()), None)
+        if path is not None:
+            damaged += check_files(space_of_file(path).map_files(path))
         if path is not None and "ModelLabel" in meta and "LayerName" in meta:
             tasks.add(entity(name, "task"))
             found[meta["ModelLabel"]][meta["LayerName"]].append((sub, path, meta))
+    if damaged:  # every unreadable map at once, before the graph runs
+        raise problems_error(
+            damaged,
+            what="participant-level file(s)",
+            fix="Re-run the participant level of those participants with the same OUTPUT_DIR "
+            "(a full disk or an interrupted job leaves truncated maps), or exclude them with "
+            "--participant-label.",
+        )
     wanted = f"{space}{':res-' + res if res else ''}"
     if not found:
         elsewhere = sorted({s for spaces in other_spaces.values() for s in spaces})

@@ -113,7 +113,7 @@ def write_noise_ceiling(
     from bids_w2v.encoding.folds import make_folds
     from bids_w2v.group.ceiling import crossval_ceiling
     from bids_w2v.inputs.filters import collect_options
-    from bids_w2v.inputs.layout import collect_runs, load_layout
+    from bids_w2v.inputs.layout import collect_participants, load_layout
 
     metas = {s: m for layers in found.values() for maps in layers.values() for s, _, m in maps}
     first_map = next(iter(next(iter(found.values())).values()))[0][1]
@@ -129,7 +129,7 @@ def write_noise_ceiling(
     by_run, n_folds, gap = encoding.cv == "runs", encoding.n_folds, encoding.gap
     notes: list[str] = []
     layout = load_layout(bids_dir, fmriprep_dir, validate=False)
-    runs = {s: collect_runs(layout, s, task, space, res, options) for s in subjects}
+    runs = collect_participants(layout, subjects, task, space, res, options)  # one pre-flight
     members: dict[tuple, list[str]] = defaultdict(list)
     for s in subjects:
         for key in _run_keys(runs[s]):

@@ -10,6 +10,7 @@ Narratives' ``pieman`` runs the rows ``0.0 13.0 music pieman_audio.wav`` and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bids_w2v.errors import InputError
+from bids_w2v.inputs.annex import annex_objects, dataset_roots, get_command, inside, not_fetched
 
 _MISSING = {"", "n/a", "nan", "none"}
 
@@ -29,8 +31,26 @@ class Presentation:
     stim_file: Path
 
 
+def stimulus_roots(stimuli_dir: Path, value: str) -> tuple[Path, ...]:
+    """Where the stimulus ``value`` may resolve: the dataset (``stimuli_dir``'s parent), its
+    ``stimuli/`` folder, and the git-annex object stores of the repositories holding them and
+    holding the file's own folder when that folder is inside the dataset (a subdataset, such
+    as a ``stimuli/`` installed with ``datalad get -n``, has its own store)."""
+    stimuli_dir = Path(os.path.abspath(stimuli_dir))
+    roots = dataset_roots(stimuli_dir.parent, stimuli_dir)
+    folder = Path(os.path.abspath(stimuli_dir / value)).parent
+    store = annex_objects(folder) if inside(folder, roots[:2]) else None
+    return roots if store is None or store in roots else (*roots, store)
+
+
 def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: int) -> Path:
-    """Resolve a ``stim_file`` value inside ``stimuli_dir``, refusing paths that escape it.
+    """Resolve a ``stim_file`` value inside ``stimuli_dir``, refusing paths that escape the
+    dataset.
+
+    The file may be a symbolic link that resolves inside the dataset (``stimuli_dir``'s parent)
+    or into the git-annex object store of the repository holding it (a DataLad dataset,
+    :mod:`bids_w2v.inputs.annex`); a link anywhere else (``/etc``, another dataset's store) is
+    refused, and so is an annexed file whose content has not been fetched.
 
     Parameters
     ----------
@@ -46,7 +66,8 @@ def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: i
     Returns
     -------
     Path
-        Absolute path of an existing audio file inside ``stimuli_dir``.
+        Absolute path of the audio file under ``stimuli_dir`` (its own name: a link into the
+        object store is not followed, so features are named after the stimulus).
     """
     where = f"row {row + 1} of {events_file}"
     if Path(value).is_absolute() or ".." in Path(value).parts:
@@ -56,21 +77,57 @@ def resolve_stimulus(stimuli_dir: Path, value: str, *, events_file: Path, row: i
             "(for example 'story1.wav'); absolute paths and '..' are refused so that a "
             "dataset cannot point bids-w2v at files outside it. Fix the events file."
         )
-    root = stimuli_dir.resolve()
-    path = (stimuli_dir / value).resolve()
-    if root not in path.parents:
+    link = Path(os.path.normpath(stimuli_dir.resolve() / value))  # its name, links kept
+    dataset = Path(os.path.abspath(stimuli_dir)).parent.resolve()
+    roots = stimulus_roots(stimuli_dir, value)
+    if not inside(link, roots):
+        stores = [str(r) for r in roots if r.name == "objects" and r.parent.name == "annex"]
+        store = f" and its git-annex object store {', '.join(stores)}" if stores else ""
         raise InputError(
-            f"{where} names the stimulus '{value}', which resolves to {path}, outside the "
-            f"dataset's stimuli folder {root} (a symbolic link escapes it). Copy the audio "
-            "into stimuli/ instead of linking to it."
+            f"{where} names the stimulus '{value}', which resolves to {link.resolve()}, outside "
+            f"the dataset {dataset}{store} (a symbolic link escapes it). Copy the audio into "
+            "the dataset's stimuli/ folder instead of linking to it (in a DataLad dataset, "
+            "`datalad save` it there)."
         )
-    if not path.is_file():
+    if not_fetched(link):
+        raise InputError(
+            f"{where} names the stimulus {link}, a DataLad/git-annex file whose content is "
+            f"not here (not fetched). Run `{get_command([link])}` (or `git annex get` in the "
+            "dataset), then run bids-w2v again."
+        )
+    if not link.is_file():
         raise InputError(
             f"{where} names the stimulus '{value}', but {stimuli_dir / value} does not exist. "
             "stim_file values are relative to the dataset's stimuli/ folder: put the audio "
             "that participants heard there, or correct the stim_file column."
         )
-    return path
+    return link
+
+
+def stim_file_column(events_file: Path) -> list[str]:
+    """The ``stim_file`` values of an events file (empty if it cannot be read: reading it for
+    the run reports why)."""
+    try:
+        table = pd.read_csv(events_file, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return []
+    return list(table["stim_file"]) if "stim_file" in table else []
+
+
+def named_stimuli(values, stimuli_dir: Path) -> list[Path]:
+    """The stimulus files that ``stim_file`` values name, for the pre-flight check (values
+    that :func:`resolve_stimulus` refuses are left to it)."""
+    root = Path(stimuli_dir).resolve()
+    out = []
+    for value in values:
+        value = str(value).strip()
+        if value.lower() in _MISSING or Path(value).is_absolute() or ".." in Path(value).parts:
+            continue
+        link = Path(os.path.normpath(root / value))
+        # a file simply absent is left to resolve_stimulus, whose message names the row
+        if (link.is_symlink() or link.exists()) and inside(link, stimulus_roots(root, value)):
+            out.append(link)
+    return out
 
 
 def merge_presentations(

@@ -14,11 +14,14 @@ from pathlib import Path
 from bids import BIDSLayout
 
 from bids_w2v.errors import InputError
-from bids_w2v.inputs.runs import RunInputs, collect_runs
+from bids_w2v.inputs.annex import not_fetched
+from bids_w2v.inputs.preflight import check_inputs
+from bids_w2v.inputs.runs import RunInputs, collect_participants, collect_runs
 
 __all__ = [
     "RunInputs",
     "check_dataset",
+    "collect_participants",
     "collect_runs",
     "load_layout",
     "parse_space",
@@ -58,6 +61,7 @@ def check_dataset(bids_dir: Path) -> None:
             "BIDS dataset (the folder holding dataset_description.json) as first argument."
         )
     desc = bids_dir / "dataset_description.json"
+    check_inputs([desc] if not_fetched(desc) else [], what="file of the dataset", fix="")
     try:
         data = json.loads(desc.read_text())
     except FileNotFoundError:
@@ -101,6 +105,11 @@ def load_layout(bids_dir: Path, fmriprep_dir: Path, *, validate: bool) -> BIDSLa
             f"No fMRIPrep derivatives at {fmriprep_dir}. Run fMRIPrep first, or point "
             "bids-w2v at its output with -d fmriprep=/path/to/fmriprep."
         )
+    check_inputs(
+        [p for p in [fmriprep_dir / "dataset_description.json"] if not_fetched(p)],
+        what="file of the derivatives",
+        fix="",
+    )
     described = (fmriprep_dir / "dataset_description.json").is_file()
     if not described and not any(p.is_dir() for p in fmriprep_dir.glob("sub-*")):
         raise InputError(

@@ -23,6 +23,8 @@ from bids_w2v.inputs.events import (
     shift_onsets,
 )
 from bids_w2v.inputs.filters import CollectOptions, query_filters
+from bids_w2v.inputs.located import LocatedRun
+from bids_w2v.inputs.preflight import check_inputs
 from bids_w2v.inputs.stimulus_map import presentations_from_map
 from bids_w2v.spaces import MapSpace, space_for
 
@@ -247,6 +249,67 @@ def _find_events(
     return events
 
 
+def locate_runs(
+    layout: BIDSLayout,
+    subject: str,
+    task: str,
+    space: str,
+    res: str | None,
+    options: CollectOptions | None = None,
+) -> list[LocatedRun]:
+    """Find the files of every run of ``task`` for ``subject`` in ``space`` (none is read)."""
+    options = options or CollectOptions()
+    query = {"subject": subject, "task": task, "space": space}
+    if res is not None:
+        query["res"] = res
+    space_cls = space_for(space)
+    located = []
+    for bold_file, files in _find_bolds(layout, space_cls, query, options):
+        ent = bold_file.get_entities()
+        bold = Path(bold_file.path)
+        sel = {
+            "subject": subject,
+            "task": task,
+            "session": ent.get("session", Query.NONE),
+            "run": ent.get("run", Query.NONE),
+        }
+        where = bold.name
+        located.append(
+            LocatedRun(
+                bold_file=bold_file,
+                files=tuple(Path(f) for f in files),
+                mask=_find_mask(layout, space_cls, sel, space, res, options, where),
+                confounds=_find_confounds(layout, sel, options, bold, where),
+                events=_find_events(layout, sel, options, bold, where),
+            )
+        )
+    return located
+
+
+def collect_participants(
+    layout: BIDSLayout,
+    subjects: list[str],
+    task: str,
+    space: str,
+    res: str | None,
+    options: CollectOptions | None = None,
+) -> dict[str, list[RunInputs]]:
+    """Collect the runs of several subjects, after ONE pre-flight check of all their files
+    (:mod:`bids_w2v.inputs.preflight`): every missing, unfetched or damaged file is listed in
+    one message before any is read."""
+    options = options or CollectOptions()
+    located = {s: locate_runs(layout, s, task, space, res, options) for s in subjects}
+    stimuli_dir = Path(layout.root) / "stimuli"
+    check_inputs(
+        [f for runs in located.values() for run in runs
+         for f in run.input_files(stimuli_dir, options)],
+        what="input file(s) of the participant level",
+        fix="Replace the missing or damaged files with complete copies (download them again, "
+        "or re-run fMRIPrep for the derivatives).",
+    )  # fmt: skip
+    return {s: _inspect_runs(layout, located[s], s, task, space, options) for s in subjects}
+
+
 def collect_runs(
     layout: BIDSLayout,
     subject: str,
@@ -273,28 +336,27 @@ def collect_runs(
     list of RunInputs
         Sorted by session and run.
     """
-    options = options or CollectOptions()
-    query = {"subject": subject, "task": task, "space": space}
-    if res is not None:
-        query["res"] = res
+    return collect_participants(layout, [subject], task, space, res, options)[subject]
+
+
+def _inspect_runs(
+    layout: BIDSLayout,
+    located: list[LocatedRun],
+    subject: str,
+    task: str,
+    space: str,
+    options: CollectOptions,
+) -> list[RunInputs]:
+    """Read the headers, TR and presentations of located runs (checked by the pre-flight)."""
     space_cls = space_for(space)
-    found = _find_bolds(layout, space_cls, query, options)
     stimuli_dir = Path(layout.root) / "stimuli"
     runs = []
     first: tuple | None = None  # (voxel grid or vertex layout, name) of the first run
-    for bold_file, files in found:
-        ent = bold_file.get_entities()
-        bold = Path(bold_file.path)
-        sel = {
-            "subject": subject,
-            "task": task,
-            "session": ent.get("session", Query.NONE),
-            "run": ent.get("run", Query.NONE),
-        }
+    for found in located:
+        ent = found.bold_file.get_entities()
+        bold = Path(found.bold_file.path)
+        files, mask, confounds, events = found.files, found.mask, found.confounds, found.events
         where = bold.name
-        mask = _find_mask(layout, space_cls, sel, space, res, options, where)
-        confounds = _find_confounds(layout, sel, options, bold, where)
-        events = _find_events(layout, sel, options, bold, where)
         info = space_cls.inspect(files, mask)  # step 5: scans, header TR, grid or vertices
         if first is not None and info.layout != first[0]:
             raise space_cls.layout_error(bold, info, first[0], first[1], space)

@@ -22,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from bids_w2v.errors import InputError
+from bids_w2v.inputs.annex import not_fetched
 from bids_w2v.inputs.events import Presentation, merge_presentations, resolve_stimulus
+from bids_w2v.inputs.preflight import file_problem, problems_error
 
 ENTITY_COLUMNS = ("subject", "session", "task", "acquisition", "run")
 _ALIASES = {"sub": "subject", "ses": "session", "acq": "acquisition"}
@@ -51,6 +53,8 @@ def read_entity_table(
         All cells as stripped strings; entity columns renamed to pybids' long names.
     """
     path = Path(path)
+    if not_fetched(path):
+        raise problems_error([file_problem(path)], what=f"{what} file", fix="")
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:

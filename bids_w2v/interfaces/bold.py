@@ -38,13 +38,14 @@ class BrainMask(SimpleInterface):
     def _run_interface(self, runtime):
         from nipype.interfaces.base import isdefined
 
+        from bids_w2v.inputs.preflight import reading
         from bids_w2v.spaces import space_for
 
         cls = space_for(self.inputs.space_kind)
-        space = cls.common(
-            bold_files=self.inputs.bold_files if isdefined(self.inputs.bold_files) else [],
-            mask_files=self.inputs.mask_files if isdefined(self.inputs.mask_files) else [],
-        )
+        bolds = self.inputs.bold_files if isdefined(self.inputs.bold_files) else []
+        masks = self.inputs.mask_files if isdefined(self.inputs.mask_files) else []
+        with reading([*masks, *(f for run in bolds for f in run)]):
+            space = cls.common(bold_files=bolds, mask_files=masks)
         out = space.save(os.path.join(runtime.cwd, f"brain_mask{cls.work_extension}"))
         self._results["out_file"] = str(out)
         return runtime

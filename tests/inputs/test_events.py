@@ -20,8 +20,8 @@ from bids_w2v.inputs.events import (
 
 @pytest.fixture
 def stimuli(tmp_path):
-    folder = tmp_path / "stimuli"
-    folder.mkdir()
+    folder = tmp_path / "ds" / "stimuli"  # the dataset is tmp_path/ds
+    folder.mkdir(parents=True)
     (folder / "a.wav").write_bytes(b"RIFF")
     (folder / "sub").mkdir()
     (folder / "sub" / "b.wav").write_bytes(b"RIFF")
@@ -55,7 +55,7 @@ def test_symlink_escaping_refused(tmp_path, stimuli):
     outside.write_bytes(b"RIFF")
     os.symlink(outside, stimuli / "link.wav")
     ev = _events(tmp_path, "onset\tduration\tstim_file\n0\t1\tlink.wav\n")
-    with pytest.raises(InputError, match="outside the dataset's stimuli folder"):
+    with pytest.raises(InputError, match="outside the dataset"):
         read_presentations(ev, stimuli)
 
 
