@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from bids_w2v.inputs.audio import load_audio
 
 __all__ = [
     "LOGMEL",
+    "ItemLayers",
     "MODEL_INPUTS",
     "audio_files",
     "logmel_features",
@@ -121,7 +122,7 @@ def model_item_features(
     window_s: float | None = 10.0,
     stride_s: float = 5.0,
     batch_size: int = 4,
-) -> dict[str, list[np.ndarray]]:
+) -> ItemLayers:
     """Frames of each item at each layer of a model.
 
     Parameters
@@ -145,8 +146,9 @@ def model_item_features(
 
     Returns
     -------
-    dict
-        ``layer -> list`` of ``(n_frames, dim)`` float32 arrays, in the order of ``items``.
+    ItemLayers
+        ``layer -> list`` of ``(n_frames, dim)`` float32 arrays, in the order of ``items``
+        (each layer cut from the cache when accessed).
     """
     from bids_w2v.features.cache import load_or_extract
 
@@ -154,29 +156,47 @@ def model_item_features(
         raise InputError(f"--model-input must be one of {MODEL_INPUTS}, got {model_input!r}.")
     options = dict(layers=list(layers), window_s=window_s, stride_s=stride_s)
     options["batch_size"] = batch_size
-    out: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     if model_input == "file":
-        rate = None
-        frames: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in layers}
-        for name, path in paths.items():
-            feats = load_or_extract(cache_dir, path, loaded, **options)
-            rate = feats.frame_rate
-            for layer in layers:
-                frames[layer][name] = np.asarray(feats.layers[layer])
-        where = f"(model {loaded.label}, frames of the whole file)"
-        return {layer: _cut(items, frames[layer], rate, where) for layer in layers}
+        by_file = {
+            name: load_or_extract(cache_dir, p, loaded, **options) for name, p in paths.items()
+        }
+        return ItemLayers(items, by_file, None, f"(model {loaded.label}, frames of the whole file)")
     span_dir = Path(cache_dir) / "spans"
     span_dir.mkdir(parents=True, exist_ok=True)
     audio_cache: dict[str, np.ndarray] = {}
     sr = loaded.sampling_rate
+    by_item = []
     for name, onset, offset in zip(items["file"], items["onset"], items["offset"], strict=True):
         if name not in audio_cache:
             audio_cache = {name: load_audio(paths[name], sr)}  # one file held at a time
         span = audio_cache[name][int(round(onset * sr)) : int(round(offset * sr))]
-        feats = load_or_extract(span_dir, _span_file(span_dir, span, sr), loaded, **options)
-        for layer in layers:
-            out[layer].append(np.array(feats.layers[layer]))
-    return out
+        by_item.append(load_or_extract(span_dir, _span_file(span_dir, span, sr), loaded, **options))
+    return ItemLayers(items, None, by_item, "")
+
+
+class ItemLayers(Mapping):
+    """``layer -> list`` of item frames, cut from the cached features when a layer is asked
+    for (one layer in memory at a time)."""
+
+    def __init__(self, items: pd.DataFrame, by_file, by_item, where: str) -> None:
+        self.items, self.by_file, self.by_item, self.where = items, by_file, by_item, where
+        source = next(iter(by_file.values())) if by_file else by_item[0]
+        self.names = list(source.layers)
+
+    def __getitem__(self, layer: str) -> list[np.ndarray]:
+        if layer not in self.names:
+            raise KeyError(layer)
+        if self.by_item is not None:
+            return [np.array(f.layers[layer]) for f in self.by_item]
+        frames = {name: f.layers[layer] for name, f in self.by_file.items()}
+        rate = next(iter(self.by_file.values())).frame_rate
+        return _cut(self.items, frames, rate, self.where)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def _span_file(folder: Path, span: np.ndarray, sr: int) -> Path:
