@@ -9,8 +9,9 @@ preferred, then left, then up. Pairs are processed together, one anti-diagonal a
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,17 +30,22 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
-def frame_distances(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
+def frame_distances(
+    a: torch.Tensor, b: torch.Tensor, distance: str, unit: bool = False
+) -> torch.Tensor:
     """Distances between the frames of ``a`` (``..., N, D``) and ``b`` (``..., M, D``).
 
-    A zero frame has cosine similarity 0 with every frame.
+    A zero frame has cosine similarity 0 with every frame. ``unit=True``: the frames are
+    already of unit length (or zero).
 
     Returns
     -------
     torch.Tensor
         ``(..., N, M)``.
     """
-    cos = torch.clamp(_unit(a) @ _unit(b).transpose(-1, -2), -1.0, 1.0)
+    if not unit:
+        a, b = _unit(a), _unit(b)
+    cos = torch.clamp(a @ b.transpose(-1, -2), -1.0, 1.0)
     if distance == "cosine":
         return 1.0 - cos
     if distance == "angular":
@@ -117,9 +123,16 @@ def pair_distances(
     distance: str,
     *,
     device: str = "cpu",
-    batch_size: int = 2048,
+    batch_size: int = 4096,
+    max_block_frames: int = 4096,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Normalised DTW distance of pairs of items.
+
+    Pairs are taken in blocks (in the order given, a new block at each change of ``groups``)
+    whose items hold at most ``max_block_frames`` frames together; the distances between all
+    frames of a block come from one matrix product, and each pair's matrix is gathered from
+    it.
 
     Parameters
     ----------
@@ -131,8 +144,12 @@ def pair_distances(
         Frame distance.
     device : str, default "cpu"
         Torch device for the computation.
-    batch_size : int, default 2048
-        Pairs computed together (pairs are sorted by length so padding stays small).
+    batch_size : int, default 4096
+        Pairs aligned together (sorted by length so padding stays small).
+    max_block_frames : int, default 4096
+        Frames of the items of a block (the block's distance matrix is its square).
+    groups : numpy.ndarray, optional
+        ``(P,)`` label per pair (e.g. the context): pairs of a group should be consecutive.
 
     Returns
     -------
@@ -142,23 +159,86 @@ def pair_distances(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     lengths = np.array([f.shape[0] for f in features])
     out = np.empty(pairs.shape[0], dtype=np.float64)
-    order = np.lexsort((lengths[pairs[:, 1]], lengths[pairs[:, 0]]))
-    for start in range(0, order.size, batch_size):
-        chunk = order[start : start + batch_size]
-        first, second = pairs[chunk, 0], pairs[chunk, 1]
-        a, n = _pad([features[k] for k in first], device)
-        b, m = _pad([features[k] for k in second], device)
-        dist = frame_distances(a, b, distance)
-        out[chunk] = dtw_costs(dist, n, m).cpu().numpy()
+    labels = np.zeros(pairs.shape[0], dtype=np.int64) if groups is None else np.asarray(groups)
+    with _one_thread():
+        for block, items in _blocks(pairs, labels, lengths, max_block_frames):
+            _block_distances(features, pairs, lengths, block, items, out, distance, device,
+                             batch_size)  # fmt: skip
     return out
 
 
-def _pad(arrays: Sequence[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = [a.shape[0] for a in arrays]
-    padded = np.zeros((len(arrays), max(lengths), arrays[0].shape[1]), dtype=np.float64)
-    for k, a in enumerate(arrays):
-        padded[k, : a.shape[0]] = a
-    return (
-        torch.from_numpy(padded).to(device),
-        torch.tensor(lengths, dtype=torch.long, device=device),
-    )
+def _block_distances(features, pairs, lengths, block, items, out, distance, device, batch_size):
+    """Fill ``out[block]``: one block's pairs, from the distances of all its frames."""
+    local = np.full(len(features), -1)
+    local[items] = np.arange(items.size)
+    starts = np.concatenate([[0], np.cumsum(lengths[items])[:-1]])
+    frames = np.concatenate([features[k] for k in items]).astype(np.float64)
+    unit = _unit(torch.from_numpy(frames).to(device))
+    table = frame_distances(unit, unit, distance, unit=True)
+    pad = table.shape[0]
+    table = torch.nn.functional.pad(table, (0, 1, 0, 1))  # padding frame: index ``pad``
+    sub = pairs[block]
+    order = np.lexsort((lengths[sub[:, 1]], lengths[sub[:, 0]]))
+    for begin in range(0, order.size, batch_size):
+        chunk = order[begin : begin + batch_size]
+        ia, n = _frame_index(starts, lengths, items, local[sub[chunk, 0]], pad)
+        ib, m = _frame_index(starts, lengths, items, local[sub[chunk, 1]], pad)
+        ia, ib = torch.from_numpy(ia).to(device), torch.from_numpy(ib).to(device)
+        dist = table[ia[:, :, None], ib[:, None, :]]
+        n, m = torch.from_numpy(n).to(device), torch.from_numpy(m).to(device)
+        out[block[chunk]] = dtw_costs(dist, n, m).cpu().numpy()
+
+
+def _blocks(pairs: np.ndarray, labels: np.ndarray, lengths: np.ndarray, max_frames: int):
+    """``(pair positions, items)`` of consecutive pairs of one label whose items hold
+    <= max_frames frames."""
+    block: list[int] = []
+    items: dict[int, None] = {}
+    frames = 0
+    previous = labels[0] if labels.size else None
+    for position, (i, j) in enumerate(pairs.tolist()):
+        new = [k for k in dict.fromkeys((i, j)) if k not in items]
+        extra = int(sum(lengths[k] for k in new))
+        if block and (frames + extra > max_frames or labels[position] != previous):
+            yield np.array(block), np.array(list(items))
+            block, items, frames = [], {}, 0
+            new = list(dict.fromkeys((i, j)))
+            extra = int(sum(lengths[k] for k in new))
+        previous = labels[position]
+        block.append(position)
+        items.update(dict.fromkeys(new))
+        frames += extra
+    if block:
+        yield np.array(block), np.array(list(items))
+
+
+def _frame_index(starts, lengths, items, which, pad) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, N)`` rows of the block's frames of items ``which`` (``pad`` past their end)."""
+    n = lengths[items[which]]
+    offsets = np.arange(int(n.max()))
+    index = starts[which][:, None] + offsets[None, :]
+    return np.where(offsets[None, :] < n[:, None], index, pad), n
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread: the small element-wise steps of the DTW and of the block distances
+    are slower with several (waking the threads costs more than the step; on a busy 2-core
+    machine ~60 times more)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _gather(frames, starts, lengths, which, pad_row) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded ``(B, N, D)`` frames of items ``which`` (padding: a zero frame)."""
+    n = lengths[which]
+    offsets = np.arange(int(n.max()))
+    index = starts[which][:, None] + offsets[None, :]
+    index = np.where(offsets[None, :] < n[:, None], index, pad_row)
+    device = frames.device
+    rows = frames[torch.from_numpy(index).to(device)]
+    return rows, torch.from_numpy(n).to(device)

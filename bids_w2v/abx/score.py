@@ -195,10 +195,12 @@ def score_features(
             )
     # every triplet compares two items of the same context: their distances are enough
     contexts = items.groupby("context", sort=True).indices
-    pairs = np.concatenate([_context_pairs(np.asarray(i)) for i in contexts.values()])
+    blocks = [_context_pairs(np.asarray(i)) for i in contexts.values()]
+    pairs = np.concatenate(blocks)
+    groups = np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
     results = {}
     for distance in distances:
-        values = pair_distances(features, pairs, distance, device=device)
+        values = pair_distances(features, pairs, distance, device=device, groups=groups)
         matrix = _Lookup(pairs, values)
         for mode, cells in all_cells.items():
             rows = []
