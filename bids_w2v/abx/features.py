@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bids_w2v.abx.items import check_spans, frame_slice
-from bids_w2v.errors import InputError
+from bids_w2v.errors import AudioError, InputError
 from bids_w2v.inputs.audio import load_audio
 
 __all__ = [
@@ -170,7 +170,16 @@ def model_item_features(
         if name not in audio_cache:
             audio_cache = {name: load_audio(paths[name], sr)}  # one file held at a time
         span = audio_cache[name][int(round(onset * sr)) : int(round(offset * sr))]
-        by_item.append(load_or_extract(span_dir, _span_file(span_dir, span, sr), loaded, **options))
+        try:
+            by_item.append(
+                load_or_extract(span_dir, _span_file(span_dir, span, sr), loaded, **options)
+            )
+        except AudioError as exc:
+            raise AudioError(
+                f"The ABX item '{name}' {onset}-{offset} s cannot be given alone to the model "
+                f"'{loaded.label}' (--model-input item): {exc} Widen the item or use "
+                "--model-input file."
+            ) from exc
     return ItemLayers(items, None, by_item, "")
 
 

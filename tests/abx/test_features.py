@@ -90,3 +90,19 @@ def test_logmel_baseline_on_a_small_set(small_minimal_pairs):
     results = score_features(logmel_features(items, audio_files(items, audio_dir)), items)
     assert results[("within", "cosine")].error < 0.1
     assert results[("across", "cosine")].error < 0.35
+
+
+def test_item_too_short_for_the_model_alone(small_minimal_pairs, tiny_model, tmp_path):
+    from bids_w2v.errors import AudioError
+    from bids_w2v.features import load_model
+
+    item_file, audio_dir = small_minimal_pairs
+    name = item_file.read_text().splitlines()[1].split()[0]
+    short = tmp_path / "short.item"
+    short.write_text(f"#header\n{name} 0.100 0.115 ae b t s\n")  # 15 ms < receptive field
+    items = read_items(short)
+    loaded = load_model(str(tiny_model))
+    with pytest.raises(AudioError, match="--model-input file") as info:
+        model_item_features(loaded, items, audio_files(items, audio_dir), ["conv0"],
+                            cache_dir=tmp_path / "c", model_input="item")  # fmt: skip
+    assert name in str(info.value)
