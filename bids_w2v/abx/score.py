@@ -195,13 +195,14 @@ def score_features(
             )
     # every triplet compares two items of the same context: their distances are enough
     contexts = items.groupby("context", sort=True).indices
-    blocks = [_context_pairs(np.asarray(i)) for i in contexts.values()]
+    context_index = [np.asarray(i) for i in contexts.values()]
+    blocks = [_context_pairs(i) for i in context_index]
     pairs = np.concatenate(blocks)
     groups = np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
     results = {}
     for distance in distances:
         values = pair_distances(features, pairs, distance, device=device, groups=groups)
-        matrix = _Lookup(pairs, values)
+        matrix = _Lookup(context_index, pairs, values)
         for mode, cells in all_cells.items():
             rows = []
             for cell in cells:
@@ -223,14 +224,20 @@ def _context_pairs(index: np.ndarray) -> np.ndarray:
 
 
 class _Lookup:
-    """Symmetric distances of item pairs."""
+    """Symmetric distances of item pairs, one dense matrix per context."""
 
-    def __init__(self, pairs: np.ndarray, values: np.ndarray) -> None:
-        self.table = {}
-        for (i, j), v in zip(pairs.tolist(), values.tolist(), strict=True):
-            self.table[(i, j)] = v
-            self.table[(j, i)] = v
+    def __init__(self, contexts: list[np.ndarray], pairs: np.ndarray, values: np.ndarray) -> None:
+        n_items = int(max(int(c.max()) for c in contexts)) + 1
+        self.block = np.empty(n_items, dtype=np.int64)
+        self.local = np.empty(n_items, dtype=np.int64)
+        for k, index in enumerate(contexts):
+            self.block[index], self.local[index] = k, np.arange(index.size)
+        self.matrices = [np.full((c.size, c.size), np.nan) for c in contexts]
+        for k, matrix in enumerate(self.matrices):
+            mine = self.block[pairs[:, 0]] == k
+            i, j = self.local[pairs[mine, 0]], self.local[pairs[mine, 1]]
+            matrix[i, j] = matrix[j, i] = values[mine]
 
     def get(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        table = self.table
-        return np.array([[table[(r, c)] for c in cols.tolist()] for r in rows.tolist()])
+        matrix = self.matrices[self.block[rows[0]]]  # a cell's items share a context
+        return matrix[np.ix_(self.local[rows], self.local[cols])]
