@@ -132,6 +132,8 @@ class GroupSettings:
     roi_atlas: Path | None = None
     noise_ceiling: bool = True
     reports_only: bool = False
+    #: ``paper`` (the authors' PCA + RidgeCV ceiling) or ``voxelwise`` (bids_w2v.group.ceiling)
+    noise_ceiling_method: str = "paper"
 
 
 @dataclass(frozen=True)

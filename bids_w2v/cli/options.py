@@ -170,6 +170,16 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "stimuli and write ceiling-normalised group scores (default: on)",
     )
     g.add_argument(
+        "--noise-ceiling-method",
+        choices=("paper", "voxelwise"),
+        default=default(GroupSettings, "noise_ceiling_method"),
+        help="paper: the authors' ceiling (PCA with 100 components of the participant and of "
+        "the mean of the others, RidgeCV from the others' components to the participant's, "
+        "10 unshuffled folds, Pearson r over the whole series); voxelwise: each voxel "
+        "predicted from the same voxel of the others' mean by least squares on the encoding's "
+        "outer folds (default %(default)s)",
+    )
+    g.add_argument(
         "--reports-only",
         action="store_true",
         help="only regenerate the HTML reports from the existing outputs (no fitting)",

@@ -102,6 +102,7 @@ class _NoiseCeilingInputSpec(_GroupCommonInputSpec):
     input_settings = traits.Dict(mandatory=True, desc="InputSettings")
     cleaning_settings = traits.Dict(mandatory=True, desc="CleaningSettings")
     encoding_settings = traits.Dict(mandatory=True, desc="EncodingSettings")
+    noise_ceiling_method = traits.Enum("paper", "voxelwise", mandatory=True)
 
 
 class _NoiseCeilingOutputSpec(_FilesOutputSpec):
@@ -137,6 +138,7 @@ class NoiseCeiling(SimpleInterface):
             inputs=settings_from(InputSettings, self.inputs.input_settings),
             cleaning=settings_from(CleaningSettings, self.inputs.cleaning_settings),
             encoding=settings_from(EncodingSettings, self.inputs.encoding_settings),
+            method=self.inputs.noise_ceiling_method,
         )
         group = group_ceiling_path(
             Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, self.inputs.res

@@ -227,6 +227,7 @@ def group_methods_boilerplate(
     atlas: str | None,
     noise_ceiling: bool,
     comparisons: list[str],
+    noise_ceiling_method: str = "paper",
 ) -> str:
     """Describe the group analysis as a methods paragraph (Markdown), from what was run.
 
@@ -244,6 +245,8 @@ def group_methods_boilerplate(
         Whether a noise ceiling was estimated.
     comparisons : list of str
         Model contrasts (``A - B``).
+    noise_ceiling_method : {"paper", "voxelwise"}
+        How the ceiling was estimated (:mod:`bids_w2v.group.ceiling`).
 
     Returns
     -------
@@ -258,9 +261,21 @@ def group_methods_boilerplate(
     )
     ceiling = (
         " A noise ceiling was estimated for each participant by predicting their cleaned BOLD "
-        "from the mean cleaned BOLD of the other participants who heard the same stimuli, with a "
-        "cross-validated linear regression per voxel on the same outer folds [@millet2022]; "
-        "group brain scores were also expressed as a fraction of the mean ceiling."
+        "from the mean cleaned BOLD of the other participants who heard the same stimuli"
+        + (
+            ", as in the authors' code [@millet2022]: principal component analysis (100 "
+            "components) of the participant's data and of the others' mean, a multivariate "
+            "ridge regression from the others' components to the participant's (penalty among "
+            "0.1, 1 and 10 chosen by leave-one-out error, as scikit-learn's RidgeCV), "
+            "predictions cross-validated over 10 contiguous folds and mapped back through the "
+            "inverse PCA, and the Pearson correlation per voxel over the whole series"
+            if noise_ceiling_method == "paper"
+            else ", with a cross-validated least-squares regression of each voxel on the same "
+            "voxel of the others' mean, on the encoding model's outer folds (bids-w2v's "
+            "voxelwise ceiling, which differs from the authors' PCA-based ceiling "
+            "[@millet2022])"
+        )
+        + "; group brain scores were also expressed as a fraction of the mean ceiling."
         if noise_ceiling
         else ""
     )

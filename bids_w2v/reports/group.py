@@ -16,6 +16,7 @@ from bids_w2v.outputs.names import layer_desc
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import group_methods_boilerplate
 from bids_w2v.reports.group_sections import (
+    ceiling_method,
     ceiling_section,
     comparison_section,
     output_sidecar,
@@ -259,7 +260,7 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
         "ROI atlas": any_meta.get("Atlas")
         or f"none (whole brain only{'; ' + help_ if (help_ := form.roi_atlas_help) else ''})",
         "Map form": form.form_description,
-        "Noise ceiling": "yes" if ceiling else "no",
+        "Noise ceiling": ceiling_method(output_dir, common) or "no",
         "Model comparisons": "; ".join(contrasts) or "none",
     }
     fdr = _fdr_level(output_dir, models, common)
@@ -270,6 +271,7 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
         atlas=any_meta.get("Atlas"),
         noise_ceiling=bool(ceiling),
         comparisons=contrasts,
+        noise_ceiling_method=ceiling_method(output_dir, common) or "paper",
     )
     links = "".join(f'<a href="#model-{html.escape(m)}">{html.escape(m)}</a>' for m in models)
     links += '<a href="#ceiling">noise ceiling</a>' if ceiling else ""

@@ -121,3 +121,15 @@ def test_every_hrf_is_named(hrf):
 def test_every_option_value_is_named(flags, needle):
     text = methods_boilerplate(_config(*flags), n_subjects=1, n_runs=1, task="t")
     assert " ".join(needle.split()) in " ".join(text.split()), (flags, needle)
+
+
+def test_group_boilerplate_attributes_each_ceiling_method():
+    from bids_w2v.reports.boilerplate import group_methods_boilerplate
+
+    common = dict(n_subjects=4, models=["m"], fdr_q=0.05, atlas=None, noise_ceiling=True,
+                  comparisons=[])
+    paper = group_methods_boilerplate(**common, noise_ceiling_method="paper")
+    voxelwise = group_methods_boilerplate(**common, noise_ceiling_method="voxelwise")
+    assert "authors' code [@millet2022]" in paper and "100" in paper and "RidgeCV" in paper
+    assert "voxelwise" in voxelwise and "differs from the authors'" in voxelwise
+    assert "RidgeCV" not in voxelwise
