@@ -134,6 +134,10 @@ class GroupSettings:
     reports_only: bool = False
     #: ``paper`` (the authors' PCA + RidgeCV ceiling) or ``voxelwise`` (bids_w2v.group.ceiling)
     noise_ceiling_method: str = "paper"
+    #: ``wilcoxon`` (the paper's, BH-FDR) or ``permutation`` (sign-flip, max-statistic FWE)
+    group_test: str = "wilcoxon"
+    n_permutations: int = 10000
+    permutation_seed: int = 0
 
 
 @dataclass(frozen=True)

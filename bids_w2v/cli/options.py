@@ -150,7 +150,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         type=fdr_level,
         default=default(GroupSettings, "fdr_q"),
         metavar="Q",
-        help="Benjamini-Hochberg FDR level of the thresholded group maps (default %(default)s)",
+        help="Benjamini-Hochberg FDR level of the thresholded group maps; with --group-test "
+        "permutation, their family-wise error level (default %(default)s)",
     )
     g.add_argument(
         "--roi-atlas",
@@ -178,6 +179,30 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "10 unshuffled folds, Pearson r over the whole series); voxelwise: each voxel "
         "predicted from the same voxel of the others' mean by least squares on the encoding's "
         "outer folds (default %(default)s)",
+    )
+    g.add_argument(
+        "--group-test",
+        choices=("wilcoxon", "permutation"),
+        default=default(GroupSettings, "group_test"),
+        help="test of each voxel across participants: wilcoxon (the paper's two-sided "
+        "signed-rank test, Benjamini-Hochberg FDR over voxels, maps thresholded at q < "
+        "--fdr-q) or permutation (two-sided sign-flip permutation test of the one-sample t with "
+        "nilearn's permuted_ols, max-statistic family-wise error correction over voxels, maps "
+        "thresholded at FWE-corrected p < --fdr-q) (default %(default)s)",
+    )
+    g.add_argument(
+        "--n-permutations",
+        type=positive_int,
+        metavar="N",
+        default=default(GroupSettings, "n_permutations"),
+        help="sign flips of --group-test permutation (default %(default)s)",
+    )
+    g.add_argument(
+        "--permutation-seed",
+        type=int,
+        metavar="SEED",
+        default=default(GroupSettings, "permutation_seed"),
+        help="random seed of --group-test permutation (default %(default)s)",
     )
     g.add_argument(
         "--reports-only",

@@ -31,7 +31,19 @@ def _found(inputs):
     )
 
 
-class _GroupMapsInputSpec(_GroupCommonInputSpec):
+class _GroupTestInputSpec(_GroupCommonInputSpec):
+    group_test = traits.Enum("wilcoxon", "permutation", mandatory=True)
+    n_permutations = traits.Int(mandatory=True)
+    permutation_seed = traits.Int(mandatory=True)
+
+
+def _group_test(inputs):
+    from bids_w2v.group.significance import GroupTest
+
+    return GroupTest(inputs.group_test, inputs.n_permutations, inputs.permutation_seed)
+
+
+class _GroupMapsInputSpec(_GroupTestInputSpec):
     model_label = traits.Str(mandatory=True)
     fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
     roi_atlas = traits.Either(None, traits.Str, mandatory=True, desc="label image, or None")
@@ -59,12 +71,13 @@ class GroupMaps(SimpleInterface):
             fdr_q=self.inputs.fdr_q,
             roi_atlas=Path(self.inputs.roi_atlas) if self.inputs.roi_atlas else None,
             ceiling_file=Path(self.inputs.ceiling_file) if self.inputs.ceiling_file else None,
+            group_test=_group_test(self.inputs),
         )
         self._results["out_files"] = [str(f) for f in files]
         return runtime
 
 
-class _ModelComparisonInputSpec(_GroupCommonInputSpec):
+class _ModelComparisonInputSpec(_GroupTestInputSpec):
     model_a = traits.Str(mandatory=True, desc="minuend model label")
     model_b = traits.Str(mandatory=True, desc="subtrahend model label")
     fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
@@ -90,6 +103,7 @@ class ModelComparison(SimpleInterface):
             space=self.inputs.space,
             res=self.inputs.res,
             fdr_q=self.inputs.fdr_q,
+            group_test=_group_test(self.inputs),
         )
         self._results["out_files"] = [str(f) for f in files]
         return runtime

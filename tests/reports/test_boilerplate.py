@@ -133,3 +133,15 @@ def test_group_boilerplate_attributes_each_ceiling_method():
     assert "authors' code [@millet2022]" in paper and "100" in paper and "RidgeCV" in paper
     assert "voxelwise" in voxelwise and "differs from the authors'" in voxelwise
     assert "RidgeCV" not in voxelwise
+
+
+def test_group_boilerplate_names_the_group_test():
+    from bids_w2v.reports.boilerplate import BIBTEX, group_methods_boilerplate
+
+    common = dict(n_subjects=4, models=["m"], fdr_q=0.05, atlas=None, noise_ceiling=False,
+                  comparisons=["a - b"])
+    wilcoxon = group_methods_boilerplate(**common).split("### References")[0]
+    permutation = group_methods_boilerplate(**common, group_test="permutation")
+    assert "Wilcoxon signed-rank test" in wilcoxon and "permutation" not in wilcoxon
+    assert "sign-flip permutation" in permutation and "FWE-corrected p < 0.05" in permutation
+    assert "[@nichols2002]" in permutation and "{nichols2002," in BIBTEX
