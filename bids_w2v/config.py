@@ -118,6 +118,9 @@ class EncodingSettings:
     device: str = "cpu"
     voxel_chunk: int = 20000
     features_pca: int | None = None
+    #: per-voxel p (effective degrees of freedom per fold, Bonferroni over folds), BH q and
+    #: thresholded participant maps (bids_w2v.encoding.significance)
+    participant_stats: bool = True
 
     def __post_init__(self) -> None:
         resolved = resolve_alpha_search(self.alpha_search, self.inner)

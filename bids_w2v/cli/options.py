@@ -136,6 +136,16 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="voxels fitted at once; bounds memory (default %(default)s)",
     )
     g.add_argument(
+        "--participant-stats",
+        action=argparse.BooleanOptionalAction,
+        default=default(EncodingSettings, "participant_stats"),
+        help="per-voxel significance of each participant's brain scores: one-sided test of "
+        "each outer fold's r with Bartlett's effective degrees of freedom (autocorrelation of "
+        "prediction and BOLD), Bonferroni over folds, Benjamini-Hochberg FDR over voxels; "
+        "writes stat-p, stat-q and stat-rthresh (q < 0.05) maps per layer (default: on; "
+        "--no-participant-stats saves the time)",
+    )
+    g.add_argument(
         "--features-pca",
         type=positive_int,
         metavar="N",

@@ -145,3 +145,17 @@ def test_group_boilerplate_names_the_group_test():
     assert "Wilcoxon signed-rank test" in wilcoxon and "permutation" not in wilcoxon
     assert "sign-flip permutation" in permutation and "FWE-corrected p < 0.05" in permutation
     assert "[@nichols2002]" in permutation and "{nichols2002," in BIBTEX
+
+
+def test_participant_boilerplate_describes_participant_stats():
+    from bids_w2v.config import EncodingSettings, RunConfig
+    from bids_w2v.reports.boilerplate import methods_boilerplate
+
+    base = dict(bids_dir=".", output_dir="out", analysis_level="participant")
+    on = methods_boilerplate(RunConfig(**base), n_subjects=1, n_runs=2, task="t")
+    off = methods_boilerplate(
+        RunConfig(**base, encoding=EncodingSettings(participant_stats=False)),
+        n_subjects=1, n_runs=2, task="t",
+    )
+    assert "Bartlett's effective degrees of freedom" in on and "[@benjamini1995]" in on
+    assert "Bartlett" not in off and "benjamini1995" not in off
