@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -136,7 +135,7 @@ def ridge_loo_fit(
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
     n = len(xc)
-    u, sing, _ = np.linalg.svd(xc, full_matrices=False)
+    u, sing, vt = np.linalg.svd(xc, full_matrices=False)
     uty = u.T @ yc
     best, best_err = None, np.inf
     for alpha in alphas:
@@ -147,7 +146,7 @@ def ridge_loo_fit(
         err = float(np.mean(loo**2))
         if err < best_err:
             best, best_err = float(alpha), err
-    coef = scipy.linalg.solve(xc.T @ xc + best * np.eye(xc.shape[1]), xc.T @ yc, assume_a="pos")
+    coef = vt.T @ ((sing / (sing**2 + best))[:, None] * uty)
     return coef, y_mean - x_mean @ coef, best
 
 
