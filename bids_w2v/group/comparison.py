@@ -73,6 +73,7 @@ def write_model_comparison(
         ia, ib = a.layers.index(name), b.layers.index(name)
         sa = a.scores[ia][[a.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
         sb = b.scores[ib][[b.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
+        sa, sb = sa.astype(np.float64), sb.astype(np.float64)
         diff = sa - sb
         mean = mean_across_subjects(diff)
         desc = layer_desc(label, name)
