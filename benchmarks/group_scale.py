@@ -105,7 +105,7 @@ def main() -> None:
             m: in_worker(run_ceiling, m, args.subjects, args.scans, args.voxels)
             for m in ("voxelwise", "paper")
         }
-        for m, (t, mem, _) in rows.items():
+        for m, (t, mem, _) in rows.items():  # noqa: B007
             ratio = t / rows["voxelwise"][0]
             print(f"| {m} | {t:.0f} | {t / args.subjects:.2f} | {mem:.0f} | {ratio:.1f} |")
     if not args.skip_maps:
@@ -124,9 +124,12 @@ def main() -> None:
             print(f"\nGroup maps (4 layers; participant maps written in {took:.0f} s):")
             print("| test | seconds | peak MiB | time ratio to wilcoxon |")
             print("|---|---|---|---|")
-            rows = {t: in_worker(run_maps, t, tmp) for t in ("wilcoxon", "permutation")}
-            for t, (sec, mem, _) in rows.items():
-                print(f"| {t} | {sec:.0f} | {mem:.0f} | {sec / rows['wilcoxon'][0]:.1f} |")
+            rows = {}
+            for t in ("wilcoxon", "permutation"):
+                rows[t] = sec, mem, _ = in_worker(run_maps, t, tmp)
+                print(
+                    f"| {t} | {sec:.0f} | {mem:.0f} | {sec / rows['wilcoxon'][0]:.1f} |", flush=True
+                )
 
 
 if __name__ == "__main__":
