@@ -105,7 +105,7 @@ def main() -> None:
             m: in_worker(run_ceiling, m, args.subjects, args.scans, args.voxels)
             for m in ("voxelwise", "paper")
         }
-        for m, (t, mem, _) in rows.items():  # noqa: B007
+        for m, (t, mem, _) in rows.items():
             ratio = t / rows["voxelwise"][0]
             print(f"| {m} | {t:.0f} | {t / args.subjects:.2f} | {mem:.0f} | {ratio:.1f} |")
     if not args.skip_maps:
