@@ -118,6 +118,9 @@ class EncodingSettings:
     device: str = "cpu"
     voxel_chunk: int = 20000
     features_pca: int | None = None
+    #: per-voxel p (effective degrees of freedom per fold, Bonferroni over folds), BH q and
+    #: thresholded participant maps (bids_w2v.encoding.significance)
+    participant_stats: bool = True
 
     def __post_init__(self) -> None:
         resolved = resolve_alpha_search(self.alpha_search, self.inner)
@@ -132,6 +135,12 @@ class GroupSettings:
     roi_atlas: Path | None = None
     noise_ceiling: bool = True
     reports_only: bool = False
+    #: ``paper`` (the authors' PCA + RidgeCV ceiling) or ``voxelwise`` (bids_w2v.group.ceiling)
+    noise_ceiling_method: str = "paper"
+    #: ``wilcoxon`` (the paper's, BH-FDR) or ``permutation`` (sign-flip, max-statistic FWE)
+    group_test: str = "wilcoxon"
+    n_permutations: int = 10000
+    permutation_seed: int = 0
 
 
 @dataclass(frozen=True)

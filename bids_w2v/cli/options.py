@@ -136,6 +136,16 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="voxels fitted at once; bounds memory (default %(default)s)",
     )
     g.add_argument(
+        "--participant-stats",
+        action=argparse.BooleanOptionalAction,
+        default=default(EncodingSettings, "participant_stats"),
+        help="per-voxel significance of each participant's brain scores: one-sided test of "
+        "each outer fold's r with Bartlett's effective degrees of freedom (autocorrelation of "
+        "prediction and BOLD), Bonferroni over folds, Benjamini-Hochberg FDR over voxels; "
+        "writes stat-p, stat-q and stat-rthresh (q < 0.05) maps per layer (default: on; "
+        "--no-participant-stats saves the time)",
+    )
+    g.add_argument(
         "--features-pca",
         type=positive_int,
         metavar="N",
@@ -150,7 +160,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         type=fdr_level,
         default=default(GroupSettings, "fdr_q"),
         metavar="Q",
-        help="Benjamini-Hochberg FDR level of the thresholded group maps (default %(default)s)",
+        help="Benjamini-Hochberg FDR level of the thresholded group maps; with --group-test "
+        "permutation, their family-wise error level (default %(default)s)",
     )
     g.add_argument(
         "--roi-atlas",
@@ -168,6 +179,40 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         default=default(GroupSettings, "noise_ceiling"),
         help="estimate each participant's noise ceiling from the others who heard the same "
         "stimuli and write ceiling-normalised group scores (default: on)",
+    )
+    g.add_argument(
+        "--noise-ceiling-method",
+        choices=("paper", "voxelwise"),
+        default=default(GroupSettings, "noise_ceiling_method"),
+        help="paper: the authors' ceiling (PCA with 100 components of the participant and of "
+        "the mean of the others, RidgeCV from the others' components to the participant's, "
+        "10 unshuffled folds, Pearson r over the whole series); voxelwise: each voxel "
+        "predicted from the same voxel of the others' mean by least squares on the encoding's "
+        "outer folds (default %(default)s)",
+    )
+    g.add_argument(
+        "--group-test",
+        choices=("wilcoxon", "permutation"),
+        default=default(GroupSettings, "group_test"),
+        help="test of each voxel across participants: wilcoxon (the paper's two-sided "
+        "signed-rank test, Benjamini-Hochberg FDR over voxels, maps thresholded at q < "
+        "--fdr-q) or permutation (two-sided sign-flip permutation test of the one-sample t with "
+        "nilearn's permuted_ols, max-statistic family-wise error correction over voxels, maps "
+        "thresholded at FWE-corrected p < --fdr-q) (default %(default)s)",
+    )
+    g.add_argument(
+        "--n-permutations",
+        type=positive_int,
+        metavar="N",
+        default=default(GroupSettings, "n_permutations"),
+        help="sign flips of --group-test permutation (default %(default)s)",
+    )
+    g.add_argument(
+        "--permutation-seed",
+        type=int,
+        metavar="SEED",
+        default=default(GroupSettings, "permutation_seed"),
+        help="random seed of --group-test permutation (default %(default)s)",
     )
     g.add_argument(
         "--reports-only",

@@ -160,6 +160,7 @@ def cross_validated_scores(
     dtype: str = "float32",
     voxel_chunk: int = 20000,
     return_predictions: bool = False,
+    centred_predictions: bool = False,
     features_pca: int | None = None,
     alpha_search: str = "full",
 ) -> EncodingResult:
@@ -199,6 +200,10 @@ def cross_validated_scores(
         Number of voxels processed at once (bounds peak memory).
     return_predictions : bool, default=False
         Also return the held-out predictions.
+    centred_predictions : bool, default=False
+        Return the predictions without the training mean (the intercept) of their fold: the
+        small variations of heavily regularised voxels then survive float32 (what the Pearson
+        r, and :mod:`bids_w2v.encoding.significance`, use).
     features_pca : int, optional
         Replace the standardised features by their first ``features_pca`` principal
         components, fitted on each training fold alone and applied to its test fold (as
@@ -320,7 +325,9 @@ def cross_validated_scores(
             fold_scores[k, sel] = ops.to_numpy(pearson_columns(ops, pred, Yte))
             chosen[k, sel] = alphas_np[best_np]
             if predictions is not None:
-                predictions[np.ix_(test, sel)] = ops.to_numpy(pred + mean)
+                predictions[np.ix_(test, sel)] = ops.to_numpy(
+                    pred if centred_predictions else pred + mean
+                )
             del Yc, Yte, Z, pred
 
     scores = fold_scores.mean(0) if n_voxels else np.zeros(0)

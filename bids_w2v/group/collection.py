@@ -279,7 +279,9 @@ def load_model_stack(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]])
     subjects = sorted({s for n in layers for s, _, _ in layer_maps[n]})
     first = layer_maps[layers[0]][0][1]
     ref = load_grid(first)
-    stack = np.full((len(layers), len(subjects)) + ref.shape, np.nan)
+    # float32, as the maps are stored: lossless, and half the memory of float64 (300
+    # participants x 19 layers x 81,924 vertices = 1.9 GB); statistics convert one layer at a time
+    stack = np.full((len(layers), len(subjects)) + ref.shape, np.nan, dtype=np.float32)
     for i, name in enumerate(layers):
         for sub, path, _ in layer_maps[name]:
             if not same_grid(load_grid(path), ref):

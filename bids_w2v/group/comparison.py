@@ -13,7 +13,8 @@ from bids_w2v.group.collection import (
     load_model_stack,
     same_grid,
 )
-from bids_w2v.group.maps import GroupWriter, significance_maps, write_significance
+from bids_w2v.group.maps import GroupWriter
+from bids_w2v.group.significance import GroupTest, significance_maps, write_significance
 from bids_w2v.group.statistics import (
     fdr_bh,
     mean_across_subjects,
@@ -32,11 +33,13 @@ def write_model_comparison(
     space: str,
     res: str | None,
     fdr_q: float = 0.05,
+    group_test: GroupTest = GroupTest(),
 ) -> list[Path]:
     """Paired comparison of two models per layer (model A minus model B).
 
     Per layer present in both: the mean difference map (``desc-<A>Minus<B><Layer>_stat-meandiff``),
-    paired Wilcoxon p and BH q maps and the thresholded difference; and a whole-brain table
+    paired Wilcoxon p and BH q maps (or, with ``group_test``, sign-flip permutation t and
+    FWE-corrected p maps) and the thresholded difference; and a whole-brain table
     (``desc-<A>Minus<B>_stat-comparison_summary.tsv``): per layer the participants' whole-brain
     mean scores of both models, their difference and a paired Wilcoxon test across participants.
 
@@ -70,6 +73,7 @@ def write_model_comparison(
         ia, ib = a.layers.index(name), b.layers.index(name)
         sa = a.scores[ia][[a.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
         sb = b.scores[ib][[b.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
+        sa, sb = sa.astype(np.float64), sb.astype(np.float64)
         diff = sa - sb
         mean = mean_across_subjects(diff)
         desc = layer_desc(label, name)
@@ -80,20 +84,27 @@ def write_model_comparison(
             stat="meandiff",
             desc=desc,
         )
-        sig = significance_maps(diff, fdr_q, notes, f"comparison {label}")
+        sig = significance_maps(
+            diff,
+            fdr_q,
+            notes,
+            f"comparison {label}",
+            group_test,
+            tested="of the paired differences across participants against 0",
+        )
         if sig is not None:
             write_significance(
                 out,
                 sig,
                 mean,
                 fdr_q=fdr_q,
-                meta={
-                    **layer_meta,
-                    "Test": "two-sided paired Wilcoxon signed-rank across participants",
-                },
+                meta=layer_meta,
                 desc=desc,
                 thresholded_stat="meandiffthresh",
-                thresholded_meta={"Statistic": "mean_difference_thresholded"},
+                thresholded_meta={
+                    "Statistic": "mean_difference_thresholded",
+                    "Description": "Mean difference",
+                },
             )
         # whole brain: per participant the mean over voxels inside both models' masks
         both = np.isfinite(sa) & np.isfinite(sb)

@@ -1,10 +1,9 @@
-"""Group-level maps of one model: mean r, Wilcoxon p and FDR q, thresholded and normalised
-maps, peak layers and ROI tables, written in the participant maps' form (see
-:mod:`bids_w2v.group.collection`)."""
+"""Group-level maps of one model: mean r, significance (:mod:`bids_w2v.group.significance`),
+thresholded and normalised maps, peak layers and ROI tables, written in the participant maps'
+form (see :mod:`bids_w2v.group.collection`)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,13 +20,12 @@ from bids_w2v.group.collection import (
     table_path,
     write_table,
 )
-from bids_w2v.group.statistics import (
-    circular_mean_position,
-    fdr_bh,
-    mean_across_subjects,
-    min_wilcoxon_p,
-    wilcoxon_against_zero,
+from bids_w2v.group.significance import (
+    GroupTest,
+    significance_maps,
+    write_significance,
 )
+from bids_w2v.group.statistics import circular_mean_position, mean_across_subjects
 from bids_w2v.outputs.atomic import write_json
 from bids_w2v.outputs.maps import peak_layer
 from bids_w2v.outputs.names import layer_desc, statmap_path
@@ -101,68 +99,6 @@ def group_map_files(
     ]
 
 
-def significance_maps(
-    values: np.ndarray, fdr_q: float, notes: list[str], what: str
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Wilcoxon p and BH q maps over subjects (axis 0), or None with a note if too few."""
-    n = values.shape[0]
-    if n < 2:
-        note = (
-            f"{what}: {n} participant(s); the Wilcoxon signed-rank test needs at least 2, so no "
-            "p, q or thresholded map was written."
-        )
-        warnings.warn(note, stacklevel=3)
-        notes.append(note)
-        return None
-    if min_wilcoxon_p(n) > fdr_q:
-        note = (
-            f"{what}: with {n} participants the smallest possible Wilcoxon p-value is "
-            f"{min_wilcoxon_p(n):.3g} > --fdr-q {fdr_q:g}; no voxel can be significant."
-        )
-        if note not in notes:
-            notes.append(note)
-    _, p = wilcoxon_against_zero(values.reshape(n, -1))
-    return p, fdr_bh(p)
-
-
-def thresholded(mean: np.ndarray, q: np.ndarray, fdr_q: float) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(q) & (q < fdr_q), mean, np.nan)
-
-
-def write_significance(
-    out: GroupWriter,
-    sig: tuple[np.ndarray, np.ndarray],
-    mean: np.ndarray,
-    *,
-    fdr_q: float,
-    meta: dict,
-    desc: str,
-    thresholded_stat: str,
-    thresholded_meta: dict,
-) -> None:
-    """Write the ``stat-p``, ``stat-q`` and thresholded-mean maps of one layer.
-
-    ``sig`` is the ``(p, q)`` pair of :func:`significance_maps`; ``meta`` holds the layer's
-    sidecar fields and the ``Test``; ``thresholded_meta`` adds the thresholded map's
-    ``Statistic`` (and any description) to ``meta``.
-    """
-    p, q = sig
-    out.map(p, {**meta, "Statistic": "p"}, stat="p", desc=desc)
-    out.map(
-        q,
-        {**meta, "Statistic": "q", "Correction": "Benjamini-Hochberg FDR over voxels"},
-        stat="q",
-        desc=desc,
-    )
-    out.map(
-        thresholded(mean, q, fdr_q),
-        {**meta, **thresholded_meta, "FDRLevel": fdr_q},
-        stat=thresholded_stat,
-        desc=desc,
-    )
-
-
 def write_group_maps(
     layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]],
     *,
@@ -174,11 +110,14 @@ def write_group_maps(
     fdr_q: float = 0.05,
     roi_atlas: Path | None = None,
     ceiling_file: Path | None = None,
+    group_test: GroupTest = GroupTest(),
 ) -> list[Path]:
     """Group maps and tables of one model.
 
     Per layer: mean r (``stat-meanr``), Wilcoxon p (``stat-p``), BH-FDR q (``stat-q``), the mean
-    where q < ``fdr_q`` (``stat-meanrthresh``) and, with a noise ceiling, mean r / mean ceiling
+    where q < ``fdr_q`` (``stat-meanrthresh``) -- or with ``group_test.test == "permutation"``
+    the sign-flip t (``stat-t``), its FWE-corrected p (``stat-fwep``) and the mean where that p
+    < ``fdr_q`` and, with a noise ceiling, mean r / mean ceiling
     (``stat-normr``). Per model: peak layer of the mean (``stat-peaklayer``), circular mean of
     the per-subject peaks (``stat-circpeaklayer``), the distribution of per-subject peaks
     (``stat-peaklayer_summary.tsv``) and scores per region (``stat-roi_summary.tsv``; the whole
@@ -198,6 +137,8 @@ def write_group_maps(
         Label image (names TSV beside it) for the ROI table.
     ceiling_file : Path, optional
         Group mean noise-ceiling map (:func:`write_noise_ceiling`).
+    group_test : GroupTest
+        Wilcoxon + BH-FDR (the paper's) or sign-flip permutation with FWE correction.
 
     Returns
     -------
@@ -219,23 +160,19 @@ def write_group_maps(
         desc = layer_desc(model_label, name)
         layer_meta = {**meta0, "LayerName": name, "LayerIndex": indices[i]}
         out.map(means[i], {**layer_meta, "Statistic": "mean_pearson_r"}, stat="meanr", desc=desc)
-        sig = significance_maps(flat[i], fdr_q, notes, f"model {model_label}")
+        sig = significance_maps(flat[i], fdr_q, notes, f"model {model_label}", group_test)
         if sig is not None:
-            test = (
-                "two-sided Wilcoxon signed-rank across participants against 0 "
-                "(scipy.stats.wilcoxon)"
-            )
             write_significance(
                 out,
                 sig,
                 means[i],
                 fdr_q=fdr_q,
-                meta={**layer_meta, "Test": test},
+                meta=layer_meta,
                 desc=desc,
                 thresholded_stat="meanrthresh",
                 thresholded_meta={
                     "Statistic": "mean_pearson_r_thresholded",
-                    "Description": f"Mean r where q < {fdr_q:g}, NaN elsewhere.",
+                    "Description": "Mean r",
                 },
             )
         if ceiling is not None:

@@ -1,5 +1,6 @@
 """Cross-subject noise ceiling: each participant's cleaned BOLD predicted from the mean of the
-others who heard the same stimuli, on the encoding's folds."""
+others who heard the same stimuli, by the authors' method (``paper``) or voxel by voxel on the
+encoding's folds (``voxelwise``); see :mod:`bids_w2v.group.ceiling`."""
 
 from __future__ import annotations
 
@@ -73,16 +74,18 @@ def write_noise_ceiling(
     inputs: InputSettings,
     cleaning: CleaningSettings,
     encoding: EncodingSettings,
+    method: str = "paper",
 ) -> tuple[list[Path], list[str]]:
     """Noise ceiling of every participant who has a partner, and its group mean.
 
     Each participant's cleaned BOLD (same cleaning as the participant level, from its
     recorded configuration: confounds strategy, dummy and trimmed scans, high-pass) is predicted
     from the mean of the other participants' cleaned BOLD for the runs they share (same
-    stimuli at the same onsets), cross-validated on the encoding's outer folds
-    (:func:`bids_w2v.group.ceiling.crossval_ceiling`). Scans are those kept in every
-    participant of a run (non-steady-state volumes dropped). Volumes, GIfTI surfaces and CIFTI
-    grayordinates alike; the maps take the form of the participant maps.
+    stimuli at the same onsets), by the authors' method (``method="paper"``,
+    :func:`bids_w2v.group.ceiling.paper_ceiling`) or voxel by voxel on the encoding's outer
+    folds (``method="voxelwise"``, :func:`bids_w2v.group.ceiling.crossval_ceiling`). Scans are
+    those kept in every participant of a run (non-steady-state volumes dropped). Volumes, GIfTI
+    surfaces and CIFTI grayordinates alike; the maps take the form of the participant maps.
 
     Parameters
     ----------
@@ -99,6 +102,8 @@ def write_noise_ceiling(
     inputs, cleaning, encoding : InputSettings, CleaningSettings, EncodingSettings
         How the participant level found and cleaned the runs, and its outer folds
         (:func:`bids_w2v.outputs.record.recorded_config`).
+    method : {"paper", "voxelwise"}
+        Noise-ceiling method (:mod:`bids_w2v.group.ceiling`).
 
     Returns
     -------
@@ -111,7 +116,13 @@ def write_noise_ceiling(
     from bids_w2v.bold.cleaning import clean_bold
     from bids_w2v.bold.confounds import ScanTrim, read_trim_table, scan_trims
     from bids_w2v.encoding.folds import make_folds
-    from bids_w2v.group.ceiling import crossval_ceiling
+    from bids_w2v.group.ceiling import CEILING_METHODS, crossval_ceiling, paper_ceiling
+
+    if method not in CEILING_METHODS:
+        raise InputError(
+            f"Unknown noise-ceiling method {method!r}; use one of {', '.join(CEILING_METHODS)} "
+            "(--noise-ceiling-method)."
+        )
     from bids_w2v.inputs.filters import collect_options
     from bids_w2v.inputs.layout import collect_participants, load_layout
 
@@ -191,24 +202,24 @@ def write_noise_ceiling(
             xs.append((sums[key] - y) / (len(shared[key]) - 1))
             groups += [r] * len(y)
         y, x = np.concatenate(ys), np.concatenate(xs)
-        use_runs = by_run and len(set(groups)) >= 2
-        folds = make_folds(len(y), n_folds=n_folds, groups=groups if use_runs else None, gap=gap)
-        ceiling = crossval_ceiling(y, x, folds)
+        if method == "paper":
+            ceiling = paper_ceiling(y, x)
+            method_meta = _paper_sidecar(y.shape)
+        else:
+            use_runs = by_run and len(set(groups)) >= 2
+            folds = make_folds(
+                len(y), n_folds=n_folds, groups=groups if use_runs else None, gap=gap
+            )
+            ceiling = crossval_ceiling(y, x, folds)
+            method_meta = _voxelwise_sidecar(use_runs, n_folds, gap)
+        del x, y, ys, xs
         ceilings.append(ceiling)
         partners = sorted({p for k in shared for p in shared[k] if s in shared[k]} - {s})
         sidecar = {
             "Statistic": "noise_ceiling_pearson_r",
-            "Description": "Pearson r between the participant's held-out cleaned BOLD and its "
-            "cross-validated linear prediction from the mean cleaned BOLD of the other "
-            "participants who heard the same stimuli (Millet, Caucheteux et al. 2022).",
+            **method_meta,
             "Partners": [f"sub-{p}" for p in partners],
-            "NumberOfScans": len(y),
-            "CrossValidation": {
-                "Outer": "leave one run out"
-                if use_runs
-                else f"{n_folds} contiguous unshuffled folds",
-                "GapScans": gap,
-            },
+            "NumberOfScans": len(groups),
             "ConfoundsStrategy": list(strategy),
         }
         full = _on_grid(ceiling, map_space)
@@ -227,12 +238,44 @@ def write_noise_ceiling(
             "Participants": partnered,
             "NumberOfSubjects": len(partnered),
             "Notes": notes,
+            "NoiseCeilingMethod": method,
             "Description": "Mean over participants of their noise-ceiling maps.",
         },
         stat="noiseceiling",
         desc=None,
     )
     return out.written, notes
+
+
+def _paper_sidecar(shape: tuple[int, int]) -> dict:
+    from bids_w2v.group.ceiling import PAPER_ALPHAS, PAPER_COMPONENTS, PAPER_FOLDS
+
+    return {
+        "NoiseCeilingMethod": "paper",
+        "Description": "Pearson r, over the whole series, between the participant's cleaned "
+        "BOLD and its cross-validated prediction from the mean cleaned BOLD of the other "
+        "participants who heard the same stimuli, by the method of the authors' code "
+        "(Millet, Caucheteux et al. 2022; JAMJU/brain_and_models compute_noise_ceiling.py): "
+        "PCA of both, multivariate ridge (alpha by leave-one-out) between the components, "
+        "inverse PCA.",
+        "PCAComponents": min(PAPER_COMPONENTS, *shape),
+        "RidgeAlphas": list(PAPER_ALPHAS),
+        "CrossValidation": {"Outer": f"{PAPER_FOLDS} contiguous unshuffled folds"},
+    }
+
+
+def _voxelwise_sidecar(use_runs: bool, n_folds: int, gap: int) -> dict:
+    return {
+        "NoiseCeilingMethod": "voxelwise",
+        "Description": "Pearson r between the participant's held-out cleaned BOLD and its "
+        "least-squares prediction from the same voxel of the mean cleaned BOLD of the other "
+        "participants who heard the same stimuli, on the encoding's outer folds, averaged "
+        "over folds (bids-w2v's voxelwise method; not the paper's, which is 'paper').",
+        "CrossValidation": {
+            "Outer": "leave one run out" if use_runs else f"{n_folds} contiguous unshuffled folds",
+            "GapScans": gap,
+        },
+    }
 
 
 def group_ceiling_path(output_dir: Path, task: str, space: str, res: str | None) -> Path:

@@ -217,7 +217,7 @@ def roi_summary(
     for index, name, where in regions:
         n_vox = int(where.sum())
         for row, (layer, layer_index) in enumerate(zip(layers, layer_indices, strict=True)):
-            values = scores[row][:, where]
+            values = np.asarray(scores[row][:, where], dtype=np.float64)
             with np.errstate(invalid="ignore"):
                 finite = np.isfinite(values)
                 counts = finite.sum(axis=1)

@@ -150,3 +150,60 @@ def sem_across_subjects(values: np.ndarray) -> np.ndarray:
         )
         out = sd / np.sqrt(n)
     return np.where(n >= 2, out, np.nan)
+
+
+#: tests of the group maps (``--group-test``)
+GROUP_TESTS = ("wilcoxon", "permutation")
+
+
+def sign_flip_fwe(
+    maps: np.ndarray, n_permutations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-sample sign-flip permutation test with max-statistic FWE correction, per voxel.
+
+    ``nilearn.mass_univariate.permuted_ols`` with an intercept-only design (the tested
+    variate is a column of ones, so permutations flip the signs of the participants' values),
+    two-sided, seeded.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n_subjects, n_voxels)
+        One score (or paired difference) per subject and voxel; voxels with a NaN in any
+        subject get NaN and take no part in the maximum.
+    n_permutations : int
+        Random sign flips.
+    seed : int
+        Random state of the flips.
+
+    Returns
+    -------
+    t, p_fwe : ndarray, shape (n_voxels,)
+        One-sample t statistic and its FWE-corrected p-value (fraction of permutations, the
+        original one included, whose maximum |t| over voxels reaches the voxel's |t|).
+    """
+    from nilearn.mass_univariate import permuted_ols
+
+    maps = np.asarray(maps, dtype=np.float64)
+    t = np.full(maps.shape[1], np.nan)
+    p = np.full(maps.shape[1], np.nan)
+    ok = np.isfinite(maps).all(axis=0)
+    constant = ok & np.all(maps == maps[:1], axis=0)
+    p[constant] = 1.0
+    test = ok & ~constant
+    if test.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out = permuted_ols(
+                np.ones((maps.shape[0], 1)),
+                maps[:, test],
+                model_intercept=False,
+                n_perm=n_permutations,
+                two_sided_test=True,
+                random_state=seed,
+                n_jobs=1,
+                verbose=0,
+                output_type="dict",
+            )
+        t[test] = out["t"][0]
+        p[test] = 10.0 ** -out["logp_max_t"][0]
+    return t, p

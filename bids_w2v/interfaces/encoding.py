@@ -34,13 +34,14 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
         None, traits.Int, mandatory=True, desc="PCA components of the features per fold"
     )
     num_threads = traits.Int(mandatory=True, desc="BLAS threads")
+    participant_stats = traits.Bool(mandatory=True, desc="per-voxel p-values of the scores")
 
 
 class _FitEncodingOutputSpec(TraitedSpec):
     out_file = File(
         exists=True,
         desc="npz: scores, fold_scores, alphas, excluded, n_excluded_nonfinite, "
-        "n_excluded_constant",
+        "n_excluded_constant (and pvalues with participant_stats)",
     )
 
 
@@ -77,7 +78,16 @@ class FitEncoding(SimpleInterface):
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,
                     features_pca=self.inputs.features_pca,
+                    return_predictions=self.inputs.participant_stats,
+                    centred_predictions=True,
                 )
+                extra = {}
+                if self.inputs.participant_stats:
+                    from bids_w2v.encoding.significance import participant_pvalues
+
+                    extra["pvalues"] = participant_pvalues(
+                        res.predictions, Y, res.folds, voxel_chunk=self.inputs.voxel_chunk
+                    )
         except ValueError as exc:
             raise InputError(
                 f"The encoding model of layer {self.inputs.layer} cannot be cross-validated on "
@@ -95,6 +105,7 @@ class FitEncoding(SimpleInterface):
             n_excluded_nonfinite=res.n_excluded_nonfinite,
             n_excluded_constant=res.n_excluded_constant,
             n_samples=X.shape[0],
+            **extra,
         )
         self._results["out_file"] = out
         return runtime

@@ -31,7 +31,19 @@ def _found(inputs):
     )
 
 
-class _GroupMapsInputSpec(_GroupCommonInputSpec):
+class _GroupTestInputSpec(_GroupCommonInputSpec):
+    group_test = traits.Enum("wilcoxon", "permutation", mandatory=True)
+    n_permutations = traits.Int(mandatory=True)
+    permutation_seed = traits.Int(mandatory=True)
+
+
+def _group_test(inputs):
+    from bids_w2v.group.significance import GroupTest
+
+    return GroupTest(inputs.group_test, inputs.n_permutations, inputs.permutation_seed)
+
+
+class _GroupMapsInputSpec(_GroupTestInputSpec):
     model_label = traits.Str(mandatory=True)
     fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
     roi_atlas = traits.Either(None, traits.Str, mandatory=True, desc="label image, or None")
@@ -59,12 +71,13 @@ class GroupMaps(SimpleInterface):
             fdr_q=self.inputs.fdr_q,
             roi_atlas=Path(self.inputs.roi_atlas) if self.inputs.roi_atlas else None,
             ceiling_file=Path(self.inputs.ceiling_file) if self.inputs.ceiling_file else None,
+            group_test=_group_test(self.inputs),
         )
         self._results["out_files"] = [str(f) for f in files]
         return runtime
 
 
-class _ModelComparisonInputSpec(_GroupCommonInputSpec):
+class _ModelComparisonInputSpec(_GroupTestInputSpec):
     model_a = traits.Str(mandatory=True, desc="minuend model label")
     model_b = traits.Str(mandatory=True, desc="subtrahend model label")
     fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
@@ -90,6 +103,7 @@ class ModelComparison(SimpleInterface):
             space=self.inputs.space,
             res=self.inputs.res,
             fdr_q=self.inputs.fdr_q,
+            group_test=_group_test(self.inputs),
         )
         self._results["out_files"] = [str(f) for f in files]
         return runtime
@@ -102,6 +116,7 @@ class _NoiseCeilingInputSpec(_GroupCommonInputSpec):
     input_settings = traits.Dict(mandatory=True, desc="InputSettings")
     cleaning_settings = traits.Dict(mandatory=True, desc="CleaningSettings")
     encoding_settings = traits.Dict(mandatory=True, desc="EncodingSettings")
+    noise_ceiling_method = traits.Enum("paper", "voxelwise", mandatory=True)
 
 
 class _NoiseCeilingOutputSpec(_FilesOutputSpec):
@@ -137,6 +152,7 @@ class NoiseCeiling(SimpleInterface):
             inputs=settings_from(InputSettings, self.inputs.input_settings),
             cleaning=settings_from(CleaningSettings, self.inputs.cleaning_settings),
             encoding=settings_from(EncodingSettings, self.inputs.encoding_settings),
+            method=self.inputs.noise_ceiling_method,
         )
         group = group_ceiling_path(
             Path(self.inputs.output_dir), self.inputs.task, self.inputs.space, self.inputs.res

@@ -147,6 +147,57 @@ def _excluded_counts(result: Mapping[str, np.ndarray]) -> dict[str, int] | int:
     return int(np.sum(result["excluded"]))
 
 
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q over the finite entries (NaN kept)."""
+    from scipy import stats
+
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
+def _write_significance(
+    result: Mapping[str, np.ndarray], mask_img: MapSpace, meta: dict, output_dir: Path, **entities
+) -> list[Path]:
+    """``stat-p``, ``stat-q`` and ``stat-rthresh`` maps of one layer (``--participant-stats``)."""
+    from bids_w2v.encoding.significance import PARTICIPANT_FDR_Q, PARTICIPANT_TEST
+
+    p = np.asarray(result["pvalues"], dtype=np.float64)
+    q = _bh(p)
+    scores = np.asarray(result["scores"], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        significant = np.isfinite(q) & (q < PARTICIPANT_FDR_Q)
+    meta = {**meta, "Test": PARTICIPANT_TEST}
+    written = write_statmap(
+        p, mask_img, {**meta, "Statistic": "p"}, output_dir, stat="p", **entities
+    )
+    written += write_statmap(
+        q,
+        mask_img,
+        {**meta, "Statistic": "q", "Correction": "Benjamini-Hochberg FDR over voxels"},
+        output_dir,
+        stat="q",
+        **entities,
+    )
+    written += write_statmap(
+        np.where(significant, scores, np.nan),
+        mask_img,
+        {
+            **meta,
+            "Statistic": "pearson_r_thresholded",
+            "Description": f"Brain score where q < {PARTICIPANT_FDR_Q:g}, NaN elsewhere.",
+            "FDRLevel": PARTICIPANT_FDR_Q,
+            "SignificantVoxels": int(significant.sum()),
+        },
+        output_dir,
+        stat="rthresh",
+        **entities,
+    )
+    return written
+
+
 def write_participant_maps(
     results: Sequence[Mapping[str, np.ndarray]],
     layers: Sequence[str],
@@ -162,7 +213,9 @@ def write_participant_maps(
     den: str | None = None,
     metadata: Mapping[str, Any],
 ) -> list[Path]:
-    """Write a participant's brain-score map per layer, its peak-layer and best-alpha maps.
+    """Write a participant's brain-score map per layer, its peak-layer and best-alpha maps, and
+    with ``pvalues`` in the results (``--participant-stats``) the ``stat-p``, ``stat-q`` and
+    ``stat-rthresh`` maps of each layer.
 
     Parameters
     ----------
@@ -234,6 +287,18 @@ def write_participant_maps(
         warnings.simplefilter("ignore", RuntimeWarning)
         best_alpha = 10 ** np.nanmean(chosen, axis=1) if chosen.size else chosen
     best_alpha[np.isnan(peaks)] = np.nan
+    for name, index, res_ in zip(layers, layer_indices, results, strict=True):
+        if "pvalues" in res_:
+            written.extend(
+                _write_significance(
+                    res_,
+                    mask_img,
+                    {**metadata, "LayerName": name, "LayerIndex": int(index)},
+                    output_dir,
+                    desc=layer_desc(model_label, name),
+                    **common,
+                )
+            )
     written.extend(
         write_statmap(
             best_alpha,

@@ -16,6 +16,7 @@ from bids_w2v.outputs.names import layer_desc
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import group_methods_boilerplate
 from bids_w2v.reports.group_sections import (
+    ceiling_method,
     ceiling_section,
     comparison_section,
     output_sidecar,
@@ -176,13 +177,14 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
             f"(sequential colour map, shallow to deep; {html.escape(legend)}).</p>"
         )
 
-    paths, titles, thresholded = [], [], False
+    paths, titles, thresholded, test = [], [], False, ""
     for name in layers:
         desc = layer_desc(model, name)
         thr = find_group_map(output_dir, desc=desc, stat="meanrthresh", **common)
         path = find_group_map(output_dir, desc=desc, stat="meanr", **common)
         if thr is not None and np.isfinite(load_map(thr)).any():
             path, thresholded = thr, True
+            test = output_sidecar(thr).get("Test", "")
         if path is not None:
             paths.append(path)
             titles.append(name)
@@ -208,8 +210,13 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
             )
         parts.append(
             '<p class="note">Mean Pearson r across participants'
-            f"{' where q < FDR level (Wilcoxon, BH), else unthresholded' if thresholded else ''}"
-            ".</p>"
+            + (
+                f", thresholded by the {html.escape(test)} (where the corrected p is below the "
+                "level), else unthresholded"
+                if thresholded
+                else ""
+            )
+            + ".</p>"
         )
     info = {
         "layers": layers,
@@ -259,8 +266,12 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
         "ROI atlas": any_meta.get("Atlas")
         or f"none (whole brain only{'; ' + help_ if (help_ := form.roi_atlas_help) else ''})",
         "Map form": form.form_description,
-        "Noise ceiling": "yes" if ceiling else "no",
+        "Noise ceiling": ceiling_method(output_dir, common) or "no",
         "Model comparisons": "; ".join(contrasts) or "none",
+        "Group test": {
+            "wilcoxon": "Wilcoxon signed-rank, Benjamini-Hochberg FDR",
+            "permutation": "sign-flip permutation, max-statistic FWE",
+        }[_group_test(output_dir, models, common)],
     }
     fdr = _fdr_level(output_dir, models, common)
     methods = group_methods_boilerplate(
@@ -270,6 +281,8 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
         atlas=any_meta.get("Atlas"),
         noise_ceiling=bool(ceiling),
         comparisons=contrasts,
+        noise_ceiling_method=ceiling_method(output_dir, common) or "paper",
+        group_test=_group_test(output_dir, models, common),
     )
     links = "".join(f'<a href="#model-{html.escape(m)}">{html.escape(m)}</a>' for m in models)
     links += '<a href="#ceiling">noise ceiling</a>' if ceiling else ""
@@ -293,8 +306,19 @@ def _fdr_level(output_dir: Path, models: list[str], common: dict) -> float:
     for model in models:
         pattern = f"task-{common['task']}_*_desc-{layer_desc(model)}*_stat-meanrthresh_statmap.json"
         for path in Path(output_dir).glob(pattern):
-            return float(json.loads(path.read_text()).get("FDRLevel", 0.05))
+            meta = json.loads(path.read_text())
+            return float(meta.get("FDRLevel", meta.get("FWELevel", 0.05)))
     return 0.05
+
+
+def _group_test(output_dir: Path, models: list[str], common: dict) -> str:
+    """``permutation`` if the thresholded maps were made by the sign-flip test, else
+    ``wilcoxon``."""
+    for model in models:
+        pattern = f"task-{common['task']}_*_desc-{layer_desc(model)}*_stat-meanrthresh_statmap.json"
+        for path in Path(output_dir).glob(pattern):
+            return "permutation" if "FWELevel" in json.loads(path.read_text()) else "wilcoxon"
+    return "wilcoxon"
 
 
 def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | None) -> list[Path]:

@@ -32,12 +32,32 @@ def output_sidecar(path: Path) -> dict:
     return {}
 
 
+def ceiling_method(output_dir: Path, common: dict) -> str | None:
+    """The method of the group noise-ceiling map (``paper``/``voxelwise``), None if absent.
+
+    Maps written before the method was recorded were made by the voxelwise method."""
+    path = group_ceiling_path(output_dir, common["task"], common["space"], common["res"])
+    if not path.exists():
+        return None
+    return output_sidecar(path).get("NoiseCeilingMethod", "voxelwise")
+
+
+CEILING_METHOD_TEXT = {
+    "paper": "the authors' method (PCA of the participant and of the others' mean, RidgeCV "
+    "between the components, 10 unshuffled folds, Pearson r over the whole series; Millet, "
+    "Caucheteux et al. 2022)",
+    "voxelwise": "voxelwise least squares on the encoding's outer folds (bids-w2v; not the "
+    "paper's method: normalised scores are not comparable with the paper's)",
+}
+
+
 def ceiling_section(output_dir: Path, models: list[str], common: dict) -> str:
     path = group_ceiling_path(output_dir, common["task"], common["space"], common["res"])
     if not path.exists():
         return ""
     ceiling = load_map(path)
     meta = output_sidecar(path)
+    method = meta.get("NoiseCeilingMethod", "voxelwise")
     positive = np.isfinite(ceiling) & (ceiling > 0)
     rows = []
     for model in models:
@@ -75,6 +95,8 @@ def ceiling_section(output_dir: Path, models: list[str], common: dict) -> str:
             ),
             "noise ceiling",
         ),
+        f"<p>Method: <b>{html.escape(method)}</b>, "
+        f"{html.escape(CEILING_METHOD_TEXT.get(method, ''))}.</p>"
         f'<p class="note">{html.escape(meta.get("Description", ""))} Participants: '
         f"{html.escape(', '.join(meta.get('Participants', [])))}. Scores below are over voxels "
         "with a positive ceiling.</p>",

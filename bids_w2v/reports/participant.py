@@ -49,7 +49,7 @@ brain mask and over each layer's best 10 % of voxels.</p>
 voxels with the highest best score (sequential colour map: shallow to deep).</p>
 <h3>Scores per layer</h3>
 <table><tr><th>layer</th><th>index</th><th>mean r</th><th>best 10 % mean r</th>
-<th>voxels peaking here</th></tr>{rows}</table>
+<th>voxels peaking here</th><th>significant voxels (q &lt; 0.05)</th></tr>{rows}</table>
 """
 
 
@@ -74,6 +74,16 @@ def _excluded_text(excluded: int | dict) -> str:
             f"{constant} constant)"
         )
     return f"{int(excluded)} excluded"
+
+
+def _significant_voxels(r_file: Path) -> str:
+    """Voxels at q < 0.05 of a layer (from its ``stat-rthresh`` sidecar), or why none."""
+    thresh = Path(r_file).with_name(Path(r_file).name.replace("_stat-r_", "_stat-rthresh_"))
+    try:
+        meta = read_sidecar(thresh)
+    except (OSError, ValueError):
+        return "not tested (--no-participant-stats)"
+    return str(meta.get("SignificantVoxels", "n/a"))
 
 
 def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path) -> str:
@@ -113,10 +123,11 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
         f"({np.max(finite_means):.3f})",
     }
     counts = [int(np.sum(peaks[top] == i)) for i in indices]
+    significant = [_significant_voxels(f) for f in files]
     rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{i}</td><td>{m:.4f}</td><td>{t:.4f}</td>"
-        f"<td>{c}</td></tr>"
-        for n, i, m, t, c in zip(layers, indices, means, tops, counts, strict=True)
+        f"<td>{c}</td><td>{s}</td></tr>"
+        for n, i, m, t, c, s in zip(layers, indices, means, tops, counts, significant, strict=True)
     )
     return MODEL_SECTION.format(
         label=html.escape(label),

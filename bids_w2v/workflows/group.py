@@ -68,6 +68,7 @@ def init_group_wf(
     if group.noise_ceiling:
         ceiling = pe.Node(
             NoiseCeiling(
+                **node_inputs(NoiseCeiling, group),
                 input_settings=settings_dict(participant.inputs),
                 cleaning_settings=settings_dict(participant.cleaning),
                 encoding_settings=settings_dict(participant.encoding),

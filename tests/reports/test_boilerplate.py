@@ -121,3 +121,41 @@ def test_every_hrf_is_named(hrf):
 def test_every_option_value_is_named(flags, needle):
     text = methods_boilerplate(_config(*flags), n_subjects=1, n_runs=1, task="t")
     assert " ".join(needle.split()) in " ".join(text.split()), (flags, needle)
+
+
+def test_group_boilerplate_attributes_each_ceiling_method():
+    from bids_w2v.reports.boilerplate import group_methods_boilerplate
+
+    common = dict(n_subjects=4, models=["m"], fdr_q=0.05, atlas=None, noise_ceiling=True,
+                  comparisons=[])
+    paper = group_methods_boilerplate(**common, noise_ceiling_method="paper")
+    voxelwise = group_methods_boilerplate(**common, noise_ceiling_method="voxelwise")
+    assert "authors' code [@millet2022]" in paper and "100" in paper and "RidgeCV" in paper
+    assert "voxelwise" in voxelwise and "differs from the authors'" in voxelwise
+    assert "RidgeCV" not in voxelwise
+
+
+def test_group_boilerplate_names_the_group_test():
+    from bids_w2v.reports.boilerplate import BIBTEX, group_methods_boilerplate
+
+    common = dict(n_subjects=4, models=["m"], fdr_q=0.05, atlas=None, noise_ceiling=False,
+                  comparisons=["a - b"])
+    wilcoxon = group_methods_boilerplate(**common).split("### References")[0]
+    permutation = group_methods_boilerplate(**common, group_test="permutation")
+    assert "Wilcoxon signed-rank test" in wilcoxon and "permutation" not in wilcoxon
+    assert "sign-flip permutation" in permutation and "FWE-corrected p < 0.05" in permutation
+    assert "[@nichols2002]" in permutation and "{nichols2002," in BIBTEX
+
+
+def test_participant_boilerplate_describes_participant_stats():
+    from bids_w2v.config import EncodingSettings, RunConfig
+    from bids_w2v.reports.boilerplate import methods_boilerplate
+
+    base = dict(bids_dir=".", output_dir="out", analysis_level="participant")
+    on = methods_boilerplate(RunConfig(**base), n_subjects=1, n_runs=2, task="t")
+    off = methods_boilerplate(
+        RunConfig(**base, encoding=EncodingSettings(participant_stats=False)),
+        n_subjects=1, n_runs=2, task="t",
+    )
+    assert "Bartlett's effective degrees of freedom" in on and "[@benjamini1995]" in on
+    assert "Bartlett" not in off and "benjamini1995" not in off
