@@ -98,13 +98,17 @@ def test_noise_ceiling_on_planted_voxels(group_outputs):
         scores = np.stack(
             [np.asarray(nb.load(p).dataobj) for p in out.glob(f"sub-{sub}/func/*_stat-r_*.nii.gz")]
         ).max(0)
-        # with two participants the "others' mean" is as noisy as the target: the ceiling
-        # estimates the shared-variance fraction f, while a perfect model would score sqrt(f)
-        # (with many participants the ceiling tends to sqrt(f); see test_group_stats)
-        assert ceiling[planted].mean() > 0.25
-        assert ceiling[planted].mean() > 0.8 * scores[planted].mean() ** 2
-        assert ceiling[planted].mean() > ceiling[~planted].mean() + 0.25
-        assert abs(ceiling[~planted].mean()) < 0.1
+        # the default, the authors' method (--noise-ceiling-method paper): 100 PCA components of
+        # the participant and of the others' mean, a multivariate ridge between them, 10 folds.
+        # With two participants on 4 short runs it is low (the others' mean is as noisy as the
+        # target, and the 100-component ridge is fitted on few scans) but it separates the
+        # planted voxels; the voxelwise method's relation to the scores is tested in
+        # tests/group/test_statistics.py
+        print(f"sub-{sub}: ceiling {ceiling[planted].mean():.3f} planted, "
+              f"{ceiling[~planted].mean():.3f} elsewhere; best r {scores[planted].mean():.3f}")
+        assert ceiling[planted].mean() > 0.1
+        assert ceiling[planted].mean() > ceiling[~planted].mean() + 0.1
+        assert abs(ceiling[~planted].mean()) < 0.05
         meta = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
         assert meta["Partners"] == [f"sub-{'02' if sub == '01' else '01'}"]
     group = np.asarray(nb.load(next(out.glob("task-*_stat-noiseceiling_statmap.nii.gz"))).dataobj)
