@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
-from tests.integration.helpers import fit_started
+from tests.integration.helpers import MAPS_PER_PARTICIPANT, fit_started
 
 REQUIRED = {
     "Model",
@@ -187,7 +187,7 @@ def test_killed_run_resumes_to_the_same_maps(outputs, tiny_model, tmp_path):
 
     assert main(_participant_01(root, out, tiny_model, work)) == 0
     ours = sorted(out.glob("sub-01/func/*_statmap.nii.gz"))
-    assert len(ours) == 11
+    assert len(ours) == MAPS_PER_PARTICIPANT
     for path in ours:
         ref = ref_out / path.relative_to(out)
         np.testing.assert_array_equal(

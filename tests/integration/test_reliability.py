@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
-from tests.integration.helpers import fit_started
+from tests.integration.helpers import MAPS_PER_PARTICIPANT, fit_started
 
 needs_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting needs root"
@@ -92,7 +92,7 @@ def test_concurrent_jobs_share_one_output_folder(
     assert not list(out.rglob(".*.tmp*")), "no temporary file may be left behind"
 
     ours, theirs = _maps(out), _maps(participant_run[0])
-    assert sorted(ours) == sorted(theirs) and len(ours) == 22
+    assert sorted(ours) == sorted(theirs) and len(ours) == 2 * MAPS_PER_PARTICIPANT
     for name, data in ours.items():  # same inputs and seed: numerically identical maps
         np.testing.assert_array_equal(data, theirs[name], err_msg=name)
 
@@ -139,7 +139,7 @@ def test_read_only_inputs_are_read_and_never_modified(sim_dataset, tiny_model, t
             (ro / "probe").write_text("")
         out = tmp_path / "out"
         assert main(_args(ro, out, tiny_model, tmp_path / "work", "01")) == 0
-        assert len(_maps(out)) == 11
+        assert len(_maps(out)) == MAPS_PER_PARTICIPANT
     assert _tree_digest(source) == before
 
 
@@ -193,7 +193,7 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(sim_dataset, tiny_model, 
     for path in out.rglob("*.nii.gz"):
         np.asarray(nb.load(path).dataobj)
     assert main(args) == 0
-    assert len(_maps(out)) == 11
+    assert len(_maps(out)) == MAPS_PER_PARTICIPANT
 
 
 @pytest.mark.slow
