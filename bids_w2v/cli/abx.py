@@ -167,13 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _models(values: Sequence[str], random_init: bool) -> list[tuple[str, bool]]:
-    out = []
-    for value in values:
-        if value.endswith(":random"):
-            out.append((value[: -len(":random")], True))
-        else:
-            out.append((value, random_init and value != LOGMEL))
-    return out
+    """(name, random weights) per --model value; the log-mel baseline has no weights."""
+    from bids_w2v.cli.build import split_model
+
+    return [split_model(value, random_init and value != LOGMEL) for value in values]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,16 @@ from bids_w2v.config import (
 )
 from bids_w2v.errors import InputError
 
+RANDOM_SUFFIX = ":random"
+
+
+def split_model(value: str, random_init: bool) -> tuple[str, bool]:
+    """A ``--model`` value as (name, random weights): ``NAME:random`` is the random-init twin,
+    otherwise ``--random-init`` decides (shared by ``bids-w2v`` and ``bids-w2v-abx``)."""
+    if value.endswith(RANDOM_SUFFIX):
+        return value[: -len(RANDOM_SUFFIX)], True
+    return value, random_init
+
 
 def _model_specs(values: dict) -> tuple[ModelSpec, ...]:
     """One ModelSpec per --model value (``NAME:random`` or --random-init: random weights)."""
@@ -30,9 +40,7 @@ def _model_specs(values: dict) -> tuple[ModelSpec, ...]:
 
     specs = []
     for value in values.get("model") or [DEFAULT_MODEL]:
-        name, random_init = value, values.get("random_init", False)
-        if value.endswith(":random"):
-            name, random_init = value[: -len(":random")], True
+        name, random_init = split_model(value, values.get("random_init", False))
         specs.append(settings_from(ModelSpec, values, name=name, random_init=random_init))
     model_labels(specs)  # two models writing the same maps: an error now, not after hours
     return tuple(specs)
