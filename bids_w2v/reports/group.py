@@ -32,7 +32,7 @@ from bids_w2v.reports.html import (
     page,
     page_style,
 )
-from bids_w2v.reports.surface_figures import is_surface_map, map_png
+from bids_w2v.reports.surface_figures import figure_html, is_surface_map, map_figure
 from bids_w2v.spaces import space_for
 
 STYLE = page_style(
@@ -165,12 +165,19 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
     if circ is not None:
         title = "circular-mean peak layer (LayerIndex)"
         vmin, vmax = min(indices), max(max(indices), min(indices) + 1)
+        ticks = list(zip(indices, layers, strict=True))
         if is_surface_map(circ):
-            png = map_png(load_map(circ), circ, title, cmap="viridis", vmin=vmin, vmax=vmax)
+            figure = map_figure(
+                load_map(circ), circ, title, cmap="viridis", vmin=vmin, vmax=vmax, ticks=ticks
+            )
+            png = figure_html(figure, f"peak layer map, {model}")
         else:
-            png = figures.layer_map_png(nb.load(str(circ)), title, vmin=vmin, vmax=vmax)
+            png = img_tag(
+                figures.layer_map_png(nb.load(str(circ)), title, vmin=vmin, vmax=vmax, ticks=ticks),
+                f"peak layer map, {model}",
+            )
         parts.append("<h3>Peak layer across participants</h3>")
-        parts.append(img_tag(png, f"peak layer map, {model}"))
+        parts.append(png)
         legend = ", ".join(f"{i} = {n}" for n, i in zip(layers, indices, strict=True))
         parts.append(
             f'<p class="note">Circular mean of the participants\' peak layers '
@@ -194,12 +201,13 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
             max(float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0 for v in values) or 1.0
         )
         parts.append("<h3>Mean brain score per layer</h3>")
-        if is_surface_map(paths[0]):  # fsaverage5 on nilearn's bundled mesh, else histograms
+        if is_surface_map(paths[0]):  # brains on the mesh found offline (caption: which)
             for path, title, value in zip(paths, titles, values, strict=True):
-                png = map_png(
+                figure = map_figure(
                     value, path, f"mean r, {title}", cmap="cold_hot", vmin=-vmax, vmax=vmax
                 )
-                parts.append(img_tag(png, f"mean r of {title}, {model}"))
+                parts.append(img_tag(figure.png, f"mean r of {title}, {model}"))
+            parts.append(f'<p class="note">{html.escape(figure.caption)}</p>')
         else:
             imgs = [nb.load(str(p)) for p in paths]
             parts.append(
