@@ -75,3 +75,21 @@ def templateflow_home(root: Path) -> Path:
         folder = root / "tpl-fsLR"
         write_surface(folder / f"tpl-fsLR_hemi-{hemi}_den-32k_inflated.surf.gii", c6[:n], f6[keep])
     return root
+
+
+def write_cifti_map(tmp_path: Path, n_vertices: int = 32492):
+    """An fsLR den-91k-like dense scalar map: every other cortical vertex and 8 thalamic voxels."""
+    from nibabel import cifti2
+
+    from bids_w2v.spaces import dscalar_image, write_cifti
+
+    vertices = np.arange(0, n_vertices, 2)
+    axis = (
+        cifti2.BrainModelAxis.from_surface(vertices, n_vertices, "CortexLeft")
+        + cifti2.BrainModelAxis.from_surface(vertices, n_vertices, "CortexRight")
+        + cifti2.BrainModelAxis.from_mask(np.ones((2, 2, 2)), "ThalamusLeft", affine=np.eye(4))
+    )
+    values = np.linspace(-0.2, 0.2, len(axis))
+    path = tmp_path / "sub-01_task-t_space-fsLR_den-91k_desc-m_stat-r_statmap.dscalar.nii"
+    write_cifti(path, dscalar_image(values[None], ["r"], axis))
+    return path, values, vertices

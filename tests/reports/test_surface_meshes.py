@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nibabel import cifti2
 
 from bids_w2v.reports.surface_meshes import find_mesh, surface_values
-from bids_w2v.spaces import dscalar_image, gifti_map_image, write_cifti, write_gifti
-from tests.reports.meshes import fsaverage5, templateflow_home, write_surface
+from bids_w2v.spaces import gifti_map_image, write_gifti
+from tests.reports.meshes import fsaverage5, templateflow_home, write_cifti_map, write_surface
 
 
 def test_fsaverage_meshes_are_nested():
@@ -96,22 +95,9 @@ def test_unknown_surfaces_explained(tmp_path, n):
     assert mesh is None and "histogram" in caption and str(n) in caption
 
 
-def _cifti(tmp_path, n_vertices=32492):
-    vertices = np.arange(0, n_vertices, 2)
-    axis = (
-        cifti2.BrainModelAxis.from_surface(vertices, n_vertices, "CortexLeft")
-        + cifti2.BrainModelAxis.from_surface(vertices, n_vertices, "CortexRight")
-        + cifti2.BrainModelAxis.from_mask(np.ones((2, 2, 2)), "ThalamusLeft", affine=np.eye(4))
-    )
-    values = np.linspace(-0.2, 0.2, len(axis))
-    path = tmp_path / "sub-01_task-t_space-fsLR_den-91k_desc-m_stat-r_statmap.dscalar.nii"
-    write_cifti(path, dscalar_image(values[None], ["r"], axis))
-    return path, values, vertices
-
-
 def test_cifti_without_templateflow(tmp_path, monkeypatch):
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "empty"))
-    path, values, vertices = _cifti(tmp_path)
+    path, values, vertices = write_cifti_map(tmp_path)
     surface = surface_values(values, path)
     assert surface.left.shape == (32492,) and surface.other == 8
     np.testing.assert_allclose(surface.left[vertices], values[: vertices.size])
@@ -124,7 +110,7 @@ def test_cifti_without_templateflow(tmp_path, monkeypatch):
 
 def test_cifti_on_templateflow_fslr(tmp_path, monkeypatch):
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(templateflow_home(tmp_path / "tf")))
-    path, values, _ = _cifti(tmp_path)
+    path, values, _ = write_cifti_map(tmp_path)
     mesh, caption = find_mesh(surface_values(values, path), path)
     assert mesh.n_vertices == (32492, 32492)
     assert "tpl-fsLR den-32k inflated" in caption and "8 subcortical" in caption
