@@ -163,18 +163,18 @@ def _usable(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def _mesh_of(pair: tuple[Path, Path], sulc: tuple[Path, Path], n: int, caption: str):
-    """The mesh of two surface files if both have ``n`` vertices (cached while unchanged)."""
+def _mesh_of(pair: tuple[Path, Path], sulc: tuple[Path, Path], sizes: tuple[int, int], caption):
+    """The mesh of two surface files if they have ``sizes`` vertices (cached while unchanged)."""
     stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in pair)
-    return _cached_mesh(pair, stamps, sulc, n, caption)
+    return _cached_mesh(pair, stamps, sulc, sizes, caption)
 
 
 @lru_cache(maxsize=8)
-def _cached_mesh(pair, stamps, sulc, n: int, caption: str) -> Mesh | None:
+def _cached_mesh(pair, stamps, sulc, sizes: tuple[int, int], caption: str) -> Mesh | None:
     loaded = [_load_surface(p) for p in pair]
-    if any(m is None or len(m[0]) != n for m in loaded):
+    if any(m is None or len(m[0]) != n for m, n in zip(loaded, sizes, strict=True)):
         return None
-    shapes = tuple(_load_shape(p, n) for p in sulc)
+    shapes = tuple(_load_shape(p, n) for p, n in zip(sulc, sizes, strict=True))
     return Mesh((loaded[0][0], loaded[1][0]), (loaded[0][1], loaded[1][1]), shapes, caption)
 
 
@@ -190,7 +190,7 @@ def templateflow_mesh(template: str, n: int) -> Mesh | None:
             continue
         sulc = tuple(folder / f"tpl-{template}_hemi-{h}_den-{den}_sulc.shape.gii" for h in "LR")
         caption = f"TemplateFlow's tpl-{template} den-{den} {kind} surfaces ({folder})"
-        mesh = _mesh_of(pair, sulc, n, caption)
+        mesh = _mesh_of(pair, sulc, (n, n), caption)
         if mesh is not None:
             return mesh
     return None
@@ -299,15 +299,16 @@ def _subject_candidates(bold: Path) -> list[tuple[tuple[Path, Path], tuple[Path,
     return found
 
 
-def subject_mesh(reference: Path, n: int) -> Mesh | None:
-    """The participant's own surfaces of ``n`` vertices per hemisphere, from the map's sources."""
+def subject_mesh(reference: Path, sizes: tuple[int, int]) -> Mesh | None:
+    """The participant's own surfaces with ``sizes`` (left, right) vertices, found from the
+    map's sources (fsnative hemispheres differ in size)."""
     bolds = [p for p in _source_paths(reference) if p.name.endswith(".func.gii")]
     for bold in bolds[:1]:
         for pair, sulc, kind in _subject_candidates(bold):
             if not all(_usable(p) for p in pair):
                 continue
             caption = f"the participant's own {kind} surfaces ({pair[0]}, {pair[1].name})"
-            mesh = _mesh_of(pair, sulc, n, caption)
+            mesh = _mesh_of(pair, sulc, sizes, caption)
             if mesh is not None:
                 return mesh
     return None
@@ -326,11 +327,11 @@ def find_mesh(surface: SurfaceValues, reference: Path) -> tuple[Mesh | None, str
     n = surface.left.size
     space = surface.space
     if space == "fsnative":
-        mesh = subject_mesh(reference, n)
+        mesh = subject_mesh(reference, (n, surface.right.size))
         if mesh is not None:
             return mesh, f"fsnative map drawn on {mesh.caption}."
         return None, (
-            f"fsnative map ({n} vertices per hemisphere): the participant's own surfaces "
+            f"fsnative map ({n} and {surface.right.size} vertices): the participant's own surfaces "
             "(sub-XX/anat/sub-XX_hemi-L_inflated.surf.gii, _midthickness or _pial, written by "
             "fMRIPrep next to the BOLD files in the map's Sources) were not found; histogram "
             "of the vertex values instead."

@@ -84,17 +84,17 @@ def test_colour_bar_in_layer_names():
     assert 10 <= len(labels) <= 17 and set(labels) <= set(names)
 
 
-def write_fsnative_maps(out, fmriprep, n=9000):
-    """Participant maps on fsnative (``n`` vertices per hemisphere) whose sources are in an
-    fMRIPrep derivative holding the participant's own inflated surfaces."""
+def write_fsnative_maps(out, fmriprep, sizes=(9000, 8800)):
+    """Participant maps on fsnative (``sizes``: vertices of the left and right hemisphere)
+    whose sources are in an fMRIPrep derivative holding the participant's own surfaces."""
     from bids_w2v.outputs.maps import write_participant_maps
 
-    for hemi, (coords, faces, _) in fsaverage5().items():
+    for (hemi, (coords, faces, _)), n in zip(fsaverage5().items(), sizes, strict=True):
         keep = (faces < n).all(axis=1)
         anat = fmriprep / "sub-01" / "anat"
         write_surface(anat / f"sub-01_hemi-{hemi}_inflated.surf.gii", coords[:n], faces[keep])
     bold = fmriprep / "sub-01" / "func" / "sub-01_task-t_hemi-L_space-fsnative_bold.func.gii"
-    space = SurfaceSpace((np.arange(n) >= 100, np.arange(n) >= 100))
+    space = SurfaceSpace(tuple(np.arange(n) >= 100 for n in sizes))
     rng = np.random.default_rng(0)
     results = [
         {

@@ -116,9 +116,9 @@ def test_cifti_on_templateflow_fslr(tmp_path, monkeypatch):
     assert "tpl-fsLR den-32k inflated" in caption and "8 subcortical" in caption
 
 
-def _fmriprep_subject(root, n):
-    """An fMRIPrep derivative with the participant's own surfaces of ``n`` vertices."""
-    for hemi, (coords, faces, _) in fsaverage5().items():
+def _fmriprep_subject(root, sizes):
+    """An fMRIPrep derivative with the participant's own surfaces (``sizes``: left, right)."""
+    for (hemi, (coords, faces, _)), n in zip(fsaverage5().items(), sizes, strict=True):
         keep = (faces < n).all(axis=1)
         write_surface(
             root / "sub-01" / "anat" / f"sub-01_hemi-{hemi}_inflated.surf.gii",
@@ -131,13 +131,17 @@ def _fmriprep_subject(root, n):
 def test_fsnative_on_the_participants_surfaces(tmp_path):
     import json
 
-    n = 9000  # not an fsaverage size
-    bold = _fmriprep_subject(tmp_path / "fmriprep", n)
-    left, values, _ = _gifti_pair(tmp_path, n, space="fsnative")
-    sidecar = left.with_name(left.name.replace(".func.gii", ".json"))
+    sizes = (9000, 8800)  # not fsaverage sizes; the hemispheres differ, as on fsnative
+    bold = _fmriprep_subject(tmp_path / "fmriprep", sizes)
+    values = np.concatenate([np.zeros(sizes[0]), np.ones(sizes[1])])
+    left = tmp_path / "sub-01_task-t_hemi-L_space-fsnative_desc-m_stat-r_statmap.func.gii"
+    write_gifti(left, gifti_map_image(values[: sizes[0]], "L", name=""))
+    sidecar = tmp_path / "sub-01_task-t_hemi-L_space-fsnative_desc-m_stat-r_statmap.json"
     sidecar.write_text(json.dumps({"Sources": [bold.as_uri()]}))
-    mesh, caption = find_mesh(surface_values(values, left), left)
-    assert mesh.n_vertices == (n, n)
+    surface = surface_values(values, left)
+    assert (surface.left.size, surface.right.size) == sizes and surface.space == "fsnative"
+    mesh, caption = find_mesh(surface, left)
+    assert mesh.n_vertices == sizes
     assert "participant's own inflated surfaces" in caption
     assert "sub-01_hemi-L_inflated.surf.gii" in caption
 
