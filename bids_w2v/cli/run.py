@@ -78,13 +78,13 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     from bids_w2v.cli.execution import run_workflow
     from bids_w2v.features.scan_timing import describe_slice_time_refs, slice_time_refs
     from bids_w2v.inputs.filters import collect_options
-    from bids_w2v.inputs.timing import tr_notes
     from bids_w2v.inputs.layout import (
         collect_participants,
         load_layout,
         select_subjects,
         select_task,
     )
+    from bids_w2v.inputs.timing import tr_notes
     from bids_w2v.outputs.atomic import write_text
     from bids_w2v.outputs.names import write_dataset_description
     from bids_w2v.reports.boilerplate import methods_boilerplate
