@@ -40,41 +40,19 @@ def _entities(layout: BIDSLayout, bold: Path) -> dict:
     return found.get_entities() if found is not None else layout.parse_file_entities(str(bold))
 
 
-def raw_bold(layout: BIDSLayout, bold: Path) -> Path | None:
-    """The raw BOLD NIfTI with the same entities as the derivative ``bold``, if any."""
+def raw_bolds(layout: BIDSLayout, bold: Path) -> list[Path]:
+    """The raw BOLD NIfTIs with the same entities as the derivative ``bold`` (several for the
+    echoes of a multi-echo run, whose optimally combined derivative has no ``echo-``)."""
     ent = _entities(layout, bold)
     query = {k: ent.get(k, Query.NONE) for k in RAW_ENTITIES if k in ent or k in ("session", "run")}
     found = layout.get(
         scope="raw", suffix="bold", extension=[".nii.gz", ".nii"], return_type="file", **query
     )
-    if len(found) > 1:
-        raise InputError(
-            f"Several raw BOLD files match {bold.name} ({', '.join(Path(f).name for f in found)}), "
-            "so its repetition time cannot be taken from the raw data. Add RepetitionTime "
-            "(seconds) to the derivative's JSON sidecar."
-        )
-    return Path(found[0]) if found else None
+    return sorted(Path(f) for f in found)
 
 
-def raw_repetition_time(layout: BIDSLayout, bold: Path) -> tuple[float, str] | None:
-    """The TR of the raw BOLD with ``bold``'s entities: its sidecar (BIDS inheritance), then
-    its NIfTI header; both are checked against each other when both are readable.
-
-    Returns
-    -------
-    (float, str) or None
-        The TR in seconds and where it was read (for the log), or None if the raw BOLD is
-        absent or gives none.
-
-    Raises
-    ------
-    InputError
-        If several raw BOLD files match, the raw sidecar's value is not a positive number,
-        or the raw sidecar and header disagree.
-    """
-    raw = raw_bold(layout, bold)
-    if raw is None:
-        return None
+def _one_raw_tr(layout: BIDSLayout, raw: Path, bold: Path) -> tuple[float, str] | None:
+    """The TR of one raw BOLD: its sidecar (BIDS inheritance) checked against its header."""
     sidecar = layout.get_metadata(str(raw)).get("RepetitionTime")
     if sidecar is not None and (
         isinstance(sidecar, bool) or not isinstance(sidecar, (int, float)) or sidecar <= 0
@@ -100,6 +78,37 @@ def raw_repetition_time(layout: BIDSLayout, bold: Path) -> tuple[float, str] | N
     if header is not None:
         return header, f"the NIfTI header of the raw BOLD {raw.name}"
     return None
+
+
+def raw_repetition_time(layout: BIDSLayout, bold: Path) -> tuple[float, str] | None:
+    """The TR of the raw BOLD with ``bold``'s entities: its sidecar (BIDS inheritance), then
+    its NIfTI header; both are checked against each other when both are readable, and the
+    echoes of a multi-echo run against each other.
+
+    Returns
+    -------
+    (float, str) or None
+        The TR in seconds and where it was read (for the log), or None if the raw BOLD is
+        absent or gives none.
+
+    Raises
+    ------
+    InputError
+        If the raw sidecar's value is not a positive number, the raw sidecar and header
+        disagree, or several matching raw files have different TRs.
+    """
+    found = [(raw, tr) for raw in raw_bolds(layout, bold) if (tr := _one_raw_tr(layout, raw, bold))]
+    if not found:
+        return None
+    values = {round(tr[0], 3) for _, tr in found}
+    if len(values) > 1:
+        listed = ", ".join(f"{raw.name}: {tr[0]:g} s" for raw, tr in found)
+        raise InputError(
+            f"{bold.name} carries no repetition time, and the raw BOLD files with its entities "
+            f"disagree ({listed}). Add RepetitionTime (seconds) to the derivative's JSON "
+            "sidecar, or narrow the raw files to the one it comes from."
+        )
+    return found[0][1]
 
 
 def recorded_start_time(layout: BIDSLayout, bold: Path, tr: float) -> float | None:

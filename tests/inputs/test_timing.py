@@ -147,3 +147,18 @@ def test_no_tr_from_the_command_line(tmp_path, tiny_model, capsys):
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "No repetition time for" in err
+
+
+def test_multi_echo_raw_bold(tmp_path):
+    """The optimally combined derivative has no echo-: the raw echoes must agree on the TR."""
+    root = write_surface_dataset(tmp_path, raw_sidecar_tr=None, raw_header_tr=2.5, top_level=True)
+    func = root / "sub-01" / "func"
+    raw = func / "sub-01_task-listen_run-1_bold.nii.gz"
+    for echo in ("1", "2"):
+        _raw_nifti(func / f"sub-01_task-listen_run-1_echo-{echo}_bold.nii.gz", 2.5)
+    raw.unlink()
+    (run,) = _collect(root)
+    assert run.tr == 2.5 and "echo-1_bold.nii.gz" in run.tr_source
+    _raw_nifti(func / "sub-01_task-listen_run-1_echo-2_bold.nii.gz", 2.0)
+    with pytest.raises(InputError, match=r"disagree \(.*echo-1_bold.nii.gz: 2.5 s, .*: 2 s\)"):
+        _collect(root)
