@@ -55,11 +55,16 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class DesignSettings:
-    """How features become regressors: HRF convolution sampled at the scan times."""
+    """How features become regressors: HRF convolution sampled at the scan times.
+
+    ``slice_time_ref``: scan ``i`` is taken at ``(i + slice_time_ref) * TR``; ``"auto"`` reads
+    each run's ``StartTime`` from its slice-time-corrected sidecar (0 when none is recorded;
+    :mod:`bids_w2v.features.scan_timing`), a number is that fraction of the TR for every run.
+    """
 
     hrf_model: str = "glover"
     oversampling: int = 50
-    slice_time_ref: float = 0.0
+    slice_time_ref: float | str = "auto"
     fir_delays: tuple[int, ...] = ()
 
 

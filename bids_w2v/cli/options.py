@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from bids_w2v.cli.arguments import fdr_level, high_pass, non_negative_int, positive_int, trim
+from bids_w2v.cli.arguments import (
+    fdr_level,
+    high_pass,
+    non_negative_int,
+    positive_int,
+    slice_time_ref,
+    trim,
+)
 from bids_w2v.config import (
     DEFAULT_CONFOUNDS,
     CleaningSettings,
@@ -74,6 +81,17 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         metavar="SCANS",
         help="delays in scans of the fir model's copies of every feature (voxelwise "
         "modelling's habit, e.g. 1 2 3 4; required with --hrf fir)",
+    )
+    g.add_argument(
+        "--slice-time-ref",
+        type=slice_time_ref,
+        default=default(DesignSettings, "slice_time_ref"),
+        metavar="auto|FRACTION",
+        help="time within each TR that a scan represents, as a fraction of the TR (nilearn's "
+        "slice_time_ref: scan i at (i + FRACTION) * TR); auto (default) reads StartTime / "
+        "RepetitionTime from each run's preprocessed BOLD sidecar when it says "
+        "SliceTimingCorrected (fMRIPrep: the middle of the acquisition) and uses 0 (the start "
+        "of the TR, the authors' i * TR) otherwise, saying so in the log",
     )
     g.add_argument(
         "--n-folds",

@@ -76,6 +76,7 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     ``stop`` (the SIGTERM handler) is asked before every node starts.
     """
     from bids_w2v.cli.execution import run_workflow
+    from bids_w2v.features.scan_timing import describe_slice_time_refs, slice_time_refs
     from bids_w2v.inputs.filters import collect_options
     from bids_w2v.inputs.layout import (
         collect_participants,
@@ -83,6 +84,7 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
         select_subjects,
         select_task,
     )
+    from bids_w2v.inputs.timing import tr_notes
     from bids_w2v.outputs.atomic import write_text
     from bids_w2v.outputs.names import write_dataset_description
     from bids_w2v.reports.boilerplate import methods_boilerplate
@@ -106,12 +108,18 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
         ),
         flush=True,
     )
+    all_runs = [run for runs in subject_runs.values() for run in runs]
+    refs = slice_time_refs(config.design.slice_time_ref, all_runs)
+    for line in [*describe_slice_time_refs(refs), *tr_notes(all_runs)]:
+        print(f"bids-w2v: {line}", flush=True)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(config.output_dir, [str(config.bids_dir), str(config.fmriprep_dir)])
     _write_config(config)
     write_text(
         config.output_dir / "logs" / "CITATION.md",
-        methods_boilerplate(config, n_subjects=len(subjects), n_runs=n_runs, task=task),
+        methods_boilerplate(
+            config, n_subjects=len(subjects), n_runs=n_runs, task=task, slice_time_refs=refs
+        ),
     )
     wf = init_bids_w2v_wf(subject_runs, config)
     run_workflow(wf, config, stop)

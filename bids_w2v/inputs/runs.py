@@ -26,6 +26,7 @@ from bids_w2v.inputs.filters import CollectOptions, query_filters
 from bids_w2v.inputs.located import LocatedRun
 from bids_w2v.inputs.preflight import check_inputs
 from bids_w2v.inputs.stimulus_map import presentations_from_map
+from bids_w2v.inputs.timing import raw_repetition_time, recorded_start_time
 from bids_w2v.spaces import MapSpace, space_for
 
 
@@ -46,6 +47,8 @@ class RunInputs:
     presentations: tuple[Presentation, ...]
     bold_files: tuple[Path, ...] = ()  # (hemi-L, hemi-R) GIfTIs; empty: just ``bold``
     den: str | None = None  # CIFTI density entity (91k)
+    tr_source: str = ""  # where the TR was read, when not in the derivative itself
+    start_time: float | None = None  # StartTime (s) of a slice-time-corrected BOLD's sidecar
 
     @property
     def data_files(self) -> tuple[Path, ...]:
@@ -76,17 +79,19 @@ def _one(files: list, what: str, where: str) -> Path | None:
 
 def _repetition_time(
     layout: BIDSLayout, bold: Path, header: float | None, source: str = "NIfTI header"
-) -> float:
-    """The run's TR: the JSON sidecar's RepetitionTime, checked against the file's header.
-
-    ``source`` names where ``header`` comes from (NIfTI header, CIFTI series axis, GIfTI
-    TimeStep metadata).
-    """
+) -> tuple[float, str]:
+    """The run's TR (sidecar, checked against the ``source`` header: NIfTI, CIFTI series axis,
+    GIfTI TimeStep; else the raw BOLD's, :mod:`~bids_w2v.inputs.timing`) and where it was read
+    when not in the derivative ("" otherwise)."""
     sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
     if sidecar is None and header is None:
+        raw = raw_repetition_time(layout, bold)
+        if raw is not None:
+            return raw
         raise InputError(
-            f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime) nor "
-            f'the {source} gives one. Add "RepetitionTime" (seconds) to the sidecar.'
+            f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime), nor "
+            f"the {source}, nor the raw BOLD with the same entities (its sidecar or header) "
+            'gives one. Add "RepetitionTime" (seconds) to the sidecar.'
         )
     if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
         raise InputError(
@@ -104,7 +109,7 @@ def _repetition_time(
             f"in the {source}. One of them is wrong, and the design would be misaligned "
             f"with the scans: correct the sidecar's RepetitionTime or {fix} so that they agree."
         )
-    return float(sidecar if sidecar is not None else header)
+    return float(sidecar if sidecar is not None else header), ""
 
 
 def _presentations(
@@ -361,7 +366,7 @@ def _inspect_runs(
         if first is not None and info.layout != first[0]:
             raise space_cls.layout_error(bold, info, first[0], first[1], space)
         first = first or (info.layout, bold.name)
-        tr = _repetition_time(layout, bold, info.header_tr, info.tr_source)
+        tr, tr_source = _repetition_time(layout, bold, info.header_tr, info.tr_source)
         presentations = tuple(_presentations(events, stimuli_dir, ent, options, where, tr))
         check_audio_coverage(
             presentations,
@@ -385,6 +390,8 @@ def _inspect_runs(
                 presentations=presentations,
                 bold_files=files if len(files) > 1 else (),
                 den=ent.get("den"),
+                tr_source=tr_source,
+                start_time=recorded_start_time(layout, bold, tr),
             )
         )
     return sorted(runs, key=lambda r: (r.session or "", r.run or ""))

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Sequence
 
 import numpy as np
 
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
-from bids_w2v.outputs.metadata import hrf_clause
+from bids_w2v.features.scan_timing import SliceTimeRef
+from bids_w2v.outputs.metadata import (
+    bold_only_clause,
+    hrf_clause,
+    scan_time_clause,
+    trimming_clause,
+)
 
 REFERENCES = {
     "millet2022": "Millet, J., Caucheteux, C., Orhan, P., Boubenec, Y., Gramfort, A., Dunbar, E., "
@@ -35,7 +42,14 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task: str) -> str:
+def methods_boilerplate(
+    config: RunConfig,
+    *,
+    n_subjects: int,
+    n_runs: int,
+    task: str,
+    slice_time_refs: Sequence[SliceTimeRef] | None = None,
+) -> str:
     """Describe the analysis as a methods section, with references (Markdown).
 
     Parameters
@@ -46,6 +60,9 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         How many participants and runs were analysed.
     task : str
         The task analysed.
+    slice_time_refs : sequence of SliceTimeRef, optional
+        The slice-time reference each run got (:mod:`bids_w2v.features.scan_timing`); without
+        them the ``--slice-time-ref`` setting is described.
 
     Returns
     -------
@@ -88,6 +105,15 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         else f"was cleaned of the fMRIPrep confounds selected by nilearn's `load_confounds` "
         f"strategy ({strategy}) [@nilearn]"
     )
+    normalisation = (
+        "normalised to zero mean and unit variance within each window (its statistics only: "
+        "no future audio)"
+        if feat.causal
+        else "normalised to zero mean and unit variance over the whole stimulus"
+    ) + (
+        " (when the model's preprocessor configuration sets do_normalize, as wav2vec 2.0's "
+        "does; otherwise left as is)"
+    )
     outer = (
         f"{enc.n_folds} contiguous, unshuffled folds of the concatenated runs"
         if enc.cv == "kfold"
@@ -129,14 +155,16 @@ nilearn {_version("nilearn")} [@nilearn] and transformers {_version("transformer
         f" at resolution {config.res}" if config.res else ""
     }) were analysed.
 
-**Features.** Each audio stimulus was mixed to mono, resampled to 16 kHz and passed through
+**Features.** Each audio stimulus was mixed to mono, resampled to 16 kHz,
+{normalisation}, and passed through
 {speech_models}, {windows}{causal}. The activations of
 {layers} (convolutional blocks average-pooled to the model's frame rate; transformer blocks'
 outputs) were treated as events of one model frame each and
-{hrf_clause(design)}.
+{hrf_clause(design)}. {scan_time_clause(design, slice_time_refs)}
 
 **BOLD.** The BOLD signal {confounds}, restricted to the participant's brain mask, and
-z-scored within each run; runs were concatenated.
+z-scored within each run; runs were concatenated. {bold_only_clause(config)}
+{trimming_clause(config)}
 
 **Encoding model.** For each layer and voxel, a ridge regression from the layer's features to
 the BOLD signal was evaluated on {outer}{gap}. Features were standardised on each training

@@ -10,6 +10,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_w2v.config import CleaningSettings, DesignSettings, EncodingSettings, node_inputs
+from bids_w2v.features.scan_timing import slice_time_refs
 from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
@@ -135,11 +136,15 @@ def init_participant_wf(
     clean_bold.inputs.bold = [[str(f) for f in r.data_files] for r in runs]
     clean_bold.inputs.tr = [r.tr for r in runs]
 
+    refs = [ref.value for ref in slice_time_refs(design.slice_time_ref, runs)]  # "auto" per run
     build_design = pe.MapNode(
-        BuildDesign(**node_inputs(BuildDesign, design, stimuli=list(stimuli))),
-        iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file"],
+        BuildDesign(
+            **node_inputs(BuildDesign, design, stimuli=list(stimuli), slice_time_ref=refs[0])
+        ),
+        iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file", "slice_time_ref"],
         name="build_design",
     )
+    build_design.inputs.slice_time_ref = refs
     build_design.inputs.onsets = [[p.onset for p in r.presentations] for r in runs]
     build_design.inputs.stim_files = [[str(p.stim_file) for p in r.presentations] for r in runs]
     build_design.inputs.n_scans = [r.n_scans for r in runs]
