@@ -156,7 +156,8 @@ def plan_tasks(
     tasks = sorted(t for t in reasons if t not in silent)
     if not tasks:
         raise InputError(
-            f"No task of the dataset {layout.root} names audio that bids-w2v can model: "
+            f"No events.tsv (nor --stimulus-map row) names audio for any task of the dataset "
+            f"{layout.root}: "
             + "; ".join(f"task '{t}': {r}" for t, r in silent.items())
             + ". bids-w2v reads the audio that was played from the events files' stim_file "
             "column: add events.tsv files with onset, duration and stim_file, or give a "
