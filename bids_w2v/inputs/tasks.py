@@ -141,7 +141,8 @@ def plan_tasks(
     unknown = [t for t in wanted if t not in available]
     if unknown:
         raise InputError(
-            f"Task(s) {', '.join(repr(t) for t in unknown)} not in the dataset {layout.root}; "
+            f"Task {', '.join(repr(t) for t in unknown)} {'is' if len(unknown) == 1 else 'are'} "
+            f"not in the dataset {layout.root}; "
             f"it has: {', '.join(available) or 'no task at all'}. Fix --task."
         )
     reasons = {t: _audio_reason(layout, t, options) for t in (wanted or available)}

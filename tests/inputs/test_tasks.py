@@ -119,7 +119,7 @@ def test_task_chooses(layout):
 def test_asked_task_without_audio_or_unknown_is_an_error(layout):
     with pytest.raises(InputError, match=r"--task names task\(s\) with no audio.*'rest'"):
         plan_tasks(layout, ["01"], SPACE, None, ["listen", "rest"])
-    with pytest.raises(InputError, match=r"'nope' not in the dataset.*Fix --task"):
+    with pytest.raises(InputError, match=r"Task 'nope' is not in the dataset.*Fix --task"):
         plan_tasks(layout, ["01"], SPACE, None, ["nope"])
 
 
