@@ -50,7 +50,7 @@ def test_two_stories_fitted_jointly_and_combined_at_group_level(
         "sub-01_task-tunnel_run-2",
     ]
     assert meta["CrossValidation"]["NFolds"] == 4  # one fold per run: one story run left out
-    assert any("tunnel_run-2_bold" in s for s in meta["Sources"])
+    assert any("task-tunnel_run-2_space-" in s for s in meta["Sources"])
     meta2 = _sidecar(single[0])
     assert meta2["Tasks"] == ["listen"] and meta2["CrossValidation"]["NFolds"] == 2
     assert meta["NumberOfScans"] > 2 * meta2["NumberOfScans"] * 0.9  # both stories' scans
