@@ -135,6 +135,8 @@ def test_lpp_layout_is_indexed(lpp):
         stimulus_map_file=root / "code" / "stimulus_map_lppEN.tsv",
         dropped_scans=4,
     )
+    plan = plan_tasks(layout, ["EN057"], "MNIColin27", None, (), options)  # no --task needed
+    assert plan.subjects == {"EN057": ("lppEN",)}
     runs = collect_runs(layout, "EN057", "lppEN", "MNIColin27", None, options)
     assert [r.run for r in runs] == ["15", "16", "17"]
     assert [r.presentations[0].stim_file.name for r in runs] == [
