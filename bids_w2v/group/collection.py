@@ -233,7 +233,9 @@ def collect_participant_maps(
         No map, maps of one subject on sets of tasks none of which holds the others, or a
         subject whose maps are only in another space.
     """
-    wanted_tasks = {task} if isinstance(task, str) else set(task or ())
+    wanted_tasks = {
+        t.removeprefix("task-") for t in ([task] if isinstance(task, str) else task or ())
+    }
     candidates, other_spaces, damaged = [], defaultdict(set), []
     for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
         name = sidecar.name

@@ -72,7 +72,7 @@ def test_single_story_maps_of_one_participant_are_ambiguous(tmp_path):
     write_maps(out, subjects=("01",), models=ONE_MODEL, tasks=("story",), seed=1)
     with pytest.raises(InputError, match=r"sub-01 has participant maps of several sets of tasks"):
         collect_participant_maps(out, None, SPACE, None)
-    assert participant_tasks(collect_participant_maps(out, "story", SPACE, None)) == {
+    assert participant_tasks(collect_participant_maps(out, ["task-story"], SPACE, None)) == {
         "01": ("story",)
     }
 
