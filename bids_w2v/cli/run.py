@@ -128,6 +128,28 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     return written
 
 
+def _note_left_out(config, found, participants: tuple[str, ...]) -> None:
+    """Say which participants have maps in the space but none whose tasks are all among
+    ``--task`` (the group level leaves them out)."""
+    from bids_w2v.group.collection import entity, participant_tasks
+
+    if not config.task:
+        return
+    sidecars = config.output_dir.glob("sub-*/func/sub-*_stat-r_statmap.json")
+    everyone = {
+        entity(p.name, "sub") for p in sidecars
+        if (entity(p.name, "space"), entity(p.name, "res")) == (config.space, config.res)
+    }  # fmt: skip
+    left = sorted(everyone - set(participant_tasks(found)) - {None})
+    left = [s for s in left if not participants or s in participants]
+    if left:
+        print(
+            f"bids-w2v: sub-{', sub-'.join(left)} left out of the group level: no map whose "
+            f"tasks are all among --task {' '.join(config.task)}",
+            flush=True,
+        )
+
+
 def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """Run the group-level graph on the participant maps found in OUTPUT_DIR.
 
@@ -150,6 +172,7 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     found = collect_participant_maps(
         config.output_dir, config.task, config.space, config.res, participants
     )
+    _note_left_out(config, found, participants)
     # participants who heard different stories are combined: the group outputs are named
     # after all of them; each participant's own maps keep their label
     task = task_label(group_tasks(found))

@@ -85,3 +85,20 @@ def test_maps_without_tasks_field_use_their_task_entity(tmp_path):
     assert group_tasks(found) == ("listen",) and task_label(group_tasks(found)) == "listen"
     with pytest.raises(InputError, match="for task"):
         collect_participant_maps(out, ["story"], SPACE, None)
+
+
+@pytest.mark.slow  # --reports-only redraws the participant reports
+def test_group_task_says_who_is_left_out(tmp_path, capsys):
+    """--task at the group level: participants with no map among those tasks are named."""
+    from bids_w2v.cli.run import main
+
+    root, out = tmp_path / "ds", tmp_path / "out"
+    root.mkdir()
+    (root / "dataset_description.json").write_text('{"Name": "d", "BIDSVersion": "1.10.0"}')
+    write_maps(out, subjects=("01", "02"), models=ONE_MODEL, tasks=("listen",))
+    write_maps(out, subjects=("03",), models=ONE_MODEL, tasks=("listen", "story"), seed=1)
+    args = [str(root), str(out), "group", "--task", "listen", "--reports-only"]
+    assert main([*args, "-w", str(tmp_path / "w")]) == 0
+    assert "sub-03 left out of the group level" in capsys.readouterr().out
+    assert main([str(root), str(out), "group", "--reports-only", "-w", str(tmp_path / "w")]) == 0
+    assert "left out" not in capsys.readouterr().out
