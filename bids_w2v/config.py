@@ -158,7 +158,8 @@ class RunConfig:
     work_dir: Path = Path("work")
     derivatives: tuple[tuple[str, Path], ...] = ()
     participant_label: tuple[str, ...] = ()
-    task: str | None = None
+    #: ``--task``: the tasks fitted jointly (empty: every task whose events name audio)
+    task: tuple[str, ...] = ()
     space: str = DEFAULT_SPACE
     res: str | None = None
     models: tuple[ModelSpec, ...] = (ModelSpec(),)
@@ -178,6 +179,11 @@ class RunConfig:
     stop_on_first_crash: bool = False
     skip_bids_validation: bool = False
     verbosity: int = 0
+
+    def __post_init__(self) -> None:
+        # older records hold one task (a string) or none
+        task = self.task
+        object.__setattr__(self, "task", (task,) if isinstance(task, str) else tuple(task or ()))
 
     @property
     def fmriprep_dir(self) -> Path:

@@ -86,7 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="participants to analyse, with or without 'sub-' (default: all)",
     )
     g.add_argument(
-        "--task", "--task-id", dest="task", help="task to analyse (default: the only one)"
+        "--task",
+        "--task-id",
+        dest="task",
+        nargs="+",
+        default=[],
+        metavar="TASK",
+        help="tasks fitted jointly, runs concatenated in alphabetical order of the tasks "
+        "(default: every task whose events name audio, i.e. every story a participant heard); "
+        "group level: each participant's map whose tasks are all among these",
     )
     g.add_argument(
         "-d",

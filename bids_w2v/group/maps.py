@@ -44,7 +44,7 @@ class GroupWriter:
 
     def paths(self, **entities) -> list[Path]:
         """The map files of these entities (one per hemisphere on surfaces)."""
-        return group_map_files(self.output_dir, self.ref, **self.common, **entities)
+        return group_map_files(self.output_dir, self.ref, **{**self.common, **entities})
 
     def map(self, values: np.ndarray, sidecar: Mapping, **entities) -> Path:
         """Write one map; returns its first file (hemi-L on surfaces)."""

@@ -14,8 +14,10 @@ import numpy as np
 from bids_w2v.config import CleaningSettings, EncodingSettings, InputSettings
 from bids_w2v.errors import InputError
 from bids_w2v.group.collection import (
+    entity,
     find_group_map,
     load_grid,
+    participant_tasks,
 )
 from bids_w2v.group.maps import GroupWriter
 from bids_w2v.group.statistics import (
@@ -98,7 +100,8 @@ def write_noise_ceiling(
     scratch_dir : Path
         Folder for cleaned BOLD while computing.
     task, space, res : str
-        Entities.
+        Entities of the group map (``task``: the label of every participant's tasks); each
+        participant's map is named with the task label of its brain-score maps.
     inputs, cleaning, encoding : InputSettings, CleaningSettings, EncodingSettings
         How the participant level found and cleaned the runs, and its outer folds
         (:func:`bids_w2v.outputs.record.recorded_config`).
@@ -130,6 +133,11 @@ def write_noise_ceiling(
     first_map = next(iter(next(iter(found.values())).values()))[0][1]
     grid = load_grid(first_map)
     subjects = sorted(metas)
+    own_tasks = participant_tasks(found)  # participants may have heard different stories
+    labels = {  # the task label of each participant's own maps
+        s: entity(p.name, "task") for layers in found.values() for maps in layers.values()
+        for s, p, _ in maps
+    }  # fmt: skip
     strategy = tuple(cleaning.confounds_strategy)
     trims = (
         read_trim_table(cleaning.trim_scans_file)
@@ -140,7 +148,8 @@ def write_noise_ceiling(
     by_run, n_folds, gap = encoding.cv == "runs", encoding.n_folds, encoding.gap
     notes: list[str] = []
     layout = load_layout(bids_dir, fmriprep_dir, validate=False)
-    runs = collect_participants(layout, subjects, task, space, res, options)  # one pre-flight
+    # each participant's runs of the tasks (stories) its maps were fitted on, one pre-flight
+    runs = collect_participants(layout, subjects, own_tasks, space, res, options)
     members: dict[tuple, list[str]] = defaultdict(list)
     for s in subjects:
         for key in _run_keys(runs[s]):
@@ -220,6 +229,8 @@ def write_noise_ceiling(
             **method_meta,
             "Partners": [f"sub-{p}" for p in partners],
             "NumberOfScans": len(groups),
+            # the stories shared with others (the ceiling's runs), of those the maps were fitted on
+            "Tasks": sorted({k[0] for k in _run_keys(runs[s]) if k in shared}),
             "ConfoundsStrategy": list(strategy),
         }
         full = _on_grid(ceiling, map_space)
@@ -229,7 +240,7 @@ def write_noise_ceiling(
                 f"such as {first_map} ({grid.shape}); run the group level with the --space of the "
                 "participant level, on the outputs of one participant configuration."
             )
-        out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s)
+        out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s, task=labels[s])
     group = _on_grid(mean_across_subjects(np.stack(ceilings)), map_space)
     out.map(
         group,

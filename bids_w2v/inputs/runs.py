@@ -9,6 +9,7 @@ a message naming the file, what is wrong, and how to fix it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,16 +295,21 @@ def locate_runs(
 def collect_participants(
     layout: BIDSLayout,
     subjects: list[str],
-    task: str,
+    task: str | Mapping[str, Sequence[str]],
     space: str,
     res: str | None,
     options: CollectOptions | None = None,
 ) -> dict[str, list[RunInputs]]:
-    """Collect the runs of several subjects, after ONE pre-flight check of all their files
-    (:mod:`bids_w2v.inputs.preflight`): every missing, unfetched or damaged file is listed in
-    one message before any is read."""
+    """Collect the runs of several subjects (``task``: one for all, or per subject its tasks,
+    :func:`bids_w2v.inputs.tasks.plan_tasks`; runs task by task in that order, each task's by
+    session then run), after ONE pre-flight check of all their files
+    (:mod:`bids_w2v.inputs.preflight`): every missing or damaged file listed at once."""
     options = options or CollectOptions()
-    located = {s: locate_runs(layout, s, task, space, res, options) for s in subjects}
+    tasks = {s: [task] if isinstance(task, str) else list(task[s]) for s in subjects}
+    located = {
+        s: [run for t in tasks[s] for run in locate_runs(layout, s, t, space, res, options)]
+        for s in subjects
+    }
     stimuli_dir = Path(layout.root) / "stimuli"
     check_inputs(
         [f for runs in located.values() for run in runs
@@ -312,7 +318,7 @@ def collect_participants(
         fix="Replace the missing or damaged files with complete copies (download them again, "
         "or re-run fMRIPrep for the derivatives).",
     )  # fmt: skip
-    return {s: _inspect_runs(layout, located[s], s, task, space, options) for s in subjects}
+    return {s: _inspect_runs(layout, located[s], s, tasks[s], space, options) for s in subjects}
 
 
 def collect_runs(
@@ -348,7 +354,7 @@ def _inspect_runs(
     layout: BIDSLayout,
     located: list[LocatedRun],
     subject: str,
-    task: str,
+    tasks: Sequence[str],
     space: str,
     options: CollectOptions,
 ) -> list[RunInputs]:
@@ -378,7 +384,7 @@ def _inspect_runs(
         runs.append(
             RunInputs(
                 subject=subject,
-                task=task,
+                task=str(ent["task"]),
                 session=ent.get("session"),
                 run=str(ent["run"]) if ent.get("run") is not None else None,
                 bold=bold,
@@ -394,4 +400,5 @@ def _inspect_runs(
                 start_time=recorded_start_time(layout, bold, tr),
             )
         )
-    return sorted(runs, key=lambda r: (r.session or "", r.run or ""))
+    order = {t: i for i, t in enumerate(tasks)}
+    return sorted(runs, key=lambda r: (order[r.task], r.session or "", r.run or ""))

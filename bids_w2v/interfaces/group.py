@@ -7,10 +7,11 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, Trai
 
 class _GroupCommonInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc="derivative dataset root")
-    task = traits.Str(mandatory=True)
+    task = traits.Str(mandatory=True, desc="task label of the group outputs")
     space = traits.Str(mandatory=True)
     res = traits.Either(None, traits.Str, default=None, usedefault=True)
     participants = traits.List(traits.Str, desc="restrict to these subjects")
+    tasks = traits.List(traits.Str, desc="--task: maps whose tasks are all among these")
 
 
 class _FilesOutputSpec(TraitedSpec):
@@ -24,7 +25,7 @@ def _found(inputs):
 
     return collect_participant_maps(
         Path(inputs.output_dir),
-        inputs.task,
+        tuple(inputs.tasks) if inputs.tasks else None,
         inputs.space,
         inputs.res,
         tuple(inputs.participants) if inputs.participants else (),

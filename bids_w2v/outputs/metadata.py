@@ -13,6 +13,7 @@ from bids_w2v import __version__
 from bids_w2v.config import RunConfig
 from bids_w2v.features.scan_timing import AUTO, SliceTimeRef, slice_time_refs
 from bids_w2v.inputs.layout import RunInputs
+from bids_w2v.inputs.tasks import RUN_ORDER
 from bids_w2v.spaces import space_for
 
 #: ``CrossValidation.Inner`` of the sidecars, per ``--inner-cv``
@@ -240,6 +241,10 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
         "BrainMask": space_for(config.space).mask_method(runs),
         "BoldStandardization": "z-score per run after confound regression",
         "NumberOfScans": int(sum(r.n_scans for r in runs)),
+        # every story the participant heard, in one model (bids_w2v.inputs.tasks)
+        "Tasks": list(dict.fromkeys(r.task for r in runs)),
+        "Runs": [r.label for r in runs],
+        "RunOrder": RUN_ORDER,
         "RepetitionTime": runs[0].tr,
         "Sources": sorted({str(Path(s).absolute().as_uri()) for s in sources}),
         "SoftwareVersion": f"bids-w2v {__version__}",

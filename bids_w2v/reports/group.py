@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nb
@@ -12,7 +13,7 @@ import pandas as pd
 
 from bids_w2v.group.collection import find_group_map, load_map, table_path
 from bids_w2v.outputs.atomic import write_text
-from bids_w2v.outputs.names import layer_desc
+from bids_w2v.outputs.names import layer_desc, task_label
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import group_methods_boilerplate
 from bids_w2v.reports.group_sections import (
@@ -40,8 +41,10 @@ STYLE = page_style(
 )
 
 
-def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
-    """Runs, scans and stimuli of each participant, from their maps' sidecars.
+def data_summary(
+    output_dir: Path, task: str, labels: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Runs, scans, tasks and stimuli of each participant, from their maps' sidecars.
 
     Parameters
     ----------
@@ -49,6 +52,9 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
         The bids-w2v derivative dataset.
     task : str
         Task label.
+    labels : mapping, optional
+        ``sub-<label>`` -> the task label of its maps, when participants heard different
+        stories (default: ``task`` for everyone).
 
     Returns
     -------
@@ -56,13 +62,13 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
         One row per participant and model.
     """
     rows = []
-    for sidecar in sorted(
-        Path(output_dir).glob(f"sub-*/func/sub-*_task-{task}_*_stat-r_statmap.json")
-    ):
+    for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_task-*_stat-r_statmap.json")):
+        sub = sidecar.name.split("_")[0]
+        if f"_task-{(labels or {}).get(sub, task)}_" not in sidecar.name:
+            continue
         meta = json.loads(sidecar.read_text())
         if "ModelLabel" not in meta:
             continue
-        sub = sidecar.name.split("_")[0]
         key = (sub, meta["ModelLabel"])
         if any((r["participant"], r["model"]) == key for r in rows):
             continue
@@ -71,6 +77,7 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
             {
                 "participant": sub,
                 "model": meta["ModelLabel"],
+                "tasks": ", ".join(meta.get("Tasks", [])) or "n/a",
                 "runs": count_runs(sources),
                 "scans": meta.get("NumberOfScans", "n/a"),
                 "dropped volumes": meta.get("DroppedVolumes", "n/a"),
@@ -259,12 +266,13 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
     ceiling = ceiling_section(output_dir, models, common)
     comparison, contrasts = comparison_section(output_dir, common)
     form = space_for(space)
-    data = data_summary(output_dir, task)
     any_meta = (
         output_sidecar(table_path(output_dir, desc=models[0], stat="roi", **common))
         if models
         else {}
     )
+    labels = {s: task_label(t) for s, t in any_meta.get("ParticipantTasks", {}).items()}
+    data = data_summary(output_dir, task, labels)
     n_sub = len(data["participant"].unique()) if len(data) else 0
     summary = {
         "Task": task,
@@ -329,7 +337,14 @@ def _group_test(output_dir: Path, models: list[str], common: dict) -> str:
     return "wilcoxon"
 
 
-def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | None) -> list[Path]:
+def regenerate_reports(
+    output_dir: Path,
+    *,
+    task: str,
+    space: str,
+    res: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
     """Rewrite every participant report and the group report from the outputs (no fitting).
 
     Parameters
@@ -337,7 +352,10 @@ def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | No
     output_dir : Path
         The bids-w2v derivative dataset.
     task, space, res : str
-        Entities of the maps.
+        Entities of the maps (``task``: the group outputs' label).
+    labels : mapping, optional
+        Subject -> the task label of its maps, when participants heard different stories
+        (default: ``task`` for every participant).
 
     Returns
     -------
@@ -349,8 +367,9 @@ def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | No
     output_dir = Path(output_dir)
     reports = []
     for func in sorted(output_dir.glob("sub-*/func")):
+        label = (labels or {}).get(func.parent.name[4:], task)
         maps = sorted(  # NIfTI, GIfTI per hemisphere or CIFTI
-            p for p in func.glob(f"*_task-{task}_*_statmap.*") if p.suffix != ".json"
+            p for p in func.glob(f"*_task-{label}_*_statmap.*") if p.suffix != ".json"
         )
         if any("_stat-r_" in m.name for m in maps):
             reports.append(write_participant_report(output_dir, func.parent.name[4:], maps))

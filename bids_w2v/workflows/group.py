@@ -24,6 +24,7 @@ def init_group_wf(
     group: GroupSettings,
     participant: RunConfig,
     participants: Sequence[str] = (),
+    tasks: Sequence[str] = (),
     name: str = "bids_w2v_group_wf",
 ) -> pe.Workflow:
     """Build the group-level graph.
@@ -36,7 +37,8 @@ def init_group_wf(
     output_dir, work_dir : Path
         Derivative dataset root and Nipype working folder.
     task, space, res : str
-        Entities of the maps to combine.
+        Entities of the group outputs (``task``: the label of every participant's tasks,
+        :func:`bids_w2v.outputs.names.task_label`).
     group : GroupSettings
         FDR level, ROI atlas, whether to estimate the noise ceiling.
     participant : RunConfig
@@ -44,6 +46,8 @@ def init_group_wf(
         noise ceiling finds and cleans the same BOLD (its inputs, cleaning and folds).
     participants : sequence of str
         Restrict to these subjects (all by default).
+    tasks : sequence of str
+        ``--task``: each participant's map whose tasks are all among these (empty: any).
     name : str
         Workflow name.
 
@@ -62,6 +66,7 @@ def init_group_wf(
         "space": space,
         "res": res,
         "participants": list(participants),
+        "tasks": list(tasks),
     }
     nodes = []
     ceiling = None

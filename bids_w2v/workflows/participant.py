@@ -16,6 +16,7 @@ from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
 from bids_w2v.interfaces.encoding import FitEncoding
 from bids_w2v.interfaces.outputs import WriteParticipantMaps
 from bids_w2v.interfaces.reports import ParticipantReport
+from bids_w2v.outputs.names import task_label
 from bids_w2v.spaces import space_for, space_of_file
 
 
@@ -72,7 +73,8 @@ def init_participant_wf(
     subject : str
         Subject label (without ``sub-``).
     runs : sequence of RunInputs
-        The participant's runs of one task (from :func:`bids_w2v.inputs.layout.collect_runs`).
+        The participant's runs, of one task or of several fitted jointly, in the order they
+        are concatenated (:func:`bids_w2v.inputs.layout.collect_participants`).
     stimuli : sequence of str
         Every unique stimulus of the analysis, in the order of ``inputnode.feature_files``.
     output_dir : Path
@@ -162,7 +164,7 @@ def init_participant_wf(
         WriteParticipantMaps(
             output_dir=str(output_dir),
             subject=subject,
-            task=runs[0].task,
+            task=task_label([r.task for r in runs]),  # the tasks fitted jointly
             space=space,
             res=res,
             den=runs[0].den,
