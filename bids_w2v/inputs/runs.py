@@ -27,7 +27,7 @@ from bids_w2v.inputs.filters import CollectOptions, query_filters
 from bids_w2v.inputs.located import LocatedRun
 from bids_w2v.inputs.preflight import check_inputs
 from bids_w2v.inputs.stimulus_map import presentations_from_map
-from bids_w2v.inputs.timing import raw_repetition_time, recorded_start_time
+from bids_w2v.inputs.timing import recorded_start_time, repetition_time
 from bids_w2v.spaces import MapSpace, space_for
 
 
@@ -76,41 +76,6 @@ def _one(files: list, what: str, where: str) -> Path | None:
             ":res-N) or remove the extra files."
         )
     return Path(files[0].path) if files else None
-
-
-def _repetition_time(
-    layout: BIDSLayout, bold: Path, header: float | None, source: str = "NIfTI header"
-) -> tuple[float, str]:
-    """The run's TR (sidecar, checked against the ``source`` header: NIfTI, CIFTI series axis,
-    GIfTI TimeStep; else the raw BOLD's, :mod:`~bids_w2v.inputs.timing`) and where it was read
-    when not in the derivative ("" otherwise)."""
-    sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
-    if sidecar is None and header is None:
-        raw = raw_repetition_time(layout, bold)
-        if raw is not None:
-            return raw
-        raise InputError(
-            f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime), nor "
-            f"the {source}, nor the raw BOLD with the same entities (its sidecar or header) "
-            'gives one. Add "RepetitionTime" (seconds) to the sidecar.'
-        )
-    if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
-        raise InputError(
-            f"The RepetitionTime of {bold} in its JSON sidecar is {sidecar!r}, not a positive "
-            "number of seconds. Fix the sidecar."
-        )
-    if sidecar is not None and header is not None and abs(header - sidecar) > 1e-3:
-        fix = {
-            "NIfTI header": "the header's pixdim[4] (nibabel: img.header.set_zooms(...))",
-            "CIFTI series axis": "the CIFTI series axis step",
-            "GIfTI TimeStep metadata": "the GIfTI TimeStep metadata",
-        }.get(source, f"the {source}")
-        raise InputError(
-            f"The repetition time of {bold} is {sidecar} s in its JSON sidecar but {header:g} s "
-            f"in the {source}. One of them is wrong, and the design would be misaligned "
-            f"with the scans: correct the sidecar's RepetitionTime or {fix} so that they agree."
-        )
-    return float(sidecar if sidecar is not None else header), ""
 
 
 def _presentations(
@@ -372,7 +337,7 @@ def _inspect_runs(
         if first is not None and info.layout != first[0]:
             raise space_cls.layout_error(bold, info, first[0], first[1], space)
         first = first or (info.layout, bold.name)
-        tr, tr_source = _repetition_time(layout, bold, info.header_tr, info.tr_source)
+        tr, tr_source = repetition_time(layout, bold, info.header_tr, info.tr_source)
         presentations = tuple(_presentations(events, stimuli_dir, ent, options, where, tr))
         check_audio_coverage(
             presentations,

@@ -111,6 +111,41 @@ def raw_repetition_time(layout: BIDSLayout, bold: Path) -> tuple[float, str] | N
     return found[0][1]
 
 
+def repetition_time(
+    layout: BIDSLayout, bold: Path, header: float | None, source: str = "NIfTI header"
+) -> tuple[float, str]:
+    """The run's TR (sidecar, checked against the ``source`` header: NIfTI, CIFTI series axis,
+    GIfTI TimeStep; else the raw BOLD's, :mod:`~bids_w2v.inputs.timing`) and where it was read
+    when not in the derivative ("" otherwise)."""
+    sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
+    if sidecar is None and header is None:
+        raw = raw_repetition_time(layout, bold)
+        if raw is not None:
+            return raw
+        raise InputError(
+            f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime), nor "
+            f"the {source}, nor the raw BOLD with the same entities (its sidecar or header) "
+            'gives one. Add "RepetitionTime" (seconds) to the sidecar.'
+        )
+    if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
+        raise InputError(
+            f"The RepetitionTime of {bold} in its JSON sidecar is {sidecar!r}, not a positive "
+            "number of seconds. Fix the sidecar."
+        )
+    if sidecar is not None and header is not None and abs(header - sidecar) > 1e-3:
+        fix = {
+            "NIfTI header": "the header's pixdim[4] (nibabel: img.header.set_zooms(...))",
+            "CIFTI series axis": "the CIFTI series axis step",
+            "GIfTI TimeStep metadata": "the GIfTI TimeStep metadata",
+        }.get(source, f"the {source}")
+        raise InputError(
+            f"The repetition time of {bold} is {sidecar} s in its JSON sidecar but {header:g} s "
+            f"in the {source}. One of them is wrong, and the design would be misaligned "
+            f"with the scans: correct the sidecar's RepetitionTime or {fix} so that they agree."
+        )
+    return float(sidecar if sidecar is not None else header), ""
+
+
 def recorded_start_time(layout: BIDSLayout, bold: Path, tr: float) -> float | None:
     """``StartTime`` (s) of a slice-time-corrected BOLD's sidecar, None if not corrected.
 
