@@ -1,8 +1,8 @@
 """Precomputed features of each stimulus (``--features-dir DIR``) as feature spaces.
 
 DIR holds the files ``--save-features`` writes, laid out like the dataset's ``stimuli/``
-folder (a previous run's ``OUTPUT_DIR/stimuli``; a derivative root with a ``stimuli/`` folder
-and ``dataset_description.json`` is accepted too): for a stimulus ``stimuli/<sub>/<stem>.wav``,
+folder (a previous run's ``OUTPUT_DIR/stimuli``; a folder with a ``stimuli/`` subfolder, such
+as that ``OUTPUT_DIR``, is read from its ``stimuli/``): for a stimulus ``stimuli/<sub>/<stem>.wav``,
 ``DIR/<sub>/<stem>_desc-<label>_features.npy``, a 2-D array (frames x units, frame ``j`` at
 ``j / FrameRate`` s) with a JSON sidecar of the same name holding ``FrameRate`` (Hz) and
 optionally ``Layer`` and ``ModelLabel``. Files sharing a ``ModelLabel`` form one feature space
@@ -50,7 +50,7 @@ def feature_root(features_dir: str | os.PathLike[str]) -> Path:
             "folder holding <stimulus>_desc-<label>_features.npy files (a previous run's "
             "OUTPUT_DIR/stimuli written with --save-features)."
         )
-    if (root / "dataset_description.json").is_file() and (root / "stimuli").is_dir():
+    if (root / "stimuli").is_dir():  # a derivative root (OUTPUT_DIR of --save-features)
         root = root / "stimuli"
     return root.resolve()
 
