@@ -29,6 +29,7 @@ from bids_w2v.errors import AudioError
 from bids_w2v.features.families import ACOUSTIC_TYPES
 
 __all__ = [
+    "ACOUSTIC_DESCRIPTIONS",
     "ACOUSTIC_PARAMETERS",
     "ACOUSTIC_RATE",
     "ACOUSTIC_TYPES",
@@ -64,6 +65,15 @@ ACOUSTIC_PARAMETERS = {
         "bin_samples": _HOP,
         "sampling_rate": SAMPLING_RATE,
     },
+}
+
+
+#: One-line description of each baseline for the methods text.
+ACOUSTIC_DESCRIPTIONS = {
+    "mel": "log-mel spectrogram baseline: 40 mel bands (HTK, 0-8 kHz) of 25 ms Hann windows "
+    "every 10 ms, log10 power, computed with transformers' audio_utils",
+    "envelope": "broadband amplitude envelope baseline: modulus of the analytic signal "
+    "(scipy.signal.hilbert) averaged over 10 ms bins",
 }
 
 

@@ -159,3 +159,17 @@ def test_participant_boilerplate_describes_participant_stats():
     )
     assert "Bartlett's effective degrees of freedom" in on and "[@benjamini1995]" in on
     assert "Bartlett" not in off and "benjamini1995" not in off
+
+
+def test_baselines_and_precomputed_features_are_described():
+    config = replace(
+        BASE,
+        models=(
+            ModelSpec(name="mel"),
+            ModelSpec(name="phonemes", features_dir=Path("/data/feats")),
+        ),
+    )
+    text = methods_boilerplate(config, n_subjects=1, n_runs=2, task="t")
+    assert "log-mel spectrogram baseline: 40 mel bands" in text
+    assert "`phonemes` (precomputed features read from `/data/feats`)" in text
+    assert "`mel` [@baevski2020]" not in text
