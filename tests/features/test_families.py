@@ -147,3 +147,17 @@ def test_bad_feature_extractor_is_refused(tmp_path):
     path.write_text(json.dumps({**config, "stride": 3}))
     with pytest.raises(ModelError, match="25 ms windows every 10 ms"):
         load_model(folder)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("family", ["whisper", "wav2vec2-bert", "wav2vec2-conformer"])
+def test_cuda_equals_cpu(tiny, clip, family):
+    layers = None
+    out = {}
+    for device in ("cpu", "cuda"):
+        loaded = load_model(tiny[family], device=device)
+        layers = layers or available_layers(loaded)
+        feats = extract_features(loaded, clip, layers=layers, window_s=2.0, stride_s=1.0)
+        out[device] = {name: np.array(feats.layers[name]) for name in layers}
+    for name in layers:
+        np.testing.assert_allclose(out["cuda"][name], out["cpu"][name], atol=1e-3, rtol=1e-3)
