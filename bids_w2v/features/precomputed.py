@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,7 +30,13 @@ import numpy as np
 
 from bids_w2v.errors import InputError
 
-__all__ = ["FeatureSpace", "feature_root", "find_feature_spaces", "precomputed_entries"]
+__all__ = [
+    "FeatureSpace",
+    "check_precomputed",
+    "feature_root",
+    "find_feature_spaces",
+    "precomputed_entries",
+]
 
 _PATTERN = re.compile(r"^(?P<stem>[^/]+?)_desc-(?P<desc>[A-Za-z0-9]+)_features\.npy$")
 #: Largest mismatch tolerated between the features' span and the stimulus' duration (s).
@@ -161,6 +167,76 @@ def _read(path: Path, rate: float, duration: float | None) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def _space(root: Path, label: str) -> FeatureSpace:
+    spaces = find_feature_spaces(root)
+    if label not in spaces:
+        raise InputError(
+            f"The --features-dir folder '{root}' has no feature space '{label}' (found: "
+            f"{', '.join(sorted(spaces))})."
+        )
+    return spaces[label]
+
+
+def _stimulus_arrays(
+    root: Path, label: str, stimuli: Sequence[str], stimuli_dir: str | os.PathLike[str]
+) -> Iterator[tuple[dict[str, np.ndarray], float, str]]:
+    """Validated layers of each stimulus: (arrays by layer, frame rate, content hash)."""
+    from bids_w2v.errors import BidsW2VError
+    from bids_w2v.inputs.audio import audio_duration
+
+    space = _space(root, label)
+    rates: set[float] = set()
+    for stim in stimuli:
+        rel = os.path.relpath(stim, stimuli_dir)
+        if rel.startswith(".."):
+            rel = os.path.basename(stim)
+        rel_path = PurePosixPath(rel.replace(os.sep, "/"))
+        stem = rel_path.name.split(".")[0]
+        arrays, digest = {}, hashlib.sha256(label.encode())
+        try:
+            duration: float | None = audio_duration(stim)
+        except (OSError, RuntimeError, BidsW2VError):  # the audio is checked on its own
+            duration = None
+        for desc, (layer, _) in space.items():
+            path = root.joinpath(*rel_path.parent.parts, f"{stem}_desc-{desc}_features.npy")
+            if not path.is_file():
+                raise InputError(
+                    f"The --features-dir folder '{root}' has no features of the space '{label}' "
+                    f"(layer {layer}) for the stimulus '{rel}': '{path}' is missing. Every "
+                    "stimulus of the selected runs needs one file per layer."
+                )
+            path = _inside(root, path)
+            rate = float(_sidecar(path)["FrameRate"])
+            rates.add(rate)
+            arrays[layer] = _read(path, rate, duration)
+            digest.update(f"{layer}|{rate}|".encode() + arrays[layer].tobytes())
+        frames = {a.shape[0] for a in arrays.values()}
+        if len(rates) > 1 or len(frames) > 1:
+            raise InputError(
+                f"The layers of the feature space '{label}' in '{root}' differ in frame rate "
+                f"({sorted(rates)} Hz) or frame count ({sorted(frames)}) for '{rel}'. One space "
+                "has one frame rate; give differently sampled features different labels."
+            )
+        yield arrays, rate, digest.hexdigest()
+
+
+def check_precomputed(
+    features_dir: str | os.PathLike[str],
+    label: str,
+    stimuli: Sequence[str],
+    stimuli_dir: str | os.PathLike[str],
+) -> None:
+    """Validate one space's features of every stimulus before any fit (nothing is written).
+
+    Raises
+    ------
+    InputError
+        As :func:`precomputed_entries`.
+    """
+    for _ in _stimulus_arrays(feature_root(features_dir), label, stimuli, stimuli_dir):
+        pass
+
+
 def precomputed_entries(
     features_dir: str | os.PathLike[str],
     label: str,
@@ -184,57 +260,19 @@ def precomputed_entries(
         frame rates differ.
     """
     from bids_w2v.features.storage import has_layers, write_folder
-    from bids_w2v.inputs.audio import audio_duration
 
     root = feature_root(features_dir)
-    spaces = find_feature_spaces(root)
-    if label not in spaces:
-        raise InputError(
-            f"The --features-dir folder '{root}' has no feature space '{label}' (found: "
-            f"{', '.join(sorted(spaces))})."
-        )
-    space = spaces[label]
+    space = _space(root, label)
     layers = [layer for layer, _ in space.values()]
     indices = [int(index) for _, index in space.values()]
-    entries, rates = [], set()
-    for stim in stimuli:
-        rel = os.path.relpath(stim, stimuli_dir)
-        if rel.startswith(".."):
-            rel = os.path.basename(stim)
-        rel_path = PurePosixPath(rel.replace(os.sep, "/"))
-        stem = rel_path.name.split(".")[0]
-        arrays, digest = {}, hashlib.sha256(label.encode())
-        try:
-            duration = audio_duration(stim)
-        except Exception:  # the audio is checked elsewhere; the span check needs it only
-            duration = None
-        for desc, (layer, _) in space.items():
-            path = root.joinpath(*rel_path.parent.parts, f"{stem}_desc-{desc}_features.npy")
-            if not path.is_file():
-                raise InputError(
-                    f"The --features-dir folder '{root}' has no features of the space '{label}' "
-                    f"(layer {layer}) for the stimulus '{rel}': '{path}' is missing. Every "
-                    "stimulus of the selected runs needs one file per layer."
-                )
-            path = _inside(root, path)
-            rate = float(_sidecar(path)["FrameRate"])
-            rates.add(rate)
-            arrays[layer] = _read(path, rate, duration)
-            digest.update(f"{layer}|{rate}|".encode() + arrays[layer].tobytes())
-        frames = {a.shape[0] for a in arrays.values()}
-        if len(rates) > 1 or len(frames) > 1:
-            raise InputError(
-                f"The layers of the feature space '{label}' in '{root}' differ in frame rate "
-                f"({sorted(rates)} Hz) or frame count ({sorted(frames)}) for '{rel}'. One space "
-                "has one frame rate; give differently sampled features different labels."
-            )
-        entry = Path(cache_dir) / f"precomputed-{digest.hexdigest()}"
+    entries, rate = [], 0.0
+    for arrays, rate, digest in _stimulus_arrays(root, label, stimuli, stimuli_dir):
+        entry = Path(cache_dir) / f"precomputed-{digest}"
         if not has_layers(entry, layers):
 
             def fill(open_sink, arrays=arrays, rate=rate) -> float:
-                write = open_sink(
-                    next(iter(arrays.values())).shape[0], {k: v.shape[1] for k, v in arrays.items()}
-                )
+                n_frames = next(iter(arrays.values())).shape[0]
+                write = open_sink(n_frames, {k: v.shape[1] for k, v in arrays.items()})
                 for name, array in arrays.items():
                     write(name, 0, array)
                 return rate
@@ -246,6 +284,6 @@ def precomputed_entries(
         "ModelLabel": label,
         "ModelType": "precomputed",
         "FeaturesDir": str(root),
-        "FrameRate": rates.pop(),
+        "FrameRate": rate,
     }
     return entries, layers, indices, info

@@ -10,7 +10,11 @@ import soundfile as sf
 
 from bids_w2v.errors import InputError
 from bids_w2v.features import load_features
-from bids_w2v.features.precomputed import find_feature_spaces, precomputed_entries
+from bids_w2v.features.precomputed import (
+    check_precomputed,
+    find_feature_spaces,
+    precomputed_entries,
+)
 
 SR = 16000
 
@@ -109,3 +113,12 @@ def test_empty_or_missing_folder_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no"):
         find_feature_spaces(tmp_path / "empty")
+
+
+def test_check_before_any_fit_writes_nothing(dataset, tmp_path):
+    stim_dir, stimuli, feats, _ = dataset
+    check_precomputed(feats, "phonemes", stimuli, stim_dir)
+    (feats / "sub" / "b_desc-phonemes_features.npy").unlink()
+    with pytest.raises(InputError, match="for the stimulus 'sub/b.wav'"):
+        check_precomputed(feats, "phonemes", stimuli, stim_dir)
+    assert not (tmp_path / "cache").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
+from bids_w2v.errors import InputError
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +52,23 @@ def test_features_dir_reproduces_the_maps(runs):
         b, meta = _map(again, desc)
         assert meta["ModelType"] == "precomputed"
         np.testing.assert_allclose(b, a, atol=1e-5, equal_nan=True)
+
+
+def test_missing_features_stop_the_run_before_any_fit(sim_dataset, tmp_path, capsys):
+    """One stimulus without features: a one-paragraph error, exit code 2, no traceback."""
+    root, _, _ = sim_dataset
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    stimuli = sorted((root / "stimuli").rglob("*.wav"))
+    for stim in stimuli[1:]:  # the first stimulus has none
+        rel = stim.relative_to(root / "stimuli")
+        target = feats / rel.parent / f"{stim.stem}_desc-phonemes_features.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, np.zeros((10, 1)))
+        target.with_suffix(".json").write_text(json.dumps({"FrameRate": 1.0}))
+    args = [str(root), str(tmp_path / "out"), "participant", "--participant-label", "01"]
+    args += ["--features-dir", str(feats), "-w", str(tmp_path / "work")]
+    assert main(args) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert "has no features of the space 'phonemes'" in err and "Traceback" not in err
+    assert not (tmp_path / "work" / "bids_w2v_wf").exists()
