@@ -37,6 +37,8 @@ class ModelSpec:
     seed: int = 0
     allow_download: bool = False
     allow_pickle: bool = False
+    #: precomputed features (``--features-dir``): ``name`` is then a feature space found there
+    features_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,31 @@ def split_model(value: str, random_init: bool) -> tuple[str, bool]:
 
 def _model_specs(values: dict) -> tuple[ModelSpec, ...]:
     """One ModelSpec per --model value (``NAME:random`` or --random-init: random weights)."""
+    from bids_w2v.features.families import ACOUSTIC_TYPES
     from bids_w2v.workflows.base import model_labels
 
     specs = []
-    for value in values.get("model") or [DEFAULT_MODEL]:
+    features_dir = values.get("features_dir")
+    for value in values.get("model") or ([] if features_dir else [DEFAULT_MODEL]):
         name, random_init = split_model(value, values.get("random_init", False))
-        specs.append(settings_from(ModelSpec, values, name=name, random_init=random_init))
+        if name in ACOUSTIC_TYPES and not value.endswith(RANDOM_SUFFIX):
+            random_init = False  # --random-init does not apply to a baseline without weights
+        specs.append(
+            settings_from(ModelSpec, values, name=name, random_init=random_init, features_dir=None)
+        )
+    if features_dir:  # every feature space found there, scored like a model
+        from bids_w2v.features.precomputed import find_feature_spaces
+
+        for label in find_feature_spaces(features_dir):
+            specs.append(
+                settings_from(
+                    ModelSpec,
+                    values,
+                    name=label,
+                    random_init=False,
+                    features_dir=Path(features_dir),
+                )
+            )
     model_labels(specs)  # two models writing the same maps: an error now, not after hours
     return tuple(specs)
 
@@ -126,8 +145,7 @@ def build_config(args) -> RunConfig:
         },
     }
     sections = {
-        name: settings_from(cls, values, **resolved.get(name, {}))
-        for name, cls in SECTIONS.items()
+        name: settings_from(cls, values, **resolved.get(name, {})) for name, cls in SECTIONS.items()
     }
     return settings_from(
         RunConfig,

@@ -70,6 +70,17 @@ def _write_config(config) -> Path:
     return write_text(path, config_to_toml(config))
 
 
+def _check_features_dirs(config, subject_runs) -> None:
+    """Every --features-dir space covers every stimulus: checked before any node runs."""
+    from bids_w2v.features.precomputed import check_precomputed
+    from bids_w2v.workflows.base import unique_stimuli
+
+    for model in config.models:
+        if model.features_dir is not None:
+            stimuli = unique_stimuli(subject_runs)
+            check_precomputed(model.features_dir, model.name, stimuli, config.bids_dir / "stimuli")
+
+
 def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """Collect inputs and run the participant-level graph; return the maps written.
 
@@ -105,6 +116,7 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
         layout, subjects, plan.subjects, config.space, config.res, options
     )
     n_runs = sum(len(r) for r in subject_runs.values())
+    _check_features_dirs(config, subject_runs)
     print(
         f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task(s) '{task}' in "
         f"{config.space}; model(s) "

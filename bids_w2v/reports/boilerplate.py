@@ -9,6 +9,7 @@ import numpy as np
 
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
+from bids_w2v.features.acoustic import ACOUSTIC_DESCRIPTIONS
 from bids_w2v.features.scan_timing import SliceTimeRef
 from bids_w2v.outputs.metadata import (
     bold_only_clause,
@@ -77,7 +78,14 @@ def methods_boilerplate(
             return f"with random weights (seed {seed}; the untrained baseline of [@millet2022])"
         return "with its pretrained weights"
 
-    described = [f"`{m.name}` [@baevski2020] {weights(m)}" for m in config.models]
+    def what(model) -> str:  # the acoustic baselines and precomputed features have no weights
+        if model.features_dir is not None:
+            return f"`{model.name}` (precomputed features read from `{model.features_dir}`)"
+        if model.name in ACOUSTIC_DESCRIPTIONS:
+            return f"`{model.name}` ({ACOUSTIC_DESCRIPTIONS[model.name]})"
+        return f"`{model.name}` [@baevski2020] {weights(model)}"
+
+    described = [what(m) for m in config.models]
     speech_models = (
         f"the speech model {described[0]}"
         if len(described) == 1

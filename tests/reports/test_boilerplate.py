@@ -282,3 +282,17 @@ def test_text_states_the_resolved_scan_times_and_trimming():
     assert "high-pass filter at 0.0078125 Hz was applied to the BOLD" in text
     causal = methods_boilerplate(_config("--causal"), n_subjects=1, n_runs=1, task="t")
     assert "unit variance within each window" in " ".join(causal.split())
+
+
+def test_baselines_and_precomputed_features_are_described():
+    config = replace(
+        BASE,
+        models=(
+            ModelSpec(name="mel"),
+            ModelSpec(name="phonemes", features_dir=Path("/data/feats")),
+        ),
+    )
+    text = methods_boilerplate(config, n_subjects=1, n_runs=2, task="t")
+    assert "log-mel spectrogram baseline: 40 mel bands" in text
+    assert "`phonemes` (precomputed features read from `/data/feats`)" in text
+    assert "`mel` [@baevski2020]" not in text
