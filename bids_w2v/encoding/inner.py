@@ -222,7 +222,7 @@ def block_width(ops: Ops, n: int, v: int) -> int:
 
 #: Voxels per block of the alpha search on CPUs and GPUs: blocks of similar voxels let the exact
 #: search skip alphas, and products of this width still run near the peak rate.
-PLAN_BLOCK = {"cpu": 512, "gpu": 8192}
+PLAN_BLOCK = {"cpu": 128, "gpu": 8192}
 
 
 def plan_width(ops: Ops, n: int, v: int) -> int:

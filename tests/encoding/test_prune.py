@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from threadpoolctl import threadpool_limits
 
 from bids_w2v.encoding import DEFAULT_ALPHAS, cross_validated_scores, prune
@@ -89,6 +90,20 @@ def test_exact_search_returns_the_full_grid_choice(inner, dtype, backend) -> Non
                 np.testing.assert_array_equal(exact.fold_scores, full.fold_scores, err_msg=kind)
     if inner == "loo":  # the exact searches above skipped alphas (full evaluated all)
         assert prune.STATS["evaluated"] < 0.85 * prune.STATS["total"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("inner", ["loo", "kfold"])
+def test_exact_search_on_cuda_returns_the_full_grid_choice(inner, monkeypatch) -> None:
+    """The same identity on the GPU (blocks of 16 voxels there too)."""
+    monkeypatch.setitem(PLAN_BLOCK, "gpu", 16)
+    for kind in KINDS:
+        X, Y = design(kind, 0)
+        kw = {"inner": inner, "backend": "torch", "device": "cuda", "n_folds": 3}
+        full = cross_validated_scores(X, Y, alpha_search="full", **kw)
+        exact = cross_validated_scores(X, Y, **kw)
+        np.testing.assert_array_equal(exact.alphas, full.alphas, err_msg=kind)
+        np.testing.assert_array_equal(exact.fold_scores, full.fold_scores, err_msg=kind)
 
 
 def test_random_designs_over_many_seeds() -> None:
