@@ -73,9 +73,12 @@ def test_bounds_contain_the_full_grid_values(kind, dtype) -> None:
         assert (lo[:, order] <= values).all() and (values <= hi[:, order]).all()
 
 
-@pytest.mark.parametrize("inner", ["loo", "kfold"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("inner", ["loo", pytest.param("kfold", marks=SLOW)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=SLOW)])
 def test_exact_search_returns_the_full_grid_choice(inner, dtype, backend) -> None:
     """Same alpha and same r for every (fold, voxel), over designs and seeds; alphas pruned."""
     prune.STATS.update(evaluated=0, total=0)
@@ -106,6 +109,7 @@ def test_exact_search_on_cuda_returns_the_full_grid_choice(inner, monkeypatch) -
         np.testing.assert_array_equal(exact.fold_scores, full.fold_scores, err_msg=kind)
 
 
+@pytest.mark.slow
 def test_random_designs_over_many_seeds() -> None:
     """Property check: random sizes, scales and noise, float32, exact == full."""
     rng = np.random.default_rng(123)
