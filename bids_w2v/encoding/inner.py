@@ -29,13 +29,13 @@ class LooSelector:
       (accurate also when ``H_ii`` is close to 1); leverages are float64.
     * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two
       element-wise passes and one ``c^2``-weighted column sum (matrix-vector product), on
-      cache-sized blocks of voxels (:func:`block_width`) so that the passes do not go back
-      to main memory. For
-      alphas whose fit is small (large alphas, where neighbouring alphas differ by ~1e-8 in
-      relative error), the error is expanded as ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the
-      first term is computed in float64 for all alphas at once, the second is small and
-      accurate in float32. For alphas whose fit is large, the residual is computed directly
-      as ``Y_perp + U diag(1-g) Z`` with ``Y_perp = Y - U Z`` computed once.
+      small blocks of voxels (:func:`plan_width`) that stay in cache. Per voxel and alpha,
+      when the fit is small (``||P|| <= ||U diag(1-g) z||``: large alphas, where
+      neighbouring alphas differ by ~1e-8 in relative error), the error is expanded as
+      ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the first term in float64, the second small and
+      accurate in float32; otherwise the residual ``y - P`` is squared directly.
+    * ``Z = U^T Y`` is computed in float64 (:func:`bids_w2v.encoding.basis.project`), and
+      which alphas are evaluated is decided by :mod:`bids_w2v.encoding.prune`.
     """
 
     def __init__(self, ops: Ops, basis: Basis, alphas: Array) -> None:
@@ -134,8 +134,7 @@ class KFoldSelector:
             F_high = shrink_factors(ops, basis.s, alphas)
             A, F = ops.to_work(A_high), ops.to_work(F_high)
             ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
-            F2diag = None
-            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones, F2diag))
+            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones))
 
     def criterion(self, Y: Array) -> Array:
         """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
@@ -152,7 +151,7 @@ class KFoldSelector:
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
         """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
         ops = self.ops
-        B, Yte, base, A, F, ones, _ = self._prepare(fold, Y)
+        B, Yte, base, A, F, ones = self._prepare(fold, Y)
         n_te = Yte.shape[0]
         Yte2 = Yte + Yte
         T = ops.empty(tuple(B.shape))
@@ -177,14 +176,14 @@ class KFoldSelector:
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
         ops = self.ops
-        tr, te, U, A, F, ones, F2diag = fold
+        tr, te, U, A, F, ones = fold
         Ytr = Y[tr]
         mean = ops.to_work(mean0(ops, Ytr))
         Ytr -= mean
         B = U.T @ Ytr
         del Ytr
         Yte = Y[te] - mean
-        return B, Yte, ops.sum0(Yte * Yte), A, F, ones, F2diag
+        return B, Yte, ops.sum0(Yte * Yte), A, F, ones
 
 
 def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) -> Array:
