@@ -111,8 +111,9 @@ class EncodingSettings:
     """Nested cross-validated ridge (the paper's: 5 contiguous folds, LOO alpha per voxel).
 
     ``cv="runs"`` replaces the contiguous folds by leave-one-run-out; ``gap`` drops the training
-    scans within that many scans of the test block. ``alpha_search="auto"`` is resolved when
-    the settings are built, so the value stored is always ``"full"`` or ``"local"``.
+    scans within that many scans of the test block. The retired ``alpha_search`` names ``"auto"``
+    and ``"local"`` are resolved to ``"exact"`` when the settings are built, so the value stored
+    is always ``"exact"`` or ``"full"``.
     """
 
     n_folds: int = 5
@@ -120,7 +121,7 @@ class EncodingSettings:
     gap: int = 0
     alphas: tuple[float, ...] = tuple(float(a) for a in DEFAULT_ALPHAS)
     inner: str = "loo"
-    alpha_search: str = "full"
+    alpha_search: str = "exact"
     backend: str = "numpy"
     device: str = "cpu"
     voxel_chunk: int = 20000

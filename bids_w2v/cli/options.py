@@ -125,14 +125,13 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--alpha-search",
-        choices=["full", "local", "auto"],
+        choices=["exact", "full", "local", "auto"],
         default=default(EncodingSettings, "alpha_search"),
         help="how the inner criterion is searched over the alpha grid (default "
-        "%(default)s): 'full' evaluates every alpha (the exact grid argmin, as scikit-learn "
-        "and himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
-        "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
-        "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
-        "local with loo, full with kfold",
+        "%(default)s): 'exact' returns the alpha of 'full' for every fold and voxel, by "
+        "construction, evaluating the criterion only where bounds cannot rule an alpha out; "
+        "'full' evaluates every alpha (the reference, as scikit-learn and himalaya); 'local' "
+        "and 'auto' are retired names of 'exact'",
     )
     g.add_argument(
         "--encoding-backend",

@@ -25,7 +25,7 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", mandatory=True, desc="inner alpha selection")
     alpha_search = traits.Enum(
-        "full", "local", mandatory=True, desc="search of the alpha grid (auto resolved already)"
+        "exact", "full", mandatory=True, desc="search of the alpha grid (retired names resolved)"
     )
     backend = traits.Enum("numpy", "torch", mandatory=True, desc="linear algebra backend")
     device = traits.Str(mandatory=True, desc="cpu or cuda[:N]")

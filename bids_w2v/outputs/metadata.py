@@ -23,8 +23,8 @@ INNER = {
 }
 #: ``CrossValidation.AlphaSearch`` of the sidecars, per ``--alpha-search`` (resolved)
 ALPHA_SEARCH = {
-    "local": "descent from the minima of a proxy of the criterion (generalised "
-    "cross-validation for leave-one-out) for each voxel (bids_w2v.encoding.search)",
+    "exact": "every alpha that bounds on the criterion cannot rule out, which returns the "
+    "first minimiser of the full grid (bids_w2v.encoding.prune)",
     "full": "every alpha of the grid",
 }
 

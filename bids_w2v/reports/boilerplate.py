@@ -133,16 +133,6 @@ def methods_boilerplate(
         if enc.inner == "loo"
         else "5-fold contiguous cross-validation on the training data"
     )
-    if enc.alpha_search == "local":
-        proxy = (
-            "generalised cross-validation minima"
-            if enc.inner == "loo"
-            else "minima of an approximation of the inner cross-validation error"
-        )
-        inner += (
-            f" (criterion evaluated around each voxel's {proxy} and followed down to a "
-            "minimum of the grid, instead of at every value)"
-        )
     significance = (
         " Each fold's correlation was tested against zero (one-sided) with Bartlett's effective "
         "degrees of freedom, which account for the autocorrelation of the prediction and of the "
