@@ -133,6 +133,11 @@ def methods_boilerplate(
         if enc.inner == "loo"
         else "5-fold contiguous cross-validation on the training data"
     )
+    if enc.alpha_search == "exact":
+        inner += (
+            " (values whose criterion bounds showed they could not be the first minimum were "
+            "not evaluated, which gives the choice of the full grid)"
+        )
     significance = (
         " Each fold's correlation was tested against zero (one-sided) with Bartlett's effective "
         "degrees of freedom, which account for the autocorrelation of the prediction and of the "

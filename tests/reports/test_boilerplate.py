@@ -112,10 +112,9 @@ def test_every_hrf_is_named(hrf):
         (("--inner-cv", "loo"), "efficient leave-one-out cross-validation"),
         (("--inner-cv", "kfold"), "5-fold contiguous cross-validation"),
         (("--alpha-search", "full"), "by efficient leave-one-out cross-validation on the training data."),  # noqa: E501
-        (("--alpha-search", "local"), "generalised cross-validation minima"),
-        (("--alpha-search", "auto"), "generalised cross-validation minima"),
-        (("--alpha-search", "auto", "--inner-cv", "kfold"), "5-fold contiguous cross-validation on the training data."),  # noqa: E501
-        (("--alpha-search", "local", "--inner-cv", "kfold"), "approximation of the inner"),
+        (("--alpha-search", "exact"), "could not be the first minimum were not evaluated"),
+        (("--alpha-search", "local"), "gives the choice of the full grid"),
+        (("--alpha-search", "auto", "--inner-cv", "kfold"), "5-fold contiguous cross-validation on the training data (values"),  # noqa: E501
     ],
 )
 def test_every_option_value_is_named(flags, needle):
@@ -208,12 +207,12 @@ def expected_wording(option: str, value: str, config) -> tuple[list[str], list[s
             "5-fold contiguous cross-validation",
         )
         return ([loo], [kfold]) if value == "loo" else ([kfold], [loo])
-    if option == "--alpha-search" and enc.alpha_search in ("full", "local"):
-        local = "generalised cross-validation minima" if enc.inner == "loo" else "approximation"
+    if option == "--alpha-search" and enc.alpha_search in ("full", "exact"):
         chosen = f"by {'efficient leave-one-out' if enc.inner == 'loo' else '5-fold contiguous'}"
+        pruned = "could not be the first minimum were not evaluated"
         if enc.alpha_search == "full":
-            return [chosen + " cross-validation on the training data."], [local]
-        return [chosen, local, "instead of at every value"], []
+            return [chosen + " cross-validation on the training data."], [pruned]
+        return [chosen, pruned, "the choice of the full grid"], []
     if option == "--confounds-strategy":
         if value == "none":
             return ["was used as preprocessed", "No confound was regressed out"], ["load_confounds"]
@@ -254,7 +253,7 @@ def test_every_value_of_every_option_is_named(option, value):
 @pytest.mark.parametrize("option", list(option_values()))
 def test_values_that_change_the_analysis_change_the_text(option):
     """Two values of one option give two texts unless their effective configurations agree
-    (``--alpha-search auto`` is ``local`` with leave-one-out): no value is described as
+    (``--alpha-search auto`` and ``local`` are ``exact``): no value is described as
     another."""
     texts: dict[str, tuple] = {}
     for value in option_values()[option]:
