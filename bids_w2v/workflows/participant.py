@@ -106,7 +106,8 @@ def init_participant_wf(
 
     Workflow Graph
         clean_bold (per run) -> per model: inputnode -> build_design (per run) -> fit (per
-        layer) -> write_maps; the maps of all models -> report -> outputnode
+        layer) -> write_maps; with ``encoding.joint`` (--joint) the designs of its spaces ->
+        fit_joint -> write_joint_maps; the maps of all models -> report -> outputnode
     """
     wf = pe.Workflow(name=name or f"sub_{subject}_wf")
     inputnode = pe.Node(
