@@ -57,7 +57,8 @@ def init_group_wf(
     -------
     Workflow
         ``noise_ceiling`` (optional), one ``group_<model>`` node per model, one
-        ``compare_<A>_<B>`` node per pair of models, and ``group_report``.
+        ``compare_<A>_<B>`` node per pair of models, ``group_joint`` when the participant level
+        ran ``--joint`` (:mod:`bids_w2v.group.joint`), and ``group_report``.
     """
     wf = pe.Workflow(name=name, base_dir=str(work_dir))
     # every node re-runs (overwrite): its inputs are folder names, and the participant maps
