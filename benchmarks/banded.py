@@ -62,35 +62,42 @@ def main(argv=None):
     ap.add_argument("--backend", default="numpy")
     args = ap.parse_args(argv)
     X1, X2, Y = make_data(args.samples, args.p1, args.p2, args.voxels)
-    rows = {}
-    t1, _ = timed(lambda: cross_validated_scores(X1, Y))
-    t2, _ = timed(lambda: cross_validated_scores(X2, Y))
-    rows["2 x single-ours (loo, full grid)"] = t1 + t2
-    common = dict(n_iter=args.joint_n_iter, backend=args.backend)
-    h1, _ = timed(lambda: banded_scores([X1], Y, **common))
-    h2, _ = timed(lambda: banded_scores([X2], Y, **common))
-    rows["2 x single-himalaya (RidgeCV, inner 5-fold)"] = h1 + h2
-    tj, _ = timed(lambda: banded_scores([X1, X2], Y, partition=False, **common))
-    rows[f"joint (banded, {args.joint_n_iter} draws)"] = tj
-    tp, _ = timed(lambda: banded_scores([X1, X2], Y, partition=True, **common))
-    rows["joint+partition (what --joint runs)"] = tp
-    ref = rows["2 x single-ours (loo, full grid)"]
     scale = 50000 / args.voxels
     print(
         f"n={args.samples} scans, p={args.p1}+{args.p2}, v={args.voxels} voxels, "
-        f"backend={args.backend}, 5 outer folds"
+        f"backend={args.backend}, 5 outer folds",
+        flush=True,
     )
     head = "| method | seconds | ratio to 2 x single-ours |"
     if scale != 1:
         head += " seconds scaled to 50k voxels (linear extrapolation) |"
     print(head)
-    print("|---" * (head.count("|") - 1) + "|")
-    for name, sec in rows.items():
+    print("|---" * (head.count("|") - 1) + "|", flush=True)
+    common = dict(n_iter=args.joint_n_iter, backend=args.backend)
+    methods = {
+        "2 x single-ours (loo, full grid)": lambda: (
+            cross_validated_scores(X1, Y),
+            cross_validated_scores(X2, Y),
+        ),
+        "2 x single-himalaya (RidgeCV, inner 5-fold)": lambda: (
+            banded_scores([X1], Y, **common),
+            banded_scores([X2], Y, **common),
+        ),
+        f"joint (banded, {args.joint_n_iter} draws)": lambda: banded_scores(
+            [X1, X2], Y, partition=False, **common
+        ),
+        "joint+partition (what --joint runs)": lambda: banded_scores(
+            [X1, X2], Y, partition=True, **common
+        ),
+    }
+    ref = None
+    for name, fn in methods.items():
+        sec, _ = timed(fn)
+        ref = ref or sec
         line = f"| {name} | {sec:.1f} | {sec / ref:.2f} |"
         if scale != 1:
             line += f" {sec * scale:.0f} |"
-        print(line)
-
+        print(line, flush=True)
 
 if __name__ == "__main__":
     main()
