@@ -225,7 +225,7 @@ def _add_joint(wf, model_wfs, encoding, omp_nthreads, mem_gb, write_maps, slot) 
     missing = sorted({s.label for s in spaces} - set(model_wfs))
     if missing:
         raise ValueError(f"--joint names models without a sub-workflow: {', '.join(missing)}")
-    designs = pe.Node(niu.Merge(len(spaces)), name="joint_designs")
+    designs = pe.Node(niu.Merge(len(spaces), no_flatten=True), name="joint_designs")
     fit_joint = pe.Node(
         FitJoint(
             **node_inputs(FitJoint, encoding, num_threads=omp_nthreads),
