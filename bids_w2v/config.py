@@ -129,6 +129,11 @@ class EncodingSettings:
     #: per-voxel p (effective degrees of freedom per fold, Bonferroni over folds), BH q and
     #: thresholded participant maps (bids_w2v.encoding.significance)
     participant_stats: bool = True
+    #: feature spaces of one banded-ridge model, canonical ``label[:layer]`` (--joint;
+    #: bids_w2v.encoding.joint), its random search's draws and seed (bids_w2v.encoding.banded)
+    joint: tuple[str, ...] = ()
+    joint_n_iter: int = 20
+    joint_seed: int = 0
 
     def __post_init__(self) -> None:
         resolved = resolve_alpha_search(self.alpha_search, self.inner)

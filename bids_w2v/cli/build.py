@@ -65,6 +65,22 @@ def _model_specs(values: dict) -> tuple[ModelSpec, ...]:
     return tuple(specs)
 
 
+def _joint(values: dict, specs: Sequence[ModelSpec]) -> tuple[str, ...]:
+    """``--joint`` resolved against the run's models: canonical ``label[:layer]`` strings."""
+    from bids_w2v.encoding.joint import parse_joint
+    from bids_w2v.workflows.base import model_labels
+
+    given = values.get("joint") or ()
+    if not given:
+        return ()
+    names = list(values.get("model") or [DEFAULT_MODEL])
+    try:
+        spaces = parse_joint(given, dict(zip(names, model_labels(specs), strict=True)))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return tuple(str(s) for s in spaces)
+
+
 def _devices(values: dict, analysis_level: str) -> tuple[str, str]:
     """The speech model's and the ridge's devices, ``auto`` resolved (participant level)."""
     device = values.get("device", default(SECTIONS["features"], "device"))
@@ -132,10 +148,11 @@ def build_config(args) -> RunConfig:
     if values.get("use_plugin") is not None:
         plugin, plugin_args = load_plugin_file(values["use_plugin"])
     atlas = values.get("roi_atlas")
+    models = _model_specs(values)
     resolved = {
         "features": {"device": feature_device},
         "cleaning": _cleaning(values),
-        "encoding": {"device": encoding_device},
+        "encoding": {"device": encoding_device, "joint": _joint(values, models)},
         "group": {
             "roi_atlas": (
                 resolve_roi_atlas(atlas, space=space, res=res)
@@ -152,7 +169,7 @@ def build_config(args) -> RunConfig:
         values,
         space=space,
         res=res,
-        models=_model_specs(values),
+        models=models,
         derivatives=tuple((name, path.absolute()) for name, path in values["derivatives"]),
         plugin=plugin,
         plugin_args=plugin_args,

@@ -170,6 +170,32 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "components, fitted on each training fold only and applied to its test fold "
         "(default: no PCA)",
     )
+    g.add_argument(
+        "--joint",
+        nargs="+",
+        metavar="SPACE",
+        help="also fit one banded-ridge model of several feature spaces, each MODEL:LAYER "
+        "(e.g. wav2vec2base:transformer6) or MODEL for a single-layer model (e.g. mel), MODEL "
+        "being a --model of the run or its label: one regularisation per space and voxel "
+        "(himalaya's random search), and variance partitioning: the joint model's held-out r2 "
+        "and each space's unique part (joint minus the model without it) and the shared part, "
+        "as maps (default: none)",
+    )
+    g.add_argument(
+        "--joint-n-iter",
+        type=positive_int,
+        metavar="N",
+        default=default(EncodingSettings, "joint_n_iter"),
+        help="weightings of the feature spaces tried by the random search of --joint (the "
+        "uniform one, then Dirichlet draws; default %(default)s)",
+    )
+    g.add_argument(
+        "--joint-seed",
+        type=int,
+        metavar="SEED",
+        default=default(EncodingSettings, "joint_seed"),
+        help="random seed of the --joint search (default %(default)s)",
+    )
 
     g = parser.add_argument_group("Group level")
     g.add_argument(

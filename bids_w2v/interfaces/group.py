@@ -194,3 +194,31 @@ class GroupReport(SimpleInterface):
         )
         self._results["out_report"] = str(report)
         return runtime
+
+
+class _GroupJointInputSpec(_GroupTestInputSpec):
+    fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
+
+
+class GroupJointMaps(SimpleInterface):
+    """Mean joint-model maps and the group test of each feature space's unique variance."""
+
+    input_spec = _GroupJointInputSpec
+    output_spec = _FilesOutputSpec
+
+    def _run_interface(self, runtime):
+        from pathlib import Path
+
+        from bids_w2v.group.joint import write_group_joint_maps
+
+        files = write_group_joint_maps(
+            Path(self.inputs.output_dir),
+            task=self.inputs.task,
+            space=self.inputs.space,
+            res=self.inputs.res,
+            fdr_q=self.inputs.fdr_q,
+            group_test=_group_test(self.inputs),
+            participants=tuple(self.inputs.participants),
+        )
+        self._results["out_files"] = [str(f) for f in files]
+        return runtime

@@ -33,6 +33,7 @@ from bids_w2v.reports.html import (
     page,
     page_style,
 )
+from bids_w2v.reports.joint import joint_section
 from bids_w2v.reports.surface_figures import figure_html, is_surface_map, map_figure
 from bids_w2v.spaces import space_for
 
@@ -304,6 +305,10 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
     links += '<a href="#ceiling">noise ceiling</a>' if ceiling else ""
     links += '<a href="#comparison">model comparison</a>' if comparison else ""
     links += '<a href="#methods">methods</a>'
+    joint = joint_section(  # --joint: the group means' partition (bids_w2v.reports.joint)
+        [p for p in output_dir.glob(f"task-{task}_*_stat-meanr2_statmap.*") if p.suffix != ".json"],
+        "Joint model (--joint), group mean",
+    )
     body = f"""<h1>bids-w2v group report: task {html.escape(task)}</h1>
 <nav>{links}</nav>
 <h2>Summary</h2>
@@ -313,6 +318,7 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
 {"".join(sections)}
 {ceiling}
 {comparison}
+{joint}
 {methods_section(methods, '<h2 id="methods">Methods</h2>')}"""
     body = page(f"bids-w2v: group report, task {task}", STYLE, body)
     return write_text(output_dir / "group.html", body)

@@ -25,6 +25,7 @@ from bids_w2v.reports.html import (
     page,
     page_style,
 )
+from bids_w2v.reports.joint import joint_section
 from bids_w2v.reports.surface_figures import (
     figure_html,
     is_surface_map,
@@ -215,6 +216,7 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
 <h2>Data</h2>
 <table>{kv_rows(data_summary(first_meta or {}))}</table>
 {"".join(sections)}
+{joint_section(files)}
 {methods_section(citation.read_text() if citation.exists() else "")}"""
     text = page(f"bids-w2v: sub-{subject}", STYLE, body)
     return write_text(output_dir / f"sub-{subject}.html", text)
