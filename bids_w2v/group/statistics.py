@@ -207,3 +207,40 @@ def sign_flip_fwe(
         t[test] = out["t"][0]
         p[test] = 10.0 ** -out["logp_max_t"][0]
     return t, p
+
+
+class RunningPeak:
+    """Per-voxel peak layer of layers given one at a time: equal to
+    :func:`bids_w2v.outputs.maps.peak_layer` of the stacked layers (first of equal maxima;
+    NaN where no layer is finite) without holding them all.
+
+    Parameters
+    ----------
+    layer_indices : sequence of int
+        Depth index of each layer, in the order :meth:`add` receives them.
+    """
+
+    def __init__(self, layer_indices) -> None:
+        self.indices = np.asarray(layer_indices, dtype=np.float64)
+        self.count = 0
+        self.best = self.position = self.any_finite = None
+
+    def add(self, scores: np.ndarray) -> None:
+        """The next layer's scores (any shape, the same for every layer)."""
+        finite = np.isfinite(scores)
+        values = np.where(finite, scores, -np.inf)
+        if self.best is None:
+            self.best, self.any_finite = values, finite
+            self.position = np.zeros(values.shape, dtype=np.int16)
+        else:
+            better = values > self.best
+            self.best[better] = values[better]
+            self.position[better] = self.count
+            self.any_finite |= finite
+        self.count += 1
+
+    def peaks(self) -> np.ndarray:
+        """The depth index of each voxel's best layer so far (float64; NaN if none finite)."""
+        out = self.indices[self.position]
+        out[~self.any_finite] = np.nan
+        return out
