@@ -308,55 +308,6 @@ def collect_participant_maps(
     return {m: dict(layers) for m, layers in found.items()}
 
 
-@dataclass
-class ModelStack:
-    """Every participant's brain-score maps of one model on a common grid."""
-
-    model_label: str
-    layers: list[str]
-    indices: list[int]
-    subjects: list[str]
-    scores: np.ndarray  # (n_layers, n_subjects, *grid), NaN outside a mask or missing
-    ref: MapGrid
-    provenance: dict
-
-
-def load_model_stack(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]]) -> ModelStack:
-    """Load one model's participant maps (from :func:`collect_participant_maps`).
-
-    Raises
-    ------
-    InputError
-        If the maps are not all on one grid.
-    """
-    layers = sorted(layer_maps, key=lambda n: layer_maps[n][0][2]["LayerIndex"])
-    indices = [int(layer_maps[n][0][2]["LayerIndex"]) for n in layers]
-    subjects = sorted({s for n in layers for s, _, _ in layer_maps[n]})
-    first = layer_maps[layers[0]][0][1]
-    ref = load_grid(first)
-    # float32, as the maps are stored: lossless, and half the memory of float64 (300
-    # participants x 19 layers x 81,924 vertices = 1.9 GB); statistics convert one layer at a time
-    stack = np.full((len(layers), len(subjects)) + ref.shape, np.nan, dtype=np.float32)
-    for i, name in enumerate(layers):
-        for sub, path, _ in layer_maps[name]:
-            if not same_grid(load_grid(path), ref):
-                raise InputError(
-                    f"{path} is not on the same grid (or surface mesh) as {first}; the group "
-                    "level needs every participant in the same space and resolution (re-run the "
-                    "participant level with one --space SPACE:res-N for all; fsnative surfaces "
-                    "differ between participants: use fsaverage* or fsLR)."
-                )
-            stack[i, subjects.index(sub)] = load_map(path)
-    meta = layer_maps[layers[0]][0][2]
-    provenance = {k: v for k, v in meta.items() if k in PROVENANCE_KEYS}
-    provenance["Participants"] = subjects
-    # participants may have heard different sets of stories (each fitted on all of its own)
-    tasks = {s: map_tasks(p, m) for n in layers for s, p, m in layer_maps[n]}
-    provenance["Tasks"] = sorted({t for ts in tasks.values() for t in ts})
-    provenance["ParticipantTasks"] = {f"sub-{s}": list(tasks[s]) for s in subjects}
-    return ModelStack(meta["ModelLabel"], layers, indices, subjects, stack, ref, provenance)
-
-
 def model_order(found: Mapping[str, Mapping[str, Sequence]]) -> list[str]:
     """Models with trained weights first (then by label): comparisons are trained - random."""
 

@@ -188,16 +188,18 @@ def write_noise_ceiling(
             np.save(scratch_dir / f"sub-{s}_run{key_id[key]}.npy", data)
             kept[(s, key)] = keep
     common_scans = {}
-    sums = {}
-    for key, subs in shared.items():
+    for key, subs in shared.items():  # running sum of a run's participants, one in memory
         scans = kept[(subs[0], key)]
         for s in subs[1:]:
             scans = np.intersect1d(scans, kept[(s, key)])
         common_scans[key] = scans
+        total = None
         for s in subs:
             rows = np.searchsorted(kept[(s, key)], scans)
             part = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
-            sums[key] = part if key not in sums else sums[key] + part
+            total = part if total is None else total + part
+        np.save(scratch_dir / f"sum_run{key_id[key]}.npy", total)  # one run's sum in memory
+        del total, part
     out = GroupWriter(output_dir, grid, task=task, space=space, res=res)
     ceilings = []
     for s in partnered:  # pass 2: each participant against the mean of the others
@@ -208,7 +210,8 @@ def write_noise_ceiling(
             rows = np.searchsorted(kept[(s, key)], common_scans[key])
             y = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
             ys.append(y)
-            xs.append((sums[key] - y) / (len(shared[key]) - 1))
+            total = np.load(scratch_dir / f"sum_run{key_id[key]}.npy")
+            xs.append((total - y) / (len(shared[key]) - 1))  # the others' mean
             groups += [r] * len(y)
         y, x = np.concatenate(ys), np.concatenate(xs)
         if method == "paper":
