@@ -223,34 +223,50 @@ def _readout_basis(per_path: dict, n_components: int | None, rate: float) -> np.
     return np.linalg.svd(slow, full_matrices=False)[2][:n_components].T
 
 
-def _weights(spec, acts, counts, rate, rng) -> dict[str, dict[str, np.ndarray]]:
-    """Read-out weights {subject: {layer: (dim, count)}}: shared part + the subject's own."""
+def _weights(spec, acts, counts, rate, rng) -> tuple[dict, dict]:
+    """Read-outs: directions {layer: (dim, m)} and mixes {subject: {layer: (m, count)}}.
+
+    A subject's read-out of a layer is ``directions @ mix``: sqrt(shared) x a part common to
+    all participants + sqrt(1 - shared) x the subject's own, both random mixes of the basis.
+    The responses to the m directions are computed once per run and mixed per subject.
+    """
     shared = np.sqrt(spec.shared_weights)
     own = np.sqrt(1.0 - spec.shared_weights)
-    weights: dict[str, dict[str, np.ndarray]] = {sub: {} for sub in spec.subjects}
+    directions, mixes = {}, {sub: {} for sub in spec.subjects}
     for layer, count in counts.items():
         basis = _readout_basis(acts[layer], spec.n_components, rate)
-        common = basis @ rng.standard_normal((basis.shape[1], count))
-        for sub in spec.subjects:
-            mine = basis @ rng.standard_normal((basis.shape[1], count))
-            weights[sub][layer] = shared * common + own * mine
-    return weights
+        k = basis.shape[1]
+        common = rng.standard_normal((k, count))
+        mine = {sub: rng.standard_normal((k, count)) for sub in spec.subjects}
+        if k <= count * (len(spec.subjects) + 1):
+            directions[layer] = basis
+            for sub in spec.subjects:
+                mixes[sub][layer] = shared * common + own * mine[sub]
+            continue
+        # many features (a dense read-out): the directions are the read-outs themselves
+        directions[layer] = basis @ np.hstack([common, *mine.values()])
+        eye = np.eye(count)
+        for i, sub in enumerate(spec.subjects, start=1):
+            mix = np.zeros((directions[layer].shape[1], count))
+            mix[:count], mix[i * count : (i + 1) * count] = shared * eye, own * eye
+            mixes[sub][layer] = mix
+    return directions, mixes
 
 
-def _planted_signal(events, n_scans, acts, weights, rate, tr) -> dict[str, np.ndarray]:
-    """One run's planted responses {layer: (n_scans, count)}, sampled at mid-TR."""
+def _responses(events, n_scans, acts, directions, rate, tr) -> dict[str, np.ndarray]:
+    """One run's responses to each read-out direction {layer: (n_scans, m)}, at mid-TR."""
     times = mid_scan_times(n_scans, tr)
     onsets = events.onset.to_list()
-    signal = {}
-    for layer, w in weights.items():
-        frames = [acts[layer][path] @ w for path in events.path]
-        signal[layer] = np.column_stack(
+    out = {}
+    for layer, d in directions.items():
+        frames = [acts[layer][path] @ d for path in events.path]
+        out[layer] = np.column_stack(
             [
-                hrf_response([f[:, v] for f in frames], onsets, rate, times)
-                for v in range(w.shape[1])
+                hrf_response([f[:, j] for f in frames], onsets, rate, times)
+                for j in range(d.shape[1])
             ]
         )
-    return signal
+    return out
 
 
 def _layout(spec: SimulationSpec, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
@@ -341,13 +357,14 @@ def simulate_dataset(
     (root / "code").mkdir(exist_ok=True)
     truth.to_csv(root / "code" / "planted_voxels.tsv", sep="\t", index=False)
     counts = {name: int((planted_layer == name).sum()) for name in acts}
-    weights = _weights(spec, acts, counts, rate, rng)
+    directions, mixes = _weights(spec, acts, counts, rate, rng)
     n_vox = planted_layer.size
+    run_responses = [
+        _responses(events, n_scans, acts, directions, rate, spec.tr)
+        for events, n_scans in schedules
+    ]
     for sub in spec.subjects:
-        responses = [
-            _planted_signal(events, n_scans, acts, weights[sub], rate, spec.tr)
-            for events, n_scans in schedules
-        ]
+        responses = [{k: v @ mixes[sub][k] for k, v in r.items()} for r in run_responses]
         signals = [np.zeros((n_scans, n_vox)) for _, n_scans in schedules]
         for layer in acts:
             idx = np.flatnonzero(planted_layer == layer)
