@@ -56,7 +56,8 @@ def test_cross_validation_recorded(cv, inner, search):
     assert meta["NFolds"] == (5 if cv == "kfold" else len(RUNS))
     assert ("leave-one-out" in meta["Inner"]) == (inner == "loo")
     resolved = config.encoding.alpha_search  # auto is resolved in the configuration
-    assert ("every alpha" in meta["AlphaSearch"]) == (resolved == "full")
+    assert ("cannot rule out" in meta["AlphaSearch"]) == (resolved == "exact")
+    assert meta["AlphaSearch"].startswith("every alpha")
 
 
 @pytest.mark.parametrize("strategy", [["none"], ["simple"], ["motion", "global_signal"]])
