@@ -59,13 +59,22 @@ def load_report_map(path: Path) -> np.ndarray:
     return values
 
 
+def colormap(name: str):
+    """A matplotlib colour map by name, nilearn's (``cold_hot``...) included: importing
+    ``nilearn.plotting`` registers them, and nothing else may have imported it yet."""
+    import matplotlib.pyplot as plt
+    import nilearn.plotting  # noqa: F401
+
+    return plt.get_cmap(name)
+
+
 def _histogram_png(values: np.ndarray, title: str, *, cmap: str, vmin: float, vmax: float) -> bytes:
     import matplotlib.pyplot as plt
 
     finite = values[np.isfinite(values)]
     fig, ax = plt.subplots(figsize=(6, 2.6))
     counts, edges, patches = ax.hist(finite, bins=40, range=(vmin, vmax) if vmax > vmin else None)
-    colours = plt.get_cmap(cmap)(np.linspace(0, 1, len(patches)))
+    colours = colormap(cmap)(np.linspace(0, 1, len(patches)))
     for patch, colour in zip(patches, colours, strict=True):
         patch.set_facecolor(colour)
     ax.set_title(f"{title} ({finite.size} values; no mesh found, see the caption)", fontsize=9)
@@ -77,11 +86,10 @@ def _histogram_png(values: np.ndarray, title: str, *, cmap: str, vmin: float, vm
 
 def add_colorbar(fig, cax, *, cmap: str, vmin: float, vmax: float, ticks=None) -> None:
     """A vertical colour bar; ``ticks`` ((value, label), ...) names its ticks (layer names)."""
-    import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    bar = fig.colorbar(ScalarMappable(Normalize(vmin, vmax), plt.get_cmap(cmap)), cax=cax)
+    bar = fig.colorbar(ScalarMappable(Normalize(vmin, vmax), colormap(cmap)), cax=cax)
     bar.ax.tick_params(labelsize=7)
     label_colorbar(bar, ticks)
 

@@ -200,3 +200,17 @@ def test_fsaverage6_group_report_draws_brains(tmp_path, monkeypatch, network_att
     assert text.count("Lateral and medial views of both hemispheres.") == 2
     check_in_browser(report, tmp_path)
     assert network_attempts == []
+
+
+def test_nilearn_colour_maps_need_no_earlier_import():
+    """A fresh process (nothing imported nilearn.plotting yet) can draw with cold_hot."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from bids_w2v.reports.surface_figures import colormap\n"
+        "assert colormap('cold_hot')(0.5) is not None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
