@@ -13,12 +13,14 @@
   acquisition removed (preprocessed scans = raw scans - 4); TR 2 s.
 
 Names, entities and row layouts follow the published datasets; durations, volume sizes and run
-counts are scaled down. Planted voxels follow one layer of the tiny wav2vec2 (as in
-:mod:`bids_w2v.testing.simulator`, whose machinery is reused): a random read-out of the layer's
-leading
-principal axes, HRF-convolved at the TRUE presentation times on the raw acquisition grid, plus
-white noise, so a pipeline that misplaces the audio (a second playback for a segment row, or no
-onset shift after dropped volumes) recovers less.
+counts are scaled down. Planted voxels follow one layer of the tiny wav2vec2, built with
+:mod:`bids_w2v.testing.truth` alone (no code shared with the analysis, an import-linter
+contract): transformers' ``output_hidden_states`` and conv hooks, a random mix of the layer's
+leading slow principal axes, every model frame an event convolved with nilearn's
+``compute_regressor`` (Glover HRF) at the TRUE presentation times, sampled at ``i * TR`` of the
+raw acquisition (no ``StartTime`` in the sidecars), plus AR(1) noise, so a pipeline that
+misplaces the audio (a second playback for a segment row, or no onset shift after dropped
+volumes) recovers less.
 """
 
 from __future__ import annotations
