@@ -13,12 +13,14 @@
   acquisition removed (preprocessed scans = raw scans - 4); TR 2 s.
 
 Names, entities and row layouts follow the published datasets; durations, volume sizes and run
-counts are scaled down. Planted voxels follow one layer of the tiny wav2vec2 (as in
-:mod:`bids_w2v.testing.simulator`, whose machinery is reused): a random read-out of the layer's
-leading
-principal axes, HRF-convolved at the TRUE presentation times on the raw acquisition grid, plus
-white noise, so a pipeline that misplaces the audio (a second playback for a segment row, or no
-onset shift after dropped volumes) recovers less.
+counts are scaled down. Planted voxels follow one layer of the tiny wav2vec2, built with
+:mod:`bids_w2v.testing.truth` alone (no code shared with the analysis, an import-linter
+contract): transformers' ``output_hidden_states`` and conv hooks, a random mix of the layer's
+leading slow principal axes, every model frame an event convolved with nilearn's
+``compute_regressor`` (Glover HRF) at the TRUE presentation times, sampled at ``i * TR`` of the
+raw acquisition (no ``StartTime`` in the sidecars), plus AR(1) noise, so a pipeline that
+misplaces the audio (a second playback for a segment row, or no onset shift after dropped
+volumes) recovers less.
 """
 
 from __future__ import annotations
@@ -32,14 +34,30 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from bids_w2v.features import extract_features, load_model
-from bids_w2v.features.design import build_run_design
-from bids_w2v.inputs.audio import load_audio
-from bids_w2v.inputs.events import Presentation
-from bids_w2v.testing.simulator import _zscore, shipped_speech
+from bids_w2v.testing.sim_outputs import zscore
+from bids_w2v.testing.simulator import _readout_basis, shipped_speech
+from bids_w2v.testing.truth import (
+    ar1_noise,
+    frame_rate,
+    hrf_response,
+    layer_activations,
+    load_truth_model,
+    read_mono_16k,
+)
 
 PLANTED = (("conv1", 8), ("transformer1", 8))
+N_AXES = 5  # a voxel mixes its layer's leading slow principal axes
+SNR = 3.0  # planted signal SD / noise SD
+NOISE_AR = 0.3  # AR(1) coefficient of the noise
 SHAPE = (10, 10, 8)  # brain: the inner 8 x 8 x 6 voxels; zero background (nilearn's EPI mask)
+
+
+@dataclass(frozen=True)
+class Playback:
+    """One stimulus as participants heard it: onset (s, raw acquisition time) and file."""
+
+    onset: float
+    stim_file: Path
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,7 @@ class ReplicaRun:
     """One run to write: where its derivative BOLD goes and what was played when."""
 
     bold: Path  # derivative BOLD path
-    presentations: tuple[Presentation, ...]  # TRUE playbacks, raw acquisition time
+    presentations: tuple[Playback, ...]  # TRUE playbacks, raw acquisition time
     n_raw_scans: int
     dropped: int = 0  # first volumes removed by the preprocessing
     surfaces: tuple[Path, Path] | None = None  # hemi-L, hemi-R GIfTIs of the same data
@@ -86,50 +104,75 @@ def _raw_bold(path: Path, n_scans: int, tr: float) -> None:
     img.to_filename(path)
 
 
+def _responses(
+    runs: list[ReplicaRun], model_dir: Path, rng: np.random.Generator, tr: float
+) -> list[dict[str, np.ndarray]]:
+    """Each run's planted responses {layer: (n_raw_scans, count)}, from :mod:`truth` alone.
+
+    Activations with transformers (10 s windows, 5 s stride), standardised over the stimuli;
+    each voxel a random mix of its layer's 5 leading slow principal axes; every model frame an
+    event at its TRUE presentation time, convolved with nilearn's Glover HRF and sampled at
+    ``i * TR`` of the raw acquisition (the replicas' sidecars carry no ``StartTime``).
+    """
+    model = load_truth_model(str(model_dir), random_init=False, seed=0)
+    rate = frame_rate(model)
+    layers = [name for name, _ in PLANTED]
+    stims = sorted({p.stim_file for r in runs for p in r.presentations})
+    acts = {layer: {} for layer in layers}
+    for stim in stims:
+        values = layer_activations(model, read_mono_16k(stim), layers)
+        for layer in layers:
+            acts[layer][stim] = values[layer]
+    mixes = {}
+    for layer, count in PLANTED:
+        stacked = np.concatenate(list(acts[layer].values()))
+        mu, sd = stacked.mean(0), stacked.std(0)
+        sd = np.where(sd > 1e-6 * max(sd.max(), 1e-12), sd, 1.0)
+        acts[layer] = {stim: (v - mu) / sd for stim, v in acts[layer].items()}
+        basis = _readout_basis(acts[layer], N_AXES, rate)
+        mixes[layer] = basis @ rng.standard_normal((basis.shape[1], count))
+    out = []
+    for run in runs:
+        times = np.arange(run.n_raw_scans) * tr
+        onsets = [p.onset for p in run.presentations]
+        per_layer = {}
+        for layer, mix in mixes.items():
+            frames = [acts[layer][p.stim_file] @ mix for p in run.presentations]
+            per_layer[layer] = np.column_stack(
+                [hrf_response([f[:, j] for f in frames], onsets, rate, times)
+                 for j in range(mix.shape[1])]
+            )  # fmt: skip
+        out.append(per_layer)
+    return out
+
+
 def _plant(
     runs: list[ReplicaRun],
     model_dir: Path,
     *,
     tr: float,
     seed: int,
-    snr: float = 3.0,
+    snr: float = SNR,
 ) -> pd.DataFrame:
     """Write every run's derivative BOLD with planted voxels; return the ground truth."""
     rng = np.random.default_rng(seed)
-    loaded = load_model(str(model_dir), random_init=False)
-    layers = [name for name, _ in PLANTED]
-    stims = {p.stim_file for r in runs for p in r.presentations}
-    features = {
-        s: extract_features(loaded, load_audio(s, loaded.sampling_rate), layers=layers)
-        for s in sorted(stims)
-    }
-    designs = [
-        build_run_design(r.presentations, features, layers, n_scans=r.n_raw_scans, tr=tr)
-        for r in runs
-    ]
+    responses = _responses(runs, model_dir, rng, tr)
     brain = np.zeros(SHAPE, dtype=bool)
     brain[1:-1, 1:-1, 1:-1] = True
     core = np.zeros(SHAPE, dtype=bool)  # planted voxels away from the mask's edge
     core[3:-3, 3:-3, 3:-3] = True
     order = rng.permutation(np.flatnonzero(core.reshape(-1)))
     planted_layer = np.full(brain.size, "", dtype=object)
-    weights, start = {}, 0
+    start = 0
     for name, count in PLANTED:
-        idx = order[start : start + count]
-        planted_layer[idx] = name
-        stacked = np.concatenate([d[name] for d in designs])
-        mu, sd = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
-        axes = np.linalg.svd((stacked - mu) / sd, full_matrices=False)[2][:5]
-        weights[name] = (mu, sd, axes.T @ rng.standard_normal((axes.shape[0], count)))
+        planted_layer[order[start : start + count]] = name
         start += count
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
-    for run, design in zip(runs, designs, strict=True):
+    for run, response in zip(runs, responses, strict=True):
         signal = np.zeros((run.n_raw_scans, brain.size))
         for name, _ in PLANTED:
-            idx = np.flatnonzero(planted_layer == name)
-            mu, sd, w = weights[name]
-            signal[:, idx] = snr * _zscore((design[name] - mu) / sd @ w)
-        noise = rng.standard_normal(signal.shape)
+            signal[:, planted_layer == name] = snr * zscore(response[name])
+        noise = ar1_noise(run.n_raw_scans, brain.size, NOISE_AR, rng)
         bold = (1000.0 + 10.0 * (signal + noise)) * brain.reshape(-1)
         bold = bold[run.dropped :]  # the preprocessing removed the first volumes
         img = nb.Nifti1Image(bold.T.reshape(SHAPE + (bold.shape[0],)).astype(np.float32), affine)
@@ -213,7 +256,7 @@ def narratives_replica(root: Path, model_dir: Path, *, seed: int = 0) -> pd.Data
         runs.append(
             ReplicaRun(
                 bold=dfunc / f"{stem}_space-MNI152NLin2009cAsym_desc-clean_bold.nii.gz",
-                presentations=(Presentation(0.0, pieman.resolve()),),
+                presentations=(Playback(0.0, pieman.resolve()),),
                 n_raw_scans=n_scans,
                 surfaces=tuple(
                     dfunc / f"{stem}_space-fsaverage6_hemi-{h}_desc-clean.func.gii" for h in "LR"
@@ -230,7 +273,7 @@ def narratives_replica(root: Path, model_dir: Path, *, seed: int = 0) -> pd.Data
     runs.append(
         ReplicaRun(
             bold=dfunc / f"{stem}_space-MNI152NLin2009cAsym_desc-clean_bold.nii.gz",
-            presentations=(Presentation(3.0, tunnel.resolve()),),
+            presentations=(Playback(3.0, tunnel.resolve()),),
             n_raw_scans=n_tunnel,
         )
     )
@@ -280,7 +323,7 @@ def lpp_replica(
             ReplicaRun(
                 bold=dfunc / f"sub-{sub}_task-lppEN_run-{run}_space-MNIColin27_desc-preproc_bold"
                 ".nii.gz",
-                presentations=(Presentation(0.0, wav.resolve()),),
+                presentations=(Playback(0.0, wav.resolve()),),
                 n_raw_scans=n_raw,
                 dropped=dropped,
             )

@@ -1,9 +1,9 @@
 """The paper's datasets as published: generated replicas of Narratives and Le Petit Prince.
 
 The replicas (bids_w2v/testing/replicas.py) keep the published names, entities and row layouts;
-planted
-voxels follow one layer of the tiny wav2vec2 at the TRUE presentation times, so recovering them
-shows that bids-w2v places the audio where participants heard it.
+planted voxels follow one layer of the tiny wav2vec2 at the TRUE presentation times, built with
+the independent ground truth (bids_w2v/testing/truth.py), so recovering them shows that
+bids-w2v places the audio where participants heard it.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def test_narratives_recovery(narratives, tiny_model, tmp_path):
     ])  # fmt: skip
     assert code == 0
     planted, null = _recovery(_scores(out, "001"), truth)
-    assert min(planted.values()) > 0.5, planted
+    # measured: 0.81-0.85 (one playback) vs 0.60-0.63 with a second playback at 8 s
+    assert min(planted.values()) > 0.7, planted
     assert abs(null) < 0.1
     sidecar = next((out / "sub-001" / "func").glob("*Conv1_stat-r_statmap.json"))
     meta = json.loads(sidecar.read_text())
@@ -175,11 +176,13 @@ def test_lpp_recovery_needs_the_onset_shift(lpp, tiny_model, tmp_path):
                      *common]) == 0  # fmt: skip
         results[dropped] = _recovery(_scores(out, "EN057"), truth)
     planted, null = results[4]
+    # measured over seeds 1-4: min 0.80-0.85 shifted vs 0.40-0.46 unshifted (conv1, slow
+    # features; transformer1 0.93-0.95 vs 0.09-0.23); a missing shift makes the gap 0
     assert min(planted.values()) > 0.6, planted
     assert abs(null) < 0.1
     unshifted, _ = results[0]
     for layer in planted:
-        assert planted[layer] > unshifted[layer] + 0.3, (planted, unshifted)
+        assert planted[layer] > unshifted[layer] + 0.2, (planted, unshifted)
 
 
 @pytest.mark.slow
@@ -200,4 +203,4 @@ def test_narratives_recovery_on_fsaverage6(narratives, tiny_model, tmp_path):
             (gii,) = func.glob(f"*hemi-{hemi}*{layer.capitalize()}_stat-r_statmap.func.gii")
             data = nb.load(gii).darrays[0].data
             values += list(data[rows["vertex"].to_numpy()])
-        assert np.mean(values) > 0.5, (layer, values)
+        assert np.mean(values) > 0.7, (layer, values)  # one playback: about 0.8
