@@ -18,7 +18,7 @@ differences between large alphas are kept accurate).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +163,7 @@ def cross_validated_scores(
     centred_predictions: bool = False,
     features_pca: int | None = None,
     alpha_search: str = "full",
+    progress: Callable[[int, int], None] | None = None,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -220,6 +221,8 @@ def cross_validated_scores(
         ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``
         (:func:`resolve_alpha_search`). The default is ``"full"``: on the demo's features the
         local search changed a few scores, enough to swap nearly tied layers.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each (outer fold, voxel chunk) step.
 
     Returns
     -------
@@ -329,6 +332,9 @@ def cross_validated_scores(
                     pred if centred_predictions else pred + mean
                 )
             del Yc, Yte, Z, pred
+            if progress is not None:
+                n_chunks = -(-cols.size // voxel_chunk)
+                progress(k * n_chunks + start // voxel_chunk + 1, n_f * n_chunks)
 
     scores = fold_scores.mean(0) if n_voxels else np.zeros(0)
     return EncodingResult(
