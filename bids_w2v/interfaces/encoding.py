@@ -68,6 +68,10 @@ class FitEncoding(SimpleInterface):
         # label: the participant and model sub-workflows of this node, and the layer
         where = [p[:-3] for p in Path(runtime.cwd).parts[:-1] if p.endswith("_wf")]
         report = StepProgress(" ".join([*where[1:], f"fit {self.inputs.layer}"]), "fold-chunks")
+        if self.inputs.backend == "torch":  # torch's own thread pool: the node's threads too
+            import torch
+
+            torch.set_num_threads(max(1, self.inputs.num_threads))
         try:
             with report, threadpool_limits(limits=max(1, self.inputs.num_threads)):
                 res = cross_validated_scores(
