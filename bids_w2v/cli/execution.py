@@ -39,7 +39,7 @@ def run_workflow(wf, config, stop=None) -> None:
     for section, values in settings.items():  # the workflow's own copy, no global change
         wf.config.setdefault(section, {}).update(values)
     # node failures are reported below from the crash file; Nipype's own log only with -v
-    level = {0: "CRITICAL", 1: "WARNING"}.get(config.verbosity, "INFO")
+    level = "CRITICAL" if config.verbosity <= 0 else {1: "WARNING"}.get(config.verbosity, "INFO")
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         nipype_logging.getLogger(name).setLevel(level)
     plugin, plugin_args = plugin_settings(
