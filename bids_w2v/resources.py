@@ -246,10 +246,12 @@ def default_omp_nthreads(nprocs: int, plugin: str | None = None) -> int:
 
 
 def node_threads(nprocs: int, omp_nthreads: int, side_by_side: int = 1) -> int:
-    """Threads of a node that runs alone (``side_by_side=1``) or beside ``side_by_side - 1``
-    nodes of its kind while nothing else can run (the feature extraction of each model):
-    all of the run's CPUs, shared, and never fewer than ``omp_nthreads``."""
-    return max(omp_nthreads, nprocs // max(1, side_by_side), 1)
+    """Threads of a node that runs alone (``side_by_side=1``: all the run's CPUs, or
+    ``omp_nthreads`` if that is more) or beside ``side_by_side - 1`` nodes of its kind while
+    nothing else runs (the feature extraction of each model: the CPUs shared among them)."""
+    if side_by_side <= 1:
+        return max(nprocs, omp_nthreads, 1)
+    return max(1, nprocs // side_by_side)
 
 
 def resolve_resources(
