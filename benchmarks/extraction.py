@@ -290,6 +290,8 @@ def run_participant(args: argparse.Namespace) -> None:
                     subprocess.run(cmd, check=True)
                     duration, threads = _participant_node(work)
                     ours.append(duration)
+                    print(f"  participant run {repeat}: extraction node {duration:.2f} s, "
+                          f"{threads} threads", flush=True)  # fmt: skip
                     continue
                 if threads is None:  # the peer needs the node's thread count: ours first
                     continue
@@ -302,6 +304,8 @@ def run_participant(args: argparse.Namespace) -> None:
                     plain_loop(loaded, audio, args.window, args.stride, args.batch_size)
                 peer.append(time.perf_counter() - start)
                 peer_load.append(loaded_at - start)
+                print(f"  plain loop {repeat}: {peer[-1]:.2f} s (loading {peer_load[-1]:.2f} s)",
+                      flush=True)  # fmt: skip
                 del loaded
     best_ours, best_peer = min(ours), min(peer)
     print(f"extraction node of the participant run ({threads} threads): {best_ours:7.2f} s "
