@@ -111,12 +111,13 @@ def test_nprocs_and_mem_reach_multiproc(tmp_path):
         "n_procs": 3,  # --nprocs wins, as in fMRIPrep
         "memory_gb": 8.0,
         "raise_insufficient": False,
+        "mp_context": "spawn",  # workers never inherit a parent's OpenMP threads
     }
     # defaults: one process runs Linear, several run MultiProc with the given budget
     assert plugin_settings(None, {}, nprocs=1, mem_gb=None) == ("Linear", {})
     assert plugin_settings(None, {}, nprocs=2, mem_gb=4.0) == (
         "MultiProc",
-        {"n_procs": 2, "memory_gb": 4.0, "raise_insufficient": False},
+        {"n_procs": 2, "memory_gb": 4.0, "raise_insufficient": False, "mp_context": "spawn"},
     )
     # other plugins get their arguments as written
     assert plugin_settings("SLURM", {"sbatch_args": "-p x"}, nprocs=4, mem_gb=2.0) == (
