@@ -19,7 +19,7 @@ def test_default_flags_use_the_machine_and_show_progress(tmp_path, tiny_model, c
     root = tmp_path / "ds"
     spec = SimulationSpec(
         model=str(tiny_model), random_init=False, subjects=("01",), shape=(4, 4, 3),
-        planted=(("conv1", 6),), n_runs=2, clip_seconds=6.0,
+        planted=(("conv1", 6),), n_runs=2,
     )  # fmt: skip
     simulate_dataset(root, spec, cache_dir=tmp_path / "sim-cache")
     out, work = tmp_path / "out", tmp_path / "work"
