@@ -3,8 +3,8 @@
 Builds synthetic features/voxels with a planted linear signal, then times
 
 * ours: ``bids_w2v.encoding.cross_validated_scores`` (``inner="loo"`` and ``"kfold"``) on each
-  requested backend, with the default local alpha search and/or ``alpha_search="full"``
-  (``--alpha-search local,full``);
+  requested backend, with the default exact alpha search and/or ``alpha_search="full"``
+  (``--alpha-search exact,full``);
 * sklearn: ``RidgeCV(alphas, alpha_per_target=True)`` (efficient LOO, always float64);
 * himalaya: ``himalaya.ridge.RidgeCV(alphas, cv=KFold(5), fit_intercept=True)`` with the numpy
   backend;
@@ -16,11 +16,19 @@ table also gives the increase of that peak during the fit over the resident size
 it (imports and data excluded; the kernel's peak counter is reset through
 ``/proc/self/clear_refs`` after loading the data). Agreement
 is the share of (fold, voxel) pairs with the same alpha as the reference implementation and
-the mean |delta r| over (fold, voxel) pairs.
+the mean |delta r| over (fold, voxel) pairs; ``ours-*`` (exact) is also compared with
+``ours-*-full`` (same alpha for every pair expected, by construction).
+
+FLOP bound: each worker of ours measures the single-precision (and double-precision) GEMM rate
+of this machine just before its fit, with the same threads, on a product of the shape the
+fit uses, and counts the GEMM flops of its fit: ``2 n_train r`` per evaluated (alpha, voxel)
+pair of the inner criterion (working dtype), ``2 n_train r`` per voxel and fold for
+``Z = U^T Y`` (float64) and the small products of the bounds (float64). The bound is that
+count divided by the measured rates; "of bound" is bound / measured time.
 
 Usage::
 
-    python benchmarks/encoding.py --n-samples 2000 --n-features 768 --n-voxels 5000
+    python benchmarks/encoding.py --n-samples 2000 --n-features 768 --n-voxels 10000,50000
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ def _peer_folds(X, Y, folds, fit):
     return alphas, scores
 
 
-def run_method(name: str, X: np.ndarray, Y: np.ndarray, dtype: str):
+def run_method(name: str, X: np.ndarray, Y: np.ndarray, dtype: str, device: str = "cpu"):
     """Fit one method; return (alphas, fold_scores), both (n_folds, n_voxels)."""
     from bids_w2v.encoding import contiguous_folds, cross_validated_scores
 
@@ -94,8 +102,9 @@ def run_method(name: str, X: np.ndarray, Y: np.ndarray, dtype: str):
             alphas=ALPHAS,
             inner=inner,
             backend=backend,
+            device=device if backend == "torch" else "cpu",
             dtype=dtype,
-            alpha_search=search[0] if search else "local",
+            alpha_search=search[0] if search else "exact",
         )
         return res.alphas, res.fold_scores
     if name == "sklearn":
@@ -152,7 +161,66 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(name: str, data: str, out: str, dtype: str) -> None:
+def gemm_rates(
+    n: int, r: int, dtype: str, device: str = "cpu", seconds: float = 1.0
+) -> tuple[float, float]:
+    """Measured GEMM rates (flop/s) of ``(n, r) @ (r, 512)`` in ``dtype`` and in float64."""
+    if device != "cpu":
+        return _torch_gemm_rates(n, r, dtype, device, seconds)
+    rates = []
+    for dt in (dtype, "float64"):
+        rng = np.random.default_rng(0)
+        A = rng.standard_normal((n, r)).astype(dt)
+        B = rng.standard_normal((r, 512)).astype(dt)
+        C = np.empty((n, 512), dtype=dt)
+        np.matmul(A, B, out=C)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            np.matmul(A, B, out=C)
+            count += 1
+        rates.append(2.0 * n * r * 512 * count / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
+def _torch_gemm_rates(n, r, dtype, device, seconds):
+    import torch
+
+    rates = []
+    for dt in (getattr(torch, dtype), torch.float64):
+        A = torch.randn((n, r), dtype=dt, device=device)
+        B = torch.randn((r, 8192), dtype=dt, device=device)
+        C = A @ B
+        torch.cuda.synchronize()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            for _ in range(10):
+                torch.matmul(A, B, out=C)
+            torch.cuda.synchronize()
+            count += 10
+        rates.append(2.0 * n * r * 8192 * count / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
+def exact_flops(name: str, n: int, p: int, v: int, evaluated: int) -> tuple[float, float]:
+    """GEMM flops of our fit: (working dtype, float64), from the evaluated (alpha, voxel) pairs.
+
+    Per fold (5 contiguous): ``n_tr = 4 n / 5`` training scans, ``r = min(n_tr, p)``. LOO:
+    ``2 n_tr r`` per evaluated pair; ``Z = U^T Y`` in float64 and the bounds' products
+    (``(n_alphas, n_tr)`` and ``(3 n_alphas + n_alphas, r)`` by each voxel) in float64.
+    K-fold: every alpha and inner fold, ``2 n_tr r`` per pair plus ``U^T Y`` per inner fold.
+    """
+    n_tr = 4 * n // 5
+    r = min(n_tr, p)
+    a = len(ALPHAS)
+    if "-kfold" in name:
+        work = 5 * (a * 2.0 * n_tr * r * v + 5 * 2.0 * (4 * n_tr // 5) * r * v)
+        return work, 5 * 2.0 * n_tr * r * v
+    work = evaluated * 2.0 * n_tr * r + 5 * 2.0 * (n - n_tr) * r * v  # criterion + refit
+    high = 5 * (2.0 * n_tr * r * v + 2.0 * a * n_tr * v + 2.0 * 4 * a * r * v)
+    return work, high
+
+
+def worker(name: str, data: str, out: str, dtype: str, device: str = "cpu") -> None:
     """Fit one method in this (fresh) process and save timings and results."""
     import bids_w2v.encoding  # noqa: F401  (imports outside the timed region)
 
@@ -164,14 +232,28 @@ def worker(name: str, data: str, out: str, dtype: str) -> None:
         import himalaya.ridge  # noqa: F401
     with np.load(data) as arrays:
         X, Y = arrays["X"].astype(dtype), arrays["Y"].astype(dtype)
+    from bids_w2v.encoding import prune
+
+    rate = rate64 = flops = flops64 = np.nan
+    if name.startswith("ours"):
+        n_tr = 4 * X.shape[0] // 5
+        dev = device if name.startswith("ours-torch") else "cpu"
+        rate, rate64 = gemm_rates(n_tr, min(n_tr, X.shape[1]), dtype, dev)
+    prune.STATS.update(evaluated=0, total=0)
     # peak before the fit: the current RSS if the peak counter can be reset, else the peak so far
     base = _status_mib("VmRSS") if _reset_peak() else _peak_rss_mib()
     start, cpu_start = time.perf_counter(), time.process_time()
-    alphas, scores = run_method(name, X, Y, dtype)
+    alphas, scores = run_method(name, X, Y, dtype, device)
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     peak = _peak_rss_mib()
-    np.savez(out, alphas=alphas, scores=scores, wall=wall, cpu=cpu, peak=peak, delta=peak - base)
+    if name.startswith("ours"):
+        flops, flops64 = exact_flops(name, *X.shape, Y.shape[1], prune.STATS["evaluated"])
+    np.savez(
+        out, alphas=alphas, scores=scores, wall=wall, cpu=cpu, peak=peak, delta=peak - base,
+        rate=rate, rate64=rate64, flops=flops, flops64=flops64,
+        evaluated=prune.STATS["evaluated"], total=prune.STATS["total"],
+    )  # fmt: skip
 
 
 def _peer_voxels(spec: str, peers: list[str], n_voxels: int) -> dict[str, int]:
@@ -179,7 +261,7 @@ def _peer_voxels(spec: str, peers: list[str], n_voxels: int) -> dict[str, int]:
     out = dict.fromkeys(peers, n_voxels)
     for item in (part for part in spec.split(",") if part):
         name, _, value = item.rpartition("=")
-        for peer in [name] if name else peers:
+        for peer in [name] if name else peers:  # a named method may be ours (e.g. -full)
             out[peer] = min(int(value), n_voxels)
     return out
 
@@ -206,18 +288,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inner", default="loo,kfold", help="inner selections of ours")
     parser.add_argument(
         "--alpha-search",
-        default="local",
-        help="alpha searches of ours, comma-separated: local (default; methods named "
-        "ours-BACKEND-INNER) and/or full (every alpha evaluated; named ours-BACKEND-INNER-full)",
+        default="exact,full",
+        help="alpha searches of ours, comma-separated: exact (the default search; methods "
+        "named ours-BACKEND-INNER) and/or full (every alpha evaluated; ours-BACKEND-INNER-full)",
     )
+    parser.add_argument("--device", default="cpu", help="torch device of ours-torch-*")
     parser.add_argument("--peers", default="himalaya,sklearn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--peer-voxels",
         default="",
-        help="N or PEER=N,...: run the peers (or the named ones) on the first N voxels only "
-        "and scale their time and +fit memory linearly to --n-voxels (labelled "
-        "EXTRAPOLATED); agreement is on those N voxels",
+        help="N or NAME=N,...: run the peers (or the named methods, also ours-*-full) on the "
+        "first N voxels only and scale their time and +fit memory linearly to --n-voxels "
+        "(labelled EXTRAPOLATED); agreement is on those N voxels",
     )
     parser.add_argument(
         "--keep",
@@ -229,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.data, args.out, args.dtype)
+        worker(args.worker, args.data, args.out, args.dtype, args.device)
         return
     peer_dtype = args.peer_dtype or args.dtype
 
@@ -237,11 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     peers = [p for p in args.peers.split(",") if p]
     inners = [i for i in args.inner.split(",") if i]
     searches = [s for s in args.alpha_search.split(",") if s]
-    suffix = {"local": "", "full": "-full"}
+    suffix = {"exact": "", "full": "-full"}
     methods = [
         f"ours-{b}-{inner}{suffix[s]}" for b in backends for inner in inners for s in searches
     ] + peers
     reference = {"loo": "sklearn", "kfold": "himalaya"}
+    load0 = os.getloadavg()
     X, Y = make_data(args.n_samples, args.n_features, args.n_voxels, args.seed)
     n_peer = _peer_voxels(args.peer_voxels, peers, args.n_voxels)
     results: dict[str, dict] = {}
@@ -254,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in methods:
             ours = name.startswith("ours")
             dtype = args.dtype if ours else peer_dtype
-            n_vox = args.n_voxels if ours else n_peer[name]
+            n_vox = n_peer.get(name, args.n_voxels)
             tag = f"n{args.n_samples}_p{args.n_features}_v{n_vox}_{dtype}_s{args.seed}"
             out = os.path.join(keep, f"{name}_{tag}.npz")
             if args.keep and os.path.exists(out):
@@ -266,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
                     src = os.path.join(tmp, f"data_{n_vox}.npz")
                     if not os.path.exists(src):
                         np.savez(src, X=X, Y=Y[:, :n_vox])
-                cmd += ["--data", src, "--out", out, "--dtype", dtype]
+                cmd += ["--data", src, "--out", out, "--dtype", dtype, "--device", args.device]
                 subprocess.run(cmd, check=True)
             with np.load(out) as f:
                 results[name] = {key: f[key] for key in f.files}
@@ -277,8 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         f"dtype={args.dtype} (himalaya: {peer_dtype}, sklearn: float64) "
         "outer=5 contiguous folds, 20 alphas logspace(1, 8)"
     )
-    for name in peers:
-        if name in results and n_peer[name] < args.n_voxels:
+    for name in methods:
+        if name in results and n_peer.get(name, args.n_voxels) < args.n_voxels:
             scale = args.n_voxels / n_peer[name]
             print(
                 f"{name} EXTRAPOLATED: run on the first {n_peer[name]} voxels; its time, CPU "
@@ -293,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     if reused:
         print(f"reused from {args.keep} (earlier run): {', '.join(sorted(reused))}")
     cores = os.cpu_count()
+    print(f"load average (1, 5, 15 min) at the start: {load0}")
     print(f"machine: {platform.machine()}, {cores} cores, python {platform.python_version()}")
     print("time: wall-clock seconds of the fit; CPU s: process CPU time of the fit (all threads)")
     print("memory: peak RSS (VmHWM = ru_maxrss) of a fresh worker process per method;")
@@ -326,7 +411,44 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 line += f"{'':>13}{'':>15}{'':>15}"
         print(line)
+    _print_bounds(methods, results)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(json.dumps({k: round(float(v["wall"]), 2) for k, v in results.items()}))
+
+
+def _print_bounds(methods: list[str], results: dict) -> None:
+    """FLOP bound of each of our fits and identity of the exact search with the full grid."""
+    print(
+        "FLOP bound: GEMM flops of the fit / GEMM rates measured in the same worker "
+        "(work dtype; float64); 'evaluated': share of the (alpha, voxel) pairs of the inner "
+        "criterion computed; 'same as full': (fold, voxel) pairs with the alpha of -full"
+    )
+    print(
+        f"{'method':<22}{'time s':>8}{'evaluated':>10}{'GFLOP':>9}{'GFLOP64':>9}"
+        f"{'GF/s':>7}{'GF/s64':>8}{'bound s':>9}{'of bound':>9}{'same as full':>13}"
+        f"{'r identical':>12}"
+    )
+    for name in methods:
+        res = results[name]
+        if not name.startswith("ours") or not np.isfinite(float(res["rate"])):
+            continue
+        bound = float(res["flops"]) / float(res["rate"]) + float(res["flops64"]) / float(
+            res["rate64"]
+        )
+        share = float(res["evaluated"]) / max(float(res["total"]), 1.0)
+        same = ident = "-"
+        full = results.get(name + "-full") if not name.endswith("-full") else None
+        if full is not None:
+            v = full["alphas"].shape[1]
+            a, b = res["alphas"][:, :v], full["alphas"]
+            same = f"{float(((a == b) | (np.isnan(a) & np.isnan(b))).mean()):.6f}"
+            ident = str(bool(np.array_equal(res["scores"][:, :v], full["scores"], equal_nan=True)))
+        print(
+            f"{name:<22}{float(res['wall']):>8.1f}{share:>10.3f}{float(res['flops']) / 1e9:>9.0f}"
+            f"{float(res['flops64']) / 1e9:>9.0f}{float(res['rate']) / 1e9:>7.0f}"
+            f"{float(res['rate64']) / 1e9:>8.0f}{bound:>9.1f}{bound / float(res['wall']):>9.2f}"
+            f"{same:>13}{ident:>12}"
+        )
 
 
 if __name__ == "__main__":

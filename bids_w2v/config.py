@@ -38,6 +38,8 @@ class ModelSpec:
     seed: int = 0
     allow_download: bool = False
     allow_pickle: bool = False
+    #: precomputed features (``--features-dir``): ``name`` is then a feature space found there
+    features_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,16 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class DesignSettings:
-    """How features become regressors: HRF convolution sampled at the scan times."""
+    """How features become regressors: HRF convolution sampled at the scan times.
+
+    ``slice_time_ref``: scan ``i`` is taken at ``(i + slice_time_ref) * TR``; ``"auto"`` reads
+    each run's ``StartTime`` from its slice-time-corrected sidecar (0 when none is recorded;
+    :mod:`bids_w2v.features.scan_timing`), a number is that fraction of the TR for every run.
+    """
 
     hrf_model: str = "glover"
     oversampling: int = 50
-    slice_time_ref: float = 0.0
+    slice_time_ref: float | str = "auto"
     fir_delays: tuple[int, ...] = ()
 
 
@@ -105,8 +112,9 @@ class EncodingSettings:
     """Nested cross-validated ridge (the paper's: 5 contiguous folds, LOO alpha per voxel).
 
     ``cv="runs"`` replaces the contiguous folds by leave-one-run-out; ``gap`` drops the training
-    scans within that many scans of the test block. ``alpha_search="auto"`` is resolved when
-    the settings are built, so the value stored is always ``"full"`` or ``"local"``.
+    scans within that many scans of the test block. The retired ``alpha_search`` names ``"auto"``
+    and ``"local"`` are resolved to ``"exact"`` when the settings are built, so the value stored
+    is always ``"exact"`` or ``"full"``.
     """
 
     n_folds: int = 5
@@ -114,7 +122,7 @@ class EncodingSettings:
     gap: int = 0
     alphas: tuple[float, ...] = tuple(float(a) for a in DEFAULT_ALPHAS)
     inner: str = "loo"
-    alpha_search: str = "full"
+    alpha_search: str = "exact"
     backend: str = "numpy"
     device: str = "cpu"
     voxel_chunk: int = 20000
@@ -122,6 +130,11 @@ class EncodingSettings:
     #: per-voxel p (effective degrees of freedom per fold, Bonferroni over folds), BH q and
     #: thresholded participant maps (bids_w2v.encoding.significance)
     participant_stats: bool = True
+    #: feature spaces of one banded-ridge model, canonical ``label[:layer]`` (--joint;
+    #: bids_w2v.encoding.joint), its random search's draws and seed (bids_w2v.encoding.banded)
+    joint: tuple[str, ...] = ()
+    joint_n_iter: int = 20
+    joint_seed: int = 0
 
     def __post_init__(self) -> None:
         resolved = resolve_alpha_search(self.alpha_search, self.inner)
@@ -154,7 +167,8 @@ class RunConfig:
     work_dir: Path = Path("work")
     derivatives: tuple[tuple[str, Path], ...] = ()
     participant_label: tuple[str, ...] = ()
-    task: str | None = None
+    #: ``--task``: the tasks fitted jointly (empty: every task whose events name audio)
+    task: tuple[str, ...] = ()
     space: str = DEFAULT_SPACE
     res: str | None = None
     models: tuple[ModelSpec, ...] = (ModelSpec(),)
@@ -184,6 +198,9 @@ class RunConfig:
         resolved = resolve_resources(self.nprocs, self.omp_nthreads, self.mem_gb, self.plugin)
         for name, value in zip(("nprocs", "omp_nthreads", "mem_gb"), resolved, strict=True):
             object.__setattr__(self, name, value)
+        # older records hold one task (a string) or none
+        task = self.task
+        object.__setattr__(self, "task", (task,) if isinstance(task, str) else tuple(task or ()))
 
     @property
     def fmriprep_dir(self) -> Path:

@@ -2,7 +2,8 @@
 
 Usage: ``python -m bids_w2v.demo [FOLDER]`` (default ``./demo_out``). Uses the random-init
 wav2vec2-base (config shipped with bids-w2v: no download) on real recorded speech shipped in the
-package; planted voxels follow known layers; the table compares planted and recovered layers.
+package; planted voxels follow known layers at realistic signal levels (brain scores of about
+0.1-0.3); the table compares planted and recovered layers.
 """
 
 from __future__ import annotations
@@ -165,10 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(f'{n} x{c}' for n, c in spec.planted)}) ...",
         flush=True,
     )
-    truth = simulate_dataset(dataset, spec, cache_dir=work / "feature_cache")
+    truth = simulate_dataset(dataset, spec)
     print(
-        f"[demo] done in {time.time() - started:.0f} s (features of every layer extracted "
-        f"once, into the pipeline's cache {work / 'feature_cache'})",
+        f"[demo] done in {time.time() - started:.0f} s (ground truth computed independently "
+        "of the analysis: transformers hidden states, nilearn HRF at mid-TR, AR(1) noise, "
+        f"signal SD {spec.snr} x the noise's)",
         flush=True,
     )
     common = ["--model", args.model, "--random-init", "-w", str(work)]

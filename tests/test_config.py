@@ -72,9 +72,9 @@ def test_default_command_line_gives_the_default_config(tmp_path):
 
 
 def test_alpha_search_auto_is_resolved_once_in_the_config():
-    assert EncodingSettings(alpha_search="auto").alpha_search == "local"
-    assert EncodingSettings(alpha_search="auto", inner="kfold").alpha_search == "full"
-    assert EncodingSettings().alpha_search == "full"
+    assert EncodingSettings(alpha_search="auto").alpha_search == "exact"
+    assert EncodingSettings(alpha_search="local", inner="kfold").alpha_search == "exact"
+    assert EncodingSettings().alpha_search == "exact"
 
 
 def test_nodes_are_built_from_settings():

@@ -70,3 +70,18 @@ def positive_int(value: str) -> int:
     return number
 
 
+def slice_time_ref(value: str) -> float | str:
+    """``auto`` or a fraction of the TR in [0, 1] (nilearn's ``slice_time_ref``)."""
+    if value == "auto":
+        return value
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a fraction of the TR between 0 and 1, got {value!r}"
+        ) from None
+    if not 0 <= fraction <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be 'auto' or between 0 and 1 (a fraction of the TR), got {value}"
+        )
+    return fraction

@@ -36,14 +36,49 @@ def split_model(value: str, random_init: bool) -> tuple[str, bool]:
 
 def _model_specs(values: dict) -> tuple[ModelSpec, ...]:
     """One ModelSpec per --model value (``NAME:random`` or --random-init: random weights)."""
+    from bids_w2v.features.families import ACOUSTIC_TYPES
     from bids_w2v.workflows.base import model_labels
 
     specs = []
-    for value in values.get("model") or [DEFAULT_MODEL]:
+    features_dir = values.get("features_dir")
+    for value in values.get("model") or ([] if features_dir else [DEFAULT_MODEL]):
         name, random_init = split_model(value, values.get("random_init", False))
-        specs.append(settings_from(ModelSpec, values, name=name, random_init=random_init))
+        if name in ACOUSTIC_TYPES and not value.endswith(RANDOM_SUFFIX):
+            random_init = False  # --random-init does not apply to a baseline without weights
+        specs.append(
+            settings_from(ModelSpec, values, name=name, random_init=random_init, features_dir=None)
+        )
+    if features_dir:  # every feature space found there, scored like a model
+        from bids_w2v.features.precomputed import find_feature_spaces
+
+        for label in find_feature_spaces(features_dir):
+            specs.append(
+                settings_from(
+                    ModelSpec,
+                    values,
+                    name=label,
+                    random_init=False,
+                    features_dir=Path(features_dir),
+                )
+            )
     model_labels(specs)  # two models writing the same maps: an error now, not after hours
     return tuple(specs)
+
+
+def _joint(values: dict, specs: Sequence[ModelSpec]) -> tuple[str, ...]:
+    """``--joint`` resolved against the run's models: canonical ``label[:layer]`` strings."""
+    from bids_w2v.encoding.joint import parse_joint
+    from bids_w2v.workflows.base import model_labels
+
+    given = values.get("joint") or ()
+    if not given:
+        return ()
+    names = list(values.get("model") or [DEFAULT_MODEL])
+    try:
+        spaces = parse_joint(given, dict(zip(names, model_labels(specs), strict=True)))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return tuple(str(s) for s in spaces)
 
 
 def _devices(values: dict, analysis_level: str) -> tuple[str, str]:
@@ -113,10 +148,11 @@ def build_config(args) -> RunConfig:
     if values.get("use_plugin") is not None:
         plugin, plugin_args = load_plugin_file(values["use_plugin"])
     atlas = values.get("roi_atlas")
+    models = _model_specs(values)
     resolved = {
         "features": {"device": feature_device},
         "cleaning": _cleaning(values),
-        "encoding": {"device": encoding_device},
+        "encoding": {"device": encoding_device, "joint": _joint(values, models)},
         "group": {
             "roi_atlas": (
                 resolve_roi_atlas(atlas, space=space, res=res)
@@ -126,15 +162,14 @@ def build_config(args) -> RunConfig:
         },
     }
     sections = {
-        name: settings_from(cls, values, **resolved.get(name, {}))
-        for name, cls in SECTIONS.items()
+        name: settings_from(cls, values, **resolved.get(name, {})) for name, cls in SECTIONS.items()
     }
     return settings_from(
         RunConfig,
         values,
         space=space,
         res=res,
-        models=_model_specs(values),
+        models=models,
         derivatives=tuple((name, path.absolute()) for name, path in values["derivatives"]),
         plugin=plugin,
         plugin_args=plugin_args,

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from bids_w2v.cli.arguments import fdr_level, high_pass, non_negative_int, positive_int, trim
+from bids_w2v.cli.arguments import (
+    fdr_level,
+    high_pass,
+    non_negative_int,
+    positive_int,
+    slice_time_ref,
+    trim,
+)
 from bids_w2v.config import (
     DEFAULT_CONFOUNDS,
     CleaningSettings,
@@ -76,6 +83,17 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "modelling's habit, e.g. 1 2 3 4; required with --hrf fir)",
     )
     g.add_argument(
+        "--slice-time-ref",
+        type=slice_time_ref,
+        default=default(DesignSettings, "slice_time_ref"),
+        metavar="auto|FRACTION",
+        help="time within each TR that a scan represents, as a fraction of the TR (nilearn's "
+        "slice_time_ref: scan i at (i + FRACTION) * TR); auto (default) reads StartTime / "
+        "RepetitionTime from each run's preprocessed BOLD sidecar when it says "
+        "SliceTimingCorrected (fMRIPrep: the middle of the acquisition) and uses 0 (the start "
+        "of the TR, the authors' i * TR) otherwise, saying so in the log",
+    )
+    g.add_argument(
         "--n-folds",
         type=positive_int,
         default=default(EncodingSettings, "n_folds"),
@@ -107,14 +125,13 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--alpha-search",
-        choices=["full", "local", "auto"],
+        choices=["exact", "full", "local", "auto"],
         default=default(EncodingSettings, "alpha_search"),
         help="how the inner criterion is searched over the alpha grid (default "
-        "%(default)s): 'full' evaluates every alpha (the exact grid argmin, as scikit-learn "
-        "and himalaya); 'local' evaluates it only around the minima of a cheap proxy (GCV for "
-        "--inner-cv loo) and descends to a minimum: faster, not exact by construction (nearly "
-        "tied layers can swap ranks; speed and agreement in benchmarks/README.md); 'auto': "
-        "local with loo, full with kfold",
+        "%(default)s): 'exact' returns the alpha of 'full' for every fold and voxel, by "
+        "construction, evaluating the criterion only where bounds cannot rule an alpha out; "
+        "'full' evaluates every alpha (the reference, as scikit-learn and himalaya); 'local' "
+        "and 'auto' are retired names of 'exact'",
     )
     g.add_argument(
         "--encoding-backend",
@@ -152,6 +169,32 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="replace each layer's standardised features by their first N principal "
         "components, fitted on each training fold only and applied to its test fold "
         "(default: no PCA)",
+    )
+    g.add_argument(
+        "--joint",
+        nargs="+",
+        metavar="SPACE",
+        help="also fit one banded-ridge model of several feature spaces, each MODEL:LAYER "
+        "(e.g. wav2vec2base:transformer6) or MODEL for a single-layer model (e.g. mel), MODEL "
+        "being a --model of the run or its label: one regularisation per space and voxel "
+        "(himalaya's random search), and variance partitioning: the joint model's held-out r2 "
+        "and each space's unique part (joint minus the model without it) and the shared part, "
+        "as maps (default: none)",
+    )
+    g.add_argument(
+        "--joint-n-iter",
+        type=positive_int,
+        metavar="N",
+        default=default(EncodingSettings, "joint_n_iter"),
+        help="weightings of the feature spaces tried by the random search of --joint (the "
+        "uniform one, then Dirichlet draws; default %(default)s)",
+    )
+    g.add_argument(
+        "--joint-seed",
+        type=int,
+        metavar="SEED",
+        default=default(EncodingSettings, "joint_seed"),
+        help="random seed of the --joint search (default %(default)s)",
     )
 
     g = parser.add_argument_group("Group level")

@@ -106,7 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="participants to analyse, with or without 'sub-' (default: all)",
     )
     g.add_argument(
-        "--task", "--task-id", dest="task", help="task to analyse (default: the only one)"
+        "--task",
+        "--task-id",
+        dest="task",
+        nargs="+",
+        default=[],
+        metavar="TASK",
+        help="tasks fitted jointly, runs concatenated in alphabetical order of the tasks "
+        "(default: every task whose events name audio, i.e. every story a participant heard); "
+        "group level: each participant's map whose tasks are all among these",
     )
     g.add_argument(
         "-d",
@@ -183,7 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"folder written by save_pretrained (default {DEFAULT_MODEL}). Several models (given "
         "after one --model or repeated) are extracted and scored separately, their maps kept "
         "apart by desc-<model><Layer>; append ':random' to a model for its random-init twin, "
-        f"e.g. --model {DEFAULT_MODEL} {DEFAULT_MODEL}:random",
+        f"e.g. --model {DEFAULT_MODEL} {DEFAULT_MODEL}:random. Encoders: wav2vec2, HuBERT, "
+        "WavLM, data2vec-audio, wav2vec2-conformer, Whisper (its encoder; --window at most its "
+        "30 s context) and w2v-BERT 2.0; 'mel' (40-band log-mel, 10 ms hop) and 'envelope' "
+        "(broadband amplitude envelope) are model-free acoustic baselines",
+    )
+    g.add_argument(
+        "--features-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also score precomputed features: DIR holds <stimulus>_desc-<label>_features.npy "
+        "(frames x units) with a JSON sidecar giving FrameRate, laid out like stimuli/ (the "
+        "files --save-features writes in OUTPUT_DIR/stimuli); each label (or sidecar "
+        "ModelLabel) is a feature space scored like a model. Without --model only these",
     )
     g.add_argument(
         "--random-init",

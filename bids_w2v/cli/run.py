@@ -71,19 +71,32 @@ def _write_config(config) -> Path:
     return write_text(path, config_to_toml(config))
 
 
+def _check_features_dirs(config, subject_runs) -> None:
+    """Every --features-dir space covers every stimulus: checked before any node runs."""
+    from bids_w2v.features.precomputed import check_precomputed
+    from bids_w2v.workflows.base import unique_stimuli
+
+    for model in config.models:
+        if model.features_dir is not None:
+            stimuli = unique_stimuli(subject_runs)
+            check_precomputed(model.features_dir, model.name, stimuli, config.bids_dir / "stimuli")
+
+
 def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """Collect inputs and run the participant-level graph; return the maps written.
 
     ``stop`` (the SIGTERM handler) is asked before every node starts.
     """
     from bids_w2v.cli.execution import run_workflow
+    from bids_w2v.features.scan_timing import describe_slice_time_refs, slice_time_refs
     from bids_w2v.inputs.filters import collect_options
     from bids_w2v.inputs.layout import (
         collect_participants,
         load_layout,
+        plan_tasks,
         select_subjects,
-        select_task,
     )
+    from bids_w2v.inputs.timing import tr_notes
     from bids_w2v.outputs.atomic import write_text
     from bids_w2v.outputs.names import write_dataset_description
     from bids_w2v.reports.boilerplate import methods_boilerplate
@@ -92,14 +105,21 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     layout = load_layout(
         config.bids_dir, config.fmriprep_dir, validate=not config.skip_bids_validation
     )
-    task = select_task(layout, config.task)
     options = collect_options(config.inputs, config.cleaning)
     subjects = select_subjects(layout, config.participant_label)
+    # every audio task (story) a participant heard, fitted jointly (inputs/tasks.py)
+    plan = plan_tasks(layout, subjects, config.space, config.res, config.task, options)
+    for note in plan.notes:
+        print(note, flush=True)
+    task = ", ".join(plan.tasks)
     # one pre-flight check of every file of every run, then the headers (inputs/preflight.py)
-    subject_runs = collect_participants(layout, subjects, task, config.space, config.res, options)
+    subject_runs = collect_participants(
+        layout, subjects, plan.subjects, config.space, config.res, options
+    )
     n_runs = sum(len(r) for r in subject_runs.values())
+    _check_features_dirs(config, subject_runs)
     print(
-        f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task '{task}' in "
+        f"bids-w2v: {len(subjects)} participant(s), {n_runs} run(s) of task(s) '{task}' in "
         f"{config.space}; model(s) "
         + ", ".join(
             f"{m.name}{f' (random init, seed {m.seed})' if m.random_init else ''}"
@@ -107,12 +127,18 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
         ),
         flush=True,
     )
+    all_runs = [run for runs in subject_runs.values() for run in runs]
+    refs = slice_time_refs(config.design.slice_time_ref, all_runs)
+    for line in [*describe_slice_time_refs(refs), *tr_notes(all_runs)]:
+        print(f"bids-w2v: {line}", flush=True)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(config.output_dir, [str(config.bids_dir), str(config.fmriprep_dir)])
     _write_config(config)
     write_text(
         config.output_dir / "logs" / "CITATION.md",
-        methods_boilerplate(config, n_subjects=len(subjects), n_runs=n_runs, task=task),
+        methods_boilerplate(
+            config, n_subjects=len(subjects), n_runs=n_runs, task=task, slice_time_refs=refs
+        ),
     )
     wf = init_bids_w2v_wf(subject_runs, config)
     run_workflow(wf, config, stop)
@@ -123,14 +149,42 @@ def run_participant(config, stop: StopOnSigterm | None = None) -> list[Path]:
     return written
 
 
+def _note_left_out(config, found, participants: tuple[str, ...]) -> None:
+    """Say which participants have maps in the space but none whose tasks are all among
+    ``--task`` (the group level leaves them out)."""
+    from bids_w2v.group.collection import entity, participant_tasks
+
+    if not config.task:
+        return
+    sidecars = config.output_dir.glob("sub-*/func/sub-*_stat-r_statmap.json")
+    everyone = {
+        entity(p.name, "sub") for p in sidecars
+        if (entity(p.name, "space"), entity(p.name, "res")) == (config.space, config.res)
+    }  # fmt: skip
+    left = sorted(everyone - set(participant_tasks(found)) - {None})
+    left = [s for s in left if not participants or s in participants]
+    if left:
+        print(
+            f"bids-w2v: sub-{', sub-'.join(left)} left out of the group level: no map whose "
+            f"tasks are all among --task {' '.join(config.task)}",
+            flush=True,
+        )
+
+
 def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     """Run the group-level graph on the participant maps found in OUTPUT_DIR.
 
     With ``--reports-only``, only the HTML reports are regenerated from the existing outputs.
     """
     from bids_w2v.cli.execution import run_workflow
-    from bids_w2v.group.collection import collect_participant_maps, entity, model_order
+    from bids_w2v.group.collection import (
+        collect_participant_maps,
+        entity,
+        group_tasks,
+        model_order,
+    )
     from bids_w2v.inputs.layout import strip_prefix
+    from bids_w2v.outputs.names import task_label
     from bids_w2v.outputs.record import recorded_config
     from bids_w2v.reports.group import regenerate_reports
     from bids_w2v.workflows.group import init_group_wf
@@ -139,11 +193,17 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
     found = collect_participant_maps(
         config.output_dir, config.task, config.space, config.res, participants
     )
-    any_map = next(iter(next(iter(found.values())).values()))[0][1]
-    task = config.task or entity(any_map.name, "task")
+    _note_left_out(config, found, participants)
+    # participants who heard different stories are combined: the group outputs are named
+    # after all of them; each participant's own maps keep their label
+    task = task_label(group_tasks(found))
     if config.group.reports_only:
+        labels = {
+            s: entity(p.name, "task") for layers in found.values() for maps in layers.values()
+            for s, p, _ in maps
+        }  # fmt: skip
         reports = regenerate_reports(
-            config.output_dir, task=task, space=config.space, res=config.res
+            config.output_dir, task=task, space=config.space, res=config.res, labels=labels
         )
         print(f"bids-w2v: {len(reports)} report(s) regenerated in {config.output_dir}")
         return reports
@@ -173,6 +233,7 @@ def run_group(config, stop: StopOnSigterm | None = None) -> list[Path]:
         space=config.space,
         res=config.res,
         participants=participants,
+        tasks=config.task,
         group=config.group,
         participant=participant,
     )

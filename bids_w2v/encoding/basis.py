@@ -19,6 +19,7 @@ __all__ = [
     "Basis",
     "mean0",
     "pearson_columns",
+    "project",
     "refit_predict",
     "shrink_factors",
     "svd_basis",
@@ -63,6 +64,18 @@ def svd_basis(ops: Ops, X: Array) -> Basis:
         U = U[:, keep]
         Vt = (X.T @ U / s[None, :]).T
     return Basis(U, s, Vt)
+
+
+def project(ops: Ops, U: Array, Y: Array, width: int = 2048) -> Array:
+    """``U^T Y`` computed in float64 (by blocks of columns) and rounded to the working dtype.
+
+    Each entry is then within one rounding (relative) of the exact product, which keeps the
+    bounds of the exact alpha search (:mod:`bids_w2v.encoding.prune`) tight.
+    """
+    out = ops.empty((U.shape[1], Y.shape[1]))
+    for b0 in range(0, Y.shape[1], width):
+        out[:, b0 : b0 + width] = ops.to_work(U.T @ ops.to_high(Y[:, b0 : b0 + width]))
+    return out
 
 
 def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:

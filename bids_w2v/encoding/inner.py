@@ -13,7 +13,7 @@ import numpy as np
 from .backends import Array, NumpyOps, Ops
 from .basis import Basis, mean0, shrink_factors, svd_basis
 from .folds import contiguous_folds
-from .search import gcv_start, local_search, proxy_starts
+from .prune import loo_bounds, plan
 
 
 class LooSelector:
@@ -29,13 +29,13 @@ class LooSelector:
       (accurate also when ``H_ii`` is close to 1); leverages are float64.
     * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two
       element-wise passes and one ``c^2``-weighted column sum (matrix-vector product), on
-      cache-sized blocks of voxels (:func:`block_width`) so that the passes do not go back
-      to main memory. For
-      alphas whose fit is small (large alphas, where neighbouring alphas differ by ~1e-8 in
-      relative error), the error is expanded as ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the
-      first term is computed in float64 for all alphas at once, the second is small and
-      accurate in float32. For alphas whose fit is large, the residual is computed directly
-      as ``Y_perp + U diag(1-g) Z`` with ``Y_perp = Y - U Z`` computed once.
+      small blocks of voxels (:func:`plan_width`) that stay in cache. Per voxel and alpha,
+      when the fit is small (``||P|| <= ||U diag(1-g) z||``: large alphas, where
+      neighbouring alphas differ by ~1e-8 in relative error), the error is expanded as
+      ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the first term in float64, the second small and
+      accurate in float32; otherwise the residual ``y - P`` is squared directly.
+    * ``Z = U^T Y`` is computed in float64 (:func:`bids_w2v.encoding.basis.project`), and
+      which alphas are evaluated is decided by :mod:`bids_w2v.encoding.prune`.
     """
 
     def __init__(self, ops: Ops, basis: Basis, alphas: Array) -> None:
@@ -56,100 +56,53 @@ class LooSelector:
         self.U = ops.to_work(U)
         self.s = s
         self.alphas = alphas
+        self.n, self.r = n, int(U.shape[1])
 
-    def criterion(self, Yc: Array, Z: Array) -> Array:
-        """Sum of squared LOO errors, shape (n_alphas, n_voxels), float64."""
-        ops = self.ops
-        small_fit = self._small_fit(Z)
-        n_alphas, v = self.g.shape[0], Yc.shape[1]
-        out = ops.full((n_alphas, v), 0.0, high=True)
-        # Voxels in cache-sized blocks: the product of each alpha and the element-wise
-        # passes that follow it then run on data still in cache.
-        step = block_width(ops, Yc.shape[0], v)
-        for b0 in range(0, v, step):
-            b1 = min(b0 + step, v)
-            self._block(Yc[:, b0:b1], Z[:, b0:b1], small_fit, out[:, b0:b1])
-        return out
+    def select(self, Yc: Array, Z: Array, search: str = "exact") -> np.ndarray:
+        """Index of the best alpha per voxel (first one on ties, as scikit-learn).
 
-    def _block(self, Yc: Array, Z: Array, small_fit: np.ndarray, out: Array) -> None:
+        ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win
+        by the bounds of :func:`bids_w2v.encoding.prune.loo_bounds`, with the same blocks and
+        arithmetic as ``"full"``, hence the same choice (:mod:`bids_w2v.encoding.prune`).
+        """
+        width = plan_width(self.ops, Yc.shape[0], Yc.shape[1])
+        lo, hi, split = loo_bounds(self, Yc, Z, width)
+        best = np.zeros(Yc.shape[1], dtype=np.int64)
+        for idx, alphas in plan(lo, hi, split, width, prune=search == "exact"):
+            cols = self.ops.index(idx)
+            values = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas)
+            best[idx] = values.argmin(0)
+        return best
+
+    def values(self, Yc: Array, Z: Array, split: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+        """Sum of squared LOO errors of ``alphas`` for a block of voxels (float64, numpy).
+
+        Rows of the other alphas are +inf. Voxels must be sorted by ``split``: alpha ``a`` uses
+        the small-fit expansion ``sum c^2 y^2 + sum c^2 P (P - 2y)`` (first term in float64)
+        for the voxels with ``split <= a``, and the residual ``sum c^2 (y - P)^2`` for the
+        others, where ``P = U diag(g) z`` is one ``(n, r) @ (r, block)`` product per alpha.
+        """
         ops, U = self.ops, self.U
+        out = np.full((self.g.shape[0], Yc.shape[1]), np.inf)
+        if not alphas.size:
+            return out
         T = ops.empty(tuple(Z.shape))
         P = ops.empty(tuple(Yc.shape))
         Q = ops.empty(tuple(Yc.shape))
-        Y2 = Yp = None
-        if small_fit.any():
-            out += weighted_sumsq(ops, self.c2_high[small_fit], Yc, rows=small_fit)
-            Y2 = Yc + Yc
-        if not small_fit.all():
-            Yp = Yc - U @ Z
-        for a in range(self.g.shape[0]):
-            if small_fit[a]:
-                ops.matmul(U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
-                ops.sub(P, Y2, out=Q)
-                Q *= P
-                out[a] += ops.to_high(self.c2[a] @ Q)
-            else:
-                ops.matmul(U, ops.mul(self.gc[a][:, None], Z, out=T), out=P)
-                ops.add(P, Yp, out=Q)
-                Q *= Q
-                out[a] += ops.to_high(self.c2[a] @ Q)
-
-    def select(self, Yc: Array, Z: Array, search: str = "full") -> np.ndarray:
-        """Index of the best alpha per voxel (first one on ties).
-
-        ``search="full"`` evaluates every alpha; ``"local"`` descends from the GCV minima
-        (:mod:`bids_w2v.encoding.search`), evaluating about 3 alphas per voxel.
-        """
-        if search == "full":
-            return self.ops.to_numpy(self.criterion(Yc, Z).argmin(0))
-        out = np.empty(Yc.shape[1], dtype=np.int64)
-        step = search_width(self.ops, Yc.shape[0], Yc.shape[1])
-        for b0 in range(0, Yc.shape[1], step):
-            Yb, Zb = Yc[:, b0 : b0 + step], Z[:, b0 : b0 + step]
-            small_fit = self._small_fit(Zb)
-            out[b0 : b0 + step] = local_search(
-                lambda a, cols, Yb=Yb, Zb=Zb, small=small_fit: self.evaluate(
-                    a, Yb, Zb, cols, bool(small[a])
-                ),
-                gcv_start(self.ops, self.s, self.alphas, Yb, Zb),
-            )
-        return out
-
-    def _small_fit(self, Z: Array) -> np.ndarray:
-        """Per alpha, whether the fit is smaller than the residual in the span of ``U``."""
-        energy = self.ops.sum0((Z * Z).T)  # (r,) float64
-        fit = (self.g_high**2 * energy[None, :]).sum(1)
-        rest = (self.gc_high**2 * energy[None, :]).sum(1)
-        return self.ops.to_numpy(fit <= rest)
-
-    def evaluate(self, a: int, Yc: Array, Z: Array, cols: np.ndarray, small: bool) -> np.ndarray:
-        """Sum of squared LOO errors of alpha ``a`` for the voxels ``cols``: float64 (len(cols),).
-
-        The numerics of :meth:`criterion`: the small-fit expansion when ``small``, else the
-        residual, formed here as ``Y - U diag(g) Z`` (as accurate as :meth:`criterion`'s
-        ``Y_perp + U diag(1-g) Z``: both carry the rounding of one ``U @`` product), on
-        cache-sized blocks of the gathered columns.
-        """
-        ops, U = self.ops, self.U
-        out = np.empty(cols.size)
-        step = block_width(ops, Yc.shape[0], cols.size)
-        for b0 in range(0, cols.size, step):
-            idx = ops.index(cols[b0 : b0 + step])
-            T = Z[:, idx]
-            T *= self.g[a][:, None]
-            P = U @ T
-            Yb = Yc[:, idx]
-            if small:
-                base = weighted_sumsq(ops, self.c2_high[a : a + 1], Yb)[0]
-                Yb *= -2.0
-                Yb += P
-                P *= Yb  # P (P - 2y)
-                val = base + ops.to_high(self.c2[a] @ P)
-            else:
-                Yb -= P
-                Yb *= Yb
-                val = ops.to_high(self.c2[a] @ Yb)
-            out[b0 : b0 + idx.shape[0]] = ops.to_numpy(val)
+        S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high[ops.index(alphas)], Yc))
+        Y2 = Yc + Yc
+        for m, a in enumerate(alphas):
+            j = int(np.searchsorted(split, a, side="right"))  # small-fit columns: [0, j)
+            ops.matmul(U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
+            if j:
+                ops.sub(P[:, :j], Y2[:, :j], out=Q[:, :j])
+                Q[:, :j] *= P[:, :j]
+            if j < Q.shape[1]:
+                ops.sub(P[:, j:], Yc[:, j:], out=Q[:, j:])
+                Q[:, j:] *= Q[:, j:]
+            val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
+            val[:j] += S1[m, :j]
+            out[a] = val
         return out
 
 
@@ -181,9 +134,7 @@ class KFoldSelector:
             F_high = shrink_factors(ops, basis.s, alphas)
             A, F = ops.to_work(A_high), ops.to_work(F_high)
             ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
-            # squared shrink factors times the diagonal of A^T A, for :meth:`proxy`
-            F2diag = ops.to_work(F_high**2 * (A_high * A_high).sum(0))
-            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones, F2diag))
+            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones))
 
     def criterion(self, Y: Array) -> Array:
         """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
@@ -200,7 +151,7 @@ class KFoldSelector:
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
         """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
         ops = self.ops
-        B, Yte, base, A, F, ones, _ = self._prepare(fold, Y)
+        B, Yte, base, A, F, ones = self._prepare(fold, Y)
         n_te = Yte.shape[0]
         Yte2 = Yte + Yte
         T = ops.empty(tuple(B.shape))
@@ -214,75 +165,25 @@ class KFoldSelector:
             rows.append((base + ops.to_high(ones @ Q)) / n_te)
         return _stack(ops, rows)
 
-    def select(self, Y: Array, search: str = "full") -> np.ndarray:
+    def select(self, Y: Array, search: str = "exact") -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as himalaya's argmax).
 
-        ``search="local"`` (:mod:`bids_w2v.encoding.search`) starts from the minima of
-        :meth:`proxy`.
+        ``"exact"`` and ``"full"`` both evaluate every alpha here (no bounds yet for the inner
+        K-fold criterion), so they are identical.
         """
-        if search == "full":
-            return self.ops.to_numpy(self.criterion(Y).argmax(0))
-        out = np.empty(Y.shape[1], dtype=np.int64)
-        step = search_width(self.ops, Y.shape[0], Y.shape[1])
-        for b0 in range(0, Y.shape[1], step):
-            prepared = [self._prepare(fold, Y[:, b0 : b0 + step]) for fold in self.folds]
-            out[b0 : b0 + step] = local_search(
-                lambda a, cols, prepared=prepared: self.evaluate(a, prepared, cols),
-                proxy_starts(self.ops.to_numpy(self.proxy(prepared))),
-            )
-        return out
-
-    def proxy(self, prepared: list) -> Array:
-        """Inner K-fold error with each ``G = A^T A`` replaced by its diagonal, for all alphas.
-
-        Per inner fold, ``||y_te - A diag(f) b||^2 = ||y_te||^2 - 2 f.(A^T y_te * b) +
-        b^T diag(f) A^T A diag(f) b``; the first two terms are exact for every alpha from one
-        ``A^T Y_te`` product, and the third, with ``A^T A`` replaced by its diagonal, costs
-        ``O(n_alphas * r)`` per voxel. It tracks the exact criterion much better than GCV when
-        the noise is autocorrelated (tested in ``tests/encoding/test_search.py``).
-        """
-        ops = self.ops
-        total = None
-        for B, Yte, base, A, F, _, F2diag in prepared:
-            C = A.T @ Yte
-            C *= B
-            B2 = B * B
-            # the alpha-dependent part is small next to ||y_te||^2 but accurate in the working
-            # dtype relative to itself; the sum is formed in float64
-            var = F2diag @ B2 - 2.0 * (F @ C)
-            mse = (base[None, :] + ops.to_high(var)) / Yte.shape[0]
-            total = mse if total is None else total + mse
-        return total / len(prepared) - TIE_BREAK * self.log_alphas[:, None]
+        return self.ops.to_numpy(self.criterion(Y).argmax(0))
 
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
         ops = self.ops
-        tr, te, U, A, F, ones, F2diag = fold
+        tr, te, U, A, F, ones = fold
         Ytr = Y[tr]
         mean = ops.to_work(mean0(ops, Ytr))
         Ytr -= mean
         B = U.T @ Ytr
         del Ytr
         Yte = Y[te] - mean
-        return B, Yte, ops.sum0(Yte * Yte), A, F, ones, F2diag
-
-    def evaluate(self, a: int, prepared: list, cols: np.ndarray) -> np.ndarray:
-        """Minus himalaya's score of alpha ``a`` for the voxels ``cols``: float64 (len(cols),)."""
-        ops = self.ops
-        idx = ops.index(cols)
-        total = None
-        for B, Yte, base, A, F, ones, _ in prepared:
-            T = B[:, idx]
-            T *= F[a][:, None]
-            P = A @ T
-            Yb = Yte[:, idx]
-            Yb *= -2.0
-            Yb += P
-            P *= Yb  # P (P - 2y)
-            mse = (base[idx] + ops.to_high(ones @ P)) / Yte.shape[0]
-            total = mse if total is None else total + mse
-        crit = -total / len(prepared) + TIE_BREAK * self.log_alphas[a]
-        return ops.to_numpy(-crit)
+        return B, Yte, ops.sum0(Yte * Yte), A, F, ones
 
 
 def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) -> Array:
@@ -318,16 +219,16 @@ def block_width(ops: Ops, n: int, v: int) -> int:
     return int(min(v, width)) if v else 1
 
 
-#: Voxels per local-search block on CPUs (the per-alpha column subsets stay large enough for
-#: efficient matrix products).
-SEARCH_VOXELS = 4096
+#: Voxels per block of the alpha search on CPUs and GPUs: blocks of similar voxels let the exact
+#: search skip alphas, and products of this width still run near the peak rate.
+PLAN_BLOCK = {"cpu": 128, "gpu": 8192}
 
 
-def search_width(ops: Ops, n: int, v: int) -> int:
-    """Voxels per local-search block: the whole chunk on GPUs, ``SEARCH_VOXELS`` on CPUs."""
+def plan_width(ops: Ops, n: int, v: int) -> int:
+    """Voxels per block of :meth:`LooSelector.select`: :data:`PLAN_BLOCK`, at most cache-sized."""
     if not ops.cpu:
-        return max(v, 1)
-    return max(1, min(v, max(SEARCH_VOXELS, block_width(ops, n, v))))
+        return max(1, min(v, PLAN_BLOCK["gpu"]))
+    return max(1, min(PLAN_BLOCK["cpu"], block_width(ops, n, v)))
 
 
 def _stack(ops: Ops, rows: list[Array]) -> Array:

@@ -8,9 +8,10 @@ leave-one-out as ``sklearn.linear_model.RidgeCV(alpha_per_target=True)``, or K-f
 score of a voxel is the mean r over outer folds.
 
 One float64 SVD of the training features per outer fold serves every alpha, every voxel chunk
-and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). With
-``alpha_search="local"`` the inner criterion is only evaluated near the minima of a cheap proxy
-and followed downhill (:mod:`bids_w2v.encoding.search`; timings in ``benchmarks/README.md``).
+and the refit; the voxel-sized products run in ``dtype`` on numpy or torch (CPU or CUDA). The
+default ``alpha_search="exact"`` evaluates the inner criterion only for the alphas that bounds
+cannot rule out, and returns the full grid's choice by construction
+(:mod:`bids_w2v.encoding.prune`; timings in ``benchmarks/README.md``).
 Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
 ``dtype="float32"`` (see :class:`bids_w2v.encoding.inner.LooSelector` for how the tiny
 differences between large alphas are kept accurate).
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends import get_ops
-from .basis import mean0, pearson_columns, refit_predict, shrink_factors, svd_basis
+from .basis import mean0, pearson_columns, project, refit_predict, shrink_factors, svd_basis
 from .folds import Fold, make_folds
 from .inner import KFoldSelector, LooSelector
 from .pca import check_n_components, pca_project
@@ -35,19 +36,18 @@ __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
 DEFAULT_ALPHAS: np.ndarray = np.logspace(1, 8, 20)
 
 _INNER = ("loo", "kfold")
-_SEARCH = ("auto", "local", "full")
+_SEARCH = ("exact", "full")
+#: Retired searches, still accepted as names of the exact search.
+DEPRECATED_SEARCH = ("auto", "local")
 
 
 def resolve_alpha_search(alpha_search: str, inner: str) -> str:
-    """Resolve ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``.
+    """Map the retired ``"auto"`` and ``"local"`` to ``"exact"`` (which is exact and faster).
 
-    The local search reproduces nearly all of the full grid's leave-one-out choices, also on
-    wide designs with autocorrelated noise, but its inner K-fold proxy misses more of them when
-    there are more features than scans and the noise is autocorrelated, so K-fold keeps the
-    exhaustive grid unless asked (figures in ``benchmarks/README.md``).
+    ``inner`` is accepted for compatibility; the result no longer depends on it.
     """
-    if alpha_search == "auto":
-        return "local" if inner == "loo" else "full"
+    if alpha_search in DEPRECATED_SEARCH:
+        return "exact"
     return alpha_search
 
 
@@ -162,7 +162,7 @@ def cross_validated_scores(
     return_predictions: bool = False,
     centred_predictions: bool = False,
     features_pca: int | None = None,
-    alpha_search: str = "full",
+    alpha_search: str = "exact",
     progress: Callable[[int, int], None] | None = None,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
@@ -210,17 +210,14 @@ def cross_validated_scores(
         components, fitted on each training fold alone and applied to its test fold (as
         ``Pipeline(StandardScaler(), PCA(features_pca), RidgeCV(...))``; see
         :mod:`bids_w2v.encoding.pca`). ``None`` (default): no PCA.
-    alpha_search : {"full", "local", "auto"}, default="full"
-        ``"full"`` evaluates the inner criterion at every alpha (the exact grid argmin, as
-        scikit-learn and himalaya). ``"local"`` evaluates it only around the minima of a
-        cheap proxy of it (GCV for ``inner="loo"``, inner K-fold with diagonal Gram matrices
-        for ``inner="kfold"``) and follows it downhill to a minimum of the grid: about 3
-        matrix products per voxel instead of ``len(alphas)``, and the same alpha as
-        ``"full"`` unless the criterion has a lower minimum in a basin where the proxy has
-        none (see :mod:`bids_w2v.encoding.search`; how often, in ``benchmarks/README.md``).
-        ``"auto"``: ``"local"`` for ``inner="loo"``, ``"full"`` for ``inner="kfold"``
-        (:func:`resolve_alpha_search`). The default is ``"full"``: on the demo's features the
-        local search changed a few scores, enough to swap nearly tied layers.
+    alpha_search : {"exact", "full"}, default="exact"
+        ``"full"`` evaluates the inner criterion at every alpha (the grid argmin, as
+        scikit-learn and himalaya; the reference). ``"exact"`` returns the same alpha for
+        every fold and voxel, by construction: cheap bounds on every alpha's criterion
+        (including the rounding of the full grid's arithmetic) rule out the alphas that cannot
+        be the first minimiser, and the others are evaluated with the full grid's arithmetic
+        (:mod:`bids_w2v.encoding.prune`). The retired ``"local"`` and ``"auto"`` are accepted
+        as names of ``"exact"``. For ``inner="kfold"`` both evaluate every alpha for now.
     progress : callable, optional
         Called as ``progress(done, total)`` after each (outer fold, voxel chunk) step.
 
@@ -246,9 +243,9 @@ def cross_validated_scores(
     alphas_np = _check_alphas(alphas)
     if inner not in _INNER:
         raise ValueError(f"inner must be one of {_INNER}, got {inner!r}.")
+    alpha_search = resolve_alpha_search(alpha_search, inner)
     if alpha_search not in _SEARCH:
         raise ValueError(f"alpha_search must be one of {_SEARCH}, got {alpha_search!r}.")
-    alpha_search = resolve_alpha_search(alpha_search, inner)
     try:
         dtype = np.dtype(dtype).name
     except TypeError as exc:
@@ -300,7 +297,6 @@ def cross_validated_scores(
         basis = svd_basis(ops, Xtr)
         A = ops.to_work(Xte @ basis.Vt.T)
         F = ops.to_work(shrink_factors(ops, basis.s, alphas_b))
-        U = ops.to_work(basis.U)
         if inner == "loo":
             selector = LooSelector(ops, basis, alphas_b)
         else:
@@ -315,7 +311,7 @@ def cross_validated_scores(
             const = ops.ptp0_is_zero(Yc)
             Yc -= mean  # centred training data (the intercept), in place
             Yc[:, const] = 0.0
-            Z = U.T @ Yc
+            Z = project(ops, basis.U, Yc)
             # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
             if inner == "loo":
                 best_np = selector.select(Yc, Z, search=alpha_search)

@@ -3,7 +3,8 @@
 A cache entry is a folder ``<cache_dir>/<key>/`` holding one ``<layer>.npy`` (float32,
 ``n_frames x dim``) per layer and ``features.json`` (frame rate, frame count, layer widths and
 the parameters hashed into the key). The key hashes everything the features depend on: the
-audio file's bytes, the model (name, weights hash, random init and seed, precision), the window,
+audio file's bytes, the model (name, weights hash, random init and seed, precision, and the
+feature extractor settings of Whisper and w2v-BERT), the window,
 the stride, causal mode, the layers and the package version.
 
 Frames are written to the ``.npy`` files as soon as they are final, into a temporary folder that
@@ -86,7 +87,7 @@ def _key_payload(
         audio_hash = file_sha256(audio_path)
     except OSError as exc:
         raise AudioError(f"The audio stimulus '{audio_path}' cannot be read ({exc}).") from exc
-    return {
+    payload = {
         "audio_sha256": audio_hash,
         "model": loaded.name,
         "weights_sha256": loaded.weights_sha256,
@@ -102,6 +103,9 @@ def _key_payload(
         "version": __version__,
         "format": _FORMAT,
     }
+    if loaded.processor is not None:  # a spectral encoder's feature extractor settings
+        payload["processor"] = json.loads(loaded.processor.to_json_string())
+    return payload
 
 
 def feature_cache_key(

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from bids_w2v.errors import AudioError, InputError
+from bids_w2v.features.acoustic import ACOUSTIC_TYPES, acoustic_stream
+from bids_w2v.features.families import context_samples, frame_count, prepare_inputs
 from bids_w2v.features.hooks import StopForward, layer_dims, register_hooks
 from bids_w2v.features.layers import available_layers, describe_layers
 from bids_w2v.features.models import LoadedModel
@@ -202,6 +204,9 @@ def stream_features(
     InputError
         If a layer is unknown or the window/stride/batch options are invalid.
     """
+    if loaded.model_type in ACOUSTIC_TYPES:
+        layers, audio = _check_inputs(loaded, audio, layers)
+        return acoustic_stream(loaded, audio, open_sink, layers)
     model = loaded.model
     layers, audio = _check_inputs(loaded, audio, layers)
     sr, hop, field = loaded.sampling_rate, model_hop(model), receptive_field(model)
@@ -220,6 +225,15 @@ def stream_features(
             "the window of audio that ends right after it."
         )
     window = None if window_s is None else int(round(window_s * sr))
+    context = context_samples(model)
+    if context is not None and (window is None or window > context):
+        raise InputError(
+            f"The model '{loaded.name}' ({loaded.model_type}) only accepts {context / sr:g} s of "
+            f"audio at a time (its fixed context), but the window is "
+            f"{'the whole stimulus' if window is None else f'{window_s} s'}. Use --window "
+            f"{context / sr:g} or shorter (10 s reproduces the paper; each window is padded "
+            "with silence to the context and only its own frames are kept)."
+        )
     stride = max(hop, int(round(stride_s * sr / hop)) * hop)
     if window is not None:
         if window < 2 * field + hop:
@@ -232,7 +246,7 @@ def stream_features(
                 f"The stride must be positive and not longer than the window, otherwise parts "
                 f"of the stimulus are never seen; got stride {stride_s} s, window {window_s} s."
             )
-    n_frames = int(model._get_feat_extract_output_lengths(n))
+    n_frames = frame_count(model, n)
     normalise_once = loaded.do_normalize and not causal
     mean, std = _audio_stats(audio) if normalise_once else (0.0, 1.0)
     if causal:
@@ -244,7 +258,7 @@ def stream_features(
 
     dims = layer_dims(model, layers)
     write = open_sink(n_frames, dims)
-    capacity = max(int(model._get_feat_extract_output_lengths(e - s)) for s, e in windows)
+    capacity = max(frame_count(model, e - s) for s, e in windows)
     averager = None if causal else _OverlapAverager(dims, capacity, write)
     next_frame = 0  # causal: first frame not written yet
     captured: dict[str, np.ndarray] = {}
@@ -259,7 +273,7 @@ def stream_features(
         with torch.inference_mode():
             for batch in batch_windows(windows, batch_size):
                 length = batch[0][1] - batch[0][0]
-                n_keep = int(model._get_feat_extract_output_lengths(length))
+                n_keep = frame_count(model, length)
                 state["n_keep"] = n_keep
                 chunk = np.stack([audio[s:e] for s, e in batch])
                 if loaded.do_normalize and causal:  # statistics of the window: no future
@@ -268,13 +282,16 @@ def stream_features(
                     chunk = chunk.astype(np.float32)
                 elif loaded.do_normalize:
                     chunk = (chunk - np.float32(mean)) / np.float32(std)
-                x = torch.from_numpy(chunk).to(device=device, dtype=dtype)
+                inputs = {
+                    k: v.to(device=device, dtype=dtype)
+                    for k, v in prepare_inputs(model, loaded.processor, chunk, sr).items()
+                }
                 captured.clear()
                 try:
                     if state["conv_only"]:
-                        model.feature_extractor(x)
+                        model.feature_extractor(inputs["input_values"])
                     else:
-                        model(input_values=x)
+                        model(**inputs)
                 except StopForward:
                     pass
                 for b, (start, _) in enumerate(batch):

@@ -6,13 +6,13 @@ are computed; the forward pass stops after the deepest requested layer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bids_w2v.features.families import is_spectral, layer_modules
 from bids_w2v.features.layers import available_layers
 
 __all__ = ["StopForward", "layer_dims", "register_hooks"]
@@ -51,12 +51,13 @@ def register_hooks(
     available = available_layers(model)
     deepest = max(layers, key=available.index)
     stop_early = deepest != available[-1]
-    strides = [int(s) for s in model.config.conv_stride]
     handles = []
 
-    def make_hook(name: str, pool: int | None) -> Callable:
+    def make_hook(name: str, pool: int | None, activation: Callable | None) -> Callable:
         def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
+            if activation is not None:
+                out = activation(out)
             if pool is not None:  # (batch, channels, time) at the layer's own rate
                 if pool > 1:
                     out = F.avg_pool1d(out, kernel_size=pool, stride=pool)
@@ -68,23 +69,19 @@ def register_hooks(
         return hook
 
     for name in layers:
-        index = int(name.removeprefix("conv").removeprefix("transformer"))
-        if name.startswith("conv"):
-            module = model.feature_extractor.conv_layers[index]
-            pool = hop // math.prod(strides[: index + 1])
-        else:
-            module, pool = model.encoder.layers[index], None
-        handles.append(module.register_forward_hook(make_hook(name, pool)))
-    state["conv_only"] = all(n.startswith("conv") for n in layers)
+        module, pool, activation = layer_modules(model, name, hop)
+        handles.append(module.register_forward_hook(make_hook(name, pool, activation)))
+    state["conv_only"] = all(n.startswith("conv") for n in layers) and not is_spectral(model)
     return handles
 
 
 def layer_dims(model: nn.Module, layers: Sequence[str]) -> dict[str, int]:
-    """Width of each requested layer (conv channels or transformer hidden size)."""
+    """Width of each requested layer (conv channels or the encoder's hidden size)."""
     dims = {}
+    width = int(getattr(model.config, "d_model", None) or model.config.hidden_size)
     for name in layers:
-        if name.startswith("conv"):
+        if name.startswith("conv") and not is_spectral(model):
             dims[name] = int(model.config.conv_dim[int(name.removeprefix("conv"))])
-        else:
-            dims[name] = int(model.config.hidden_size)
+        else:  # Whisper's convolutions have the encoder's width
+            dims[name] = width
     return dims

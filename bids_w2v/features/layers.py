@@ -1,9 +1,11 @@
 """Names of the layers of a speech encoder and parsing of user layer selections.
 
 Layers are named along the depth of the network: ``conv0`` .. ``conv{N-1}`` for the blocks of
-the convolutional waveform front end (``model.feature_extractor.conv_layers``), then
-``transformer0`` .. ``transformer{L-1}`` for the transformer blocks (``model.encoder.layers``).
-The names are the same for wav2vec2, HuBERT, WavLM and data2vec-audio models.
+a convolutional front end (``model.feature_extractor.conv_layers`` of wav2vec2, HuBERT, WavLM,
+data2vec-audio and wav2vec2-conformer; Whisper's two convolutions), then ``transformer0`` ..
+``transformer{L-1}`` for the encoder blocks (``transformer<i>`` is transformers'
+``hidden_states[i + 1]``; w2v-BERT 2.0 has no conv front end). The acoustic baselines have one
+layer named after them (``mel``, ``envelope``); see :mod:`bids_w2v.features.families`.
 """
 
 from __future__ import annotations
@@ -26,17 +28,18 @@ def available_layers(model: Any) -> list[str]:
     Parameters
     ----------
     model : torch.nn.Module or LoadedModel
-        A wav2vec2-family base encoder (or a :class:`~bids_w2v.features.models.LoadedModel`).
+        A supported encoder or acoustic baseline (or a
+        :class:`~bids_w2v.features.models.LoadedModel`).
 
     Returns
     -------
     list of str
         ``["conv0", ..., "conv{N-1}", "transformer0", ..., "transformer{L-1}"]``.
     """
+    from bids_w2v.features.families import family_layers
+
     module = getattr(model, "model", model)
-    n_conv = len(module.feature_extractor.conv_layers)
-    n_transformer = len(module.encoder.layers)
-    return [f"conv{i}" for i in range(n_conv)] + [f"transformer{i}" for i in range(n_transformer)]
+    return family_layers(module)
 
 
 def describe_layers(available: Sequence[str]) -> str:

@@ -166,23 +166,30 @@ def build_config(config_dict: dict[str, Any], source: str) -> Any:
         raise ModelError(
             f"The model configuration from '{source}' has model_type {model_type!r}, which this "
             f"version of transformers cannot build ({exc!r}). Supported encoders: wav2vec2, "
-            "hubert, wavlm, data2vec-audio."
+            "hubert, wavlm, data2vec-audio, wav2vec2-conformer, whisper, wav2vec2-bert."
         ) from exc
 
 
 def check_structure(model: nn.Module, name: str) -> None:
-    """Check ``model`` has a conv front end and transformer blocks, as wav2vec2-family encoders."""
-    ok = (
-        hasattr(model, "feature_extractor")
-        and hasattr(model.feature_extractor, "conv_layers")
-        and hasattr(model, "encoder")
-        and hasattr(model.encoder, "layers")
-        and hasattr(model, "_get_feat_extract_output_lengths")
-        and hasattr(model.config, "conv_stride")
-    )
+    """Check ``model`` has the structure of a supported encoder family (layers, geometry)."""
+    kind = str(getattr(model.config, "model_type", ""))
+    if kind == "whisper":
+        ok = all(hasattr(model, a) for a in ("conv1", "conv2", "layers", "layer_norm"))
+    elif kind == "wav2vec2-bert":
+        ok = hasattr(model, "encoder") and hasattr(model.encoder, "layers")
+    else:
+        ok = (
+            hasattr(model, "feature_extractor")
+            and hasattr(model.feature_extractor, "conv_layers")
+            and hasattr(model, "encoder")
+            and hasattr(model.encoder, "layers")
+            and hasattr(model, "_get_feat_extract_output_lengths")
+            and hasattr(model.config, "conv_stride")
+        )
     if not ok:
         raise ModelError(
             f"The model '{name}' ({type(model).__name__}) is not a supported speech encoder: "
-            "bids-w2v needs a convolutional waveform front end followed by transformer blocks, "
-            "as in wav2vec2, HuBERT, WavLM and data2vec-audio models."
+            "bids-w2v reads wav2vec2, HuBERT, WavLM, data2vec-audio, wav2vec2-conformer (a "
+            "convolutional waveform front end followed by transformer blocks), Whisper's encoder "
+            "and w2v-BERT 2.0 (wav2vec2-bert)."
         )

@@ -1,4 +1,9 @@
-"""Loading self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) safely.
+"""Loading transformers audio encoders safely, and the acoustic baselines as models.
+
+Supported encoders: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, wav2vec2-conformer (waveform
+input), Whisper's encoder (log-mel input) and w2v-BERT 2.0 (filter-bank input); see
+:mod:`bids_w2v.features.families`. ``mel`` and ``envelope`` are the model-free acoustic
+baselines of :mod:`bids_w2v.features.acoustic`.
 
 Models come from a local folder written by ``save_pretrained`` or from the Hugging Face hub cache.
 Only ``*.safetensors`` weights are read (pickle checkpoints only with ``allow_pickle``, and
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from pickle import UnpicklingError
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bids_w2v.errors import InputError, ModelError
+from bids_w2v.features.acoustic import ACOUSTIC_TYPES, load_acoustic
+from bids_w2v.features.families import load_processor
 from bids_w2v.features.model_folder import (
     build_config,
     check_structure,
@@ -49,8 +56,17 @@ SHIPPED_CONFIGS = {
     "wav2vec2-base": "wav2vec2-base.json",
     "facebook/wav2vec2-large": "wav2vec2-large.json",
     "wav2vec2-large": "wav2vec2-large.json",
+    "openai/whisper-base": "whisper-base.json",
+    "whisper-base": "whisper-base.json",
+    "facebook/w2v-bert-2.0": "w2v-bert-2.0.json",
+    "w2v-bert-2.0": "w2v-bert-2.0.json",
 }
-_ALIASES = {"wav2vec2-base": "facebook/wav2vec2-base", "wav2vec2-large": "facebook/wav2vec2-large"}
+_ALIASES = {
+    "wav2vec2-base": "facebook/wav2vec2-base",
+    "wav2vec2-large": "facebook/wav2vec2-large",
+    "whisper-base": "openai/whisper-base",
+    "w2v-bert-2.0": "facebook/w2v-bert-2.0",
+}
 #: Precisions the encoder can run in (``float16`` only on a GPU).
 DTYPES = ("float32", "bfloat16", "float16")
 _IGNORED_MISSING = ("masked_spec_embed",)
@@ -85,6 +101,10 @@ class LoadedModel:
         Precision the encoder runs in (``"float32"``, ``"bfloat16"`` or ``"float16"``).
     device : str
         Torch device the encoder is on (``"cpu"``, ``"cuda"``...).
+    processor : object or None
+        The transformers feature extractor of a spectral encoder (Whisper, w2v-BERT), applied
+        to each window; None for waveform encoders, whose waveform is normalised here
+        (``do_normalize``) as ``Wav2Vec2FeatureExtractor`` does, and for the baselines.
     """
 
     model: nn.Module
@@ -98,6 +118,7 @@ class LoadedModel:
     weights_sha256: str
     dtype: str = "float32"
     device: str = "cpu"
+    processor: Any = None
 
 
 def model_label(name: str, random_init: bool = False) -> str:
@@ -262,12 +283,14 @@ def load_model(
         If the model is missing, only has pickle weights, needs custom code, is not a supported
         encoder, or cannot be loaded.
     """
+    name = str(name_or_path)
+    if name in ACOUSTIC_TYPES and not Path(name).is_dir():
+        return load_acoustic(name, random_init)
     import torch
     from transformers import AutoModel
 
     device = resolve_device(device)
     torch_dtype = _torch_dtype(dtype, device)
-    name = str(name_or_path)
     path = Path(name).expanduser()
     folder: Path | None
     label_source = name
@@ -319,6 +342,8 @@ def load_model(
                 output_loading_info=True,
             )
             missing = [k for k in info.get("missing_keys", ()) if not k.endswith(_IGNORED_MISSING)]
+            if config.model_type == "whisper":  # only the encoder is used
+                missing = [k for k in missing if k.startswith(("encoder.", "model.encoder."))]
             if missing:
                 raise ModelError(
                     f"The weights of the model '{name}' (folder '{folder}') do not cover the "
@@ -335,6 +360,8 @@ def load_model(
             "folder was written by `save_pretrained(..., safe_serialization=True)` for a "
             "wav2vec2-family encoder."
         ) from exc
+    if config.model_type == "whisper":
+        model = model.get_encoder()  # the decoder is dropped
     check_structure(model, name)
     digest = weights_sha256(model)
     try:
@@ -347,6 +374,9 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     sampling_rate, do_normalize = read_preprocessing(folder)
+    processor = load_processor(model, folder, name)
+    if processor is not None:  # the feature extractor normalises each window itself
+        sampling_rate, do_normalize = int(processor.sampling_rate), False
     return LoadedModel(
         model=model,
         name=name,
@@ -359,4 +389,5 @@ def load_model(
         weights_sha256=digest,
         dtype=dtype,
         device=device,
+        processor=processor,
     )

@@ -7,7 +7,6 @@ causal extraction, and how consecutive windows are grouped into batches.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,16 +24,16 @@ __all__ = [
 
 def model_hop(model: nn.Module) -> int:
     """Samples between consecutive model frames (product of the conv strides, 320 for wav2vec2)."""
-    return int(math.prod(int(s) for s in model.config.conv_stride))
+    from bids_w2v.features.families import family_hop
+
+    return family_hop(model)
 
 
 def receptive_field(model: nn.Module) -> int:
     """Samples seen by one frame of the conv front end (400 for wav2vec2)."""
-    field, jump = 1, 1
-    for kernel, stride in zip(model.config.conv_kernel, model.config.conv_stride, strict=True):
-        field += (int(kernel) - 1) * jump
-        jump *= int(stride)
-    return field
+    from bids_w2v.features.families import family_receptive_field
+
+    return family_receptive_field(model)
 
 
 def plan_windows(

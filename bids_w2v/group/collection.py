@@ -152,21 +152,70 @@ def write_table(path: Path, table: pd.DataFrame, description: Mapping) -> Path:
     return write_text(path, table.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
 
 
+def map_tasks(path: Path, meta: Mapping) -> tuple[str, ...]:
+    """The tasks a participant map was fitted on: its sidecar's ``Tasks``, or (maps of
+    bids-w2v < 0.3) the task entity of its name."""
+    tasks = meta.get("Tasks") or [entity(Path(path).name, "task")]
+    return tuple(str(t) for t in tasks)
+
+
+def participant_tasks(found: Mapping[str, Mapping[str, Sequence]]) -> dict[str, tuple[str, ...]]:
+    """Each participant's tasks in the maps of :func:`collect_participant_maps`."""
+    return {
+        s: map_tasks(p, m) for layers in found.values() for maps in layers.values()
+        for s, p, m in maps
+    }  # fmt: skip
+
+
+def group_tasks(found: Mapping[str, Mapping[str, Sequence]]) -> tuple[str, ...]:
+    """Every task of the participants combined (alphabetical): the group outputs' ``task-``
+    label is :func:`bids_w2v.outputs.names.task_label` of these."""
+    return tuple(sorted({t for tasks in participant_tasks(found).values() for t in tasks}))
+
+
+def _choose_task_sets(candidates: Sequence[tuple], output_dir: Path) -> dict[str, frozenset[str]]:
+    """Per subject, the task set of the maps to combine: the one holding every other.
+
+    A participant fitted on each story alone and on all of them jointly has both in the folder:
+    the joint map is used. Maps of disjoint sets (each story alone) are ambiguous.
+    """
+    sets: dict[str, dict[frozenset, str]] = defaultdict(dict)
+    for _, _, sub, path, _, tasks in candidates:
+        sets[sub].setdefault(frozenset(tasks), entity(Path(path).name, "task"))
+    chosen = {}
+    for sub, options in sets.items():
+        union = frozenset().union(*options)
+        if union not in options:
+            labels = ", ".join(f"task-{label}" for label in sorted(options.values()))
+            raise InputError(
+                f"sub-{sub} has participant maps of several sets of tasks under {output_dir} "
+                f"({labels}) and none holds all the others, so the group level cannot tell "
+                "which to combine. Choose with --task (a map is used when all its tasks are "
+                "among those given), re-run the participant level on all the stories jointly "
+                "(its default), or write the analyses to separate output folders."
+            )
+        chosen[sub] = union
+    return chosen
+
+
 def collect_participant_maps(
     output_dir: Path,
-    task: str | None,
+    task: str | Sequence[str] | None,
     space: str,
     res: str | None,
     participants: Sequence[str] = (),
 ) -> dict[str, dict[str, list[tuple[str, Path, dict]]]]:
     """Find participant brain-score maps written by bids-w2v (from their JSON sidecars).
 
+    Participants who heard different sets of stories are combined: each participant's map is
+    the one fitted on the most of the chosen tasks (its sidecar's ``Tasks``).
+
     Parameters
     ----------
     output_dir : Path
         The bids-w2v derivative dataset.
-    task : str or None
-        Task label (None: the only task present).
+    task : str, sequence of str or None
+        ``--task``: a map is used when all its tasks are among these (None or empty: any).
     space, res : str
         Space entities of the maps.
     participants : sequence of str
@@ -181,18 +230,21 @@ def collect_participant_maps(
     Raises
     ------
     InputError
-        No map, several tasks, or a subject whose maps are only in another space.
+        No map, maps of one subject on sets of tasks none of which holds the others, or a
+        subject whose maps are only in another space.
     """
-    found: dict = defaultdict(lambda: defaultdict(list))
-    tasks, other_spaces, damaged = set(), defaultdict(set), []
+    wanted_tasks = {
+        t.removeprefix("task-") for t in ([task] if isinstance(task, str) else task or ())
+    }
+    candidates, other_spaces, damaged = [], defaultdict(set), []
     for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
         name = sidecar.name
         sub = entity(name, "sub")
         if participants and sub not in participants:
             continue
-        if task is not None and entity(name, "task") != task:
-            continue
         if entity(name, "space") != space or entity(name, "res") != res:
+            if wanted_tasks and entity(name, "task") not in wanted_tasks:
+                continue  # (a joint label in another space is not told apart: not needed)
             other_res = entity(name, "res")
             other_spaces[sub].add(
                 f"{entity(name, 'space')}{':res-' + other_res if other_res else ''}"
@@ -207,14 +259,16 @@ def collect_participant_maps(
                 Problem(sidecar, f"cannot be read as JSON ({exc})", not_fetched(sidecar))
             )
             continue
+        tasks = map_tasks(sidecar, meta)
+        if wanted_tasks and not set(tasks) <= wanted_tasks:
+            continue
         stem = name[: -len(".json")]
         maps = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
         path = next((m for m in maps if m.exists() or m.is_symlink()), None)
         if path is not None:
             damaged += check_files(space_of_file(path).map_files(path))
         if path is not None and "ModelLabel" in meta and "LayerName" in meta:
-            tasks.add(entity(name, "task"))
-            found[meta["ModelLabel"]][meta["LayerName"]].append((sub, path, meta))
+            candidates.append((meta["ModelLabel"], meta["LayerName"], sub, path, meta, tasks))
     if damaged:  # every unreadable map at once, before the graph runs
         raise problems_error(
             damaged,
@@ -223,21 +277,22 @@ def collect_participant_maps(
             "(a full disk or an interrupted job leaves truncated maps), or exclude them with "
             "--participant-label.",
         )
+    chosen = _choose_task_sets(candidates, Path(output_dir))
+    found: dict = defaultdict(lambda: defaultdict(list))
+    for model, layer, sub, path, meta, tasks in candidates:
+        if frozenset(tasks) == chosen[sub]:
+            found[model][layer].append((sub, path, meta))
     wanted = f"{space}{':res-' + res if res else ''}"
     if not found:
         elsewhere = sorted({s for spaces in other_spaces.values() for s in spaces})
+        named = ", ".join(sorted(wanted_tasks))
         raise InputError(
             "No participant-level brain-score maps (sub-*/func/*_stat-r_statmap.nii.gz, "
             ".func.gii per hemisphere or .dscalar.nii) in "
-            f"space '{wanted}'{' for task ' + task if task else ''} under {output_dir}"
+            f"space '{wanted}'{' for task(s) ' + named if named else ''} under {output_dir}"
             f"{' (maps exist in: ' + ', '.join(elsewhere) + ')' if elsewhere else ''}. Run the "
             "participant level first with the same OUTPUT_DIR, --space and --task, or give the "
             "group level the --space of the participant maps."
-        )
-    if len(tasks) > 1:
-        raise InputError(
-            f"{output_dir} holds maps of several tasks ({', '.join(sorted(tasks))}); choose one "
-            "with --task."
         )
     have = {s for layers in found.values() for maps in layers.values() for s, _, _ in maps}
     missing = sorted(set(other_spaces) - have)
@@ -251,51 +306,6 @@ def collect_participant_maps(
             "with --participant-label."
         )
     return {m: dict(layers) for m, layers in found.items()}
-
-
-@dataclass
-class ModelStack:
-    """Every participant's brain-score maps of one model on a common grid."""
-
-    model_label: str
-    layers: list[str]
-    indices: list[int]
-    subjects: list[str]
-    scores: np.ndarray  # (n_layers, n_subjects, *grid), NaN outside a mask or missing
-    ref: MapGrid
-    provenance: dict
-
-
-def load_model_stack(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]]) -> ModelStack:
-    """Load one model's participant maps (from :func:`collect_participant_maps`).
-
-    Raises
-    ------
-    InputError
-        If the maps are not all on one grid.
-    """
-    layers = sorted(layer_maps, key=lambda n: layer_maps[n][0][2]["LayerIndex"])
-    indices = [int(layer_maps[n][0][2]["LayerIndex"]) for n in layers]
-    subjects = sorted({s for n in layers for s, _, _ in layer_maps[n]})
-    first = layer_maps[layers[0]][0][1]
-    ref = load_grid(first)
-    # float32, as the maps are stored: lossless, and half the memory of float64 (300
-    # participants x 19 layers x 81,924 vertices = 1.9 GB); statistics convert one layer at a time
-    stack = np.full((len(layers), len(subjects)) + ref.shape, np.nan, dtype=np.float32)
-    for i, name in enumerate(layers):
-        for sub, path, _ in layer_maps[name]:
-            if not same_grid(load_grid(path), ref):
-                raise InputError(
-                    f"{path} is not on the same grid (or surface mesh) as {first}; the group "
-                    "level needs every participant in the same space and resolution (re-run the "
-                    "participant level with one --space SPACE:res-N for all; fsnative surfaces "
-                    "differ between participants: use fsaverage* or fsLR)."
-                )
-            stack[i, subjects.index(sub)] = load_map(path)
-    meta = layer_maps[layers[0]][0][2]
-    provenance = {k: v for k, v in meta.items() if k in PROVENANCE_KEYS}
-    provenance["Participants"] = subjects
-    return ModelStack(meta["ModelLabel"], layers, indices, subjects, stack, ref, provenance)
 
 
 def model_order(found: Mapping[str, Mapping[str, Sequence]]) -> list[str]:

@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 
 from bids_w2v.errors import InputError
-from bids_w2v.group.collection import (
-    load_model_stack,
-    same_grid,
-)
+from bids_w2v.group.collection import same_grid
 from bids_w2v.group.maps import GroupWriter
 from bids_w2v.group.significance import GroupTest, significance_maps, write_significance
+from bids_w2v.group.stacks import open_model_maps
 from bids_w2v.group.statistics import (
     fdr_bh,
     mean_across_subjects,
@@ -48,7 +46,7 @@ def write_model_comparison(
     list of Path
         Files written.
     """
-    a, b = load_model_stack(maps_a), load_model_stack(maps_b)
+    a, b = open_model_maps(maps_a), open_model_maps(maps_b)  # one layer at a time
     if not same_grid(a.ref, b.ref):
         raise InputError(
             f"The maps of models {a.model_label} and {b.model_label} are on different grids; "
@@ -70,9 +68,9 @@ def write_model_comparison(
     if not subjects or not layers:
         notes.append(f"models {a.model_label} and {b.model_label} share no participant or layer")
     for name in layers:
-        ia, ib = a.layers.index(name), b.layers.index(name)
-        sa = a.scores[ia][[a.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
-        sb = b.scores[ib][[b.subjects.index(s) for s in subjects]].reshape(len(subjects), -1)
+        ia = a.layers.index(name)
+        sa = a.layer(name, subjects).reshape(len(subjects), -1)
+        sb = b.layer(name, subjects).reshape(len(subjects), -1)
         sa, sb = sa.astype(np.float64), sb.astype(np.float64)
         diff = sa - sb
         mean = mean_across_subjects(diff)

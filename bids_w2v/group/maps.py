@@ -15,7 +15,6 @@ from bids_w2v.group.collection import (
     MapGrid,
     load_grid,
     load_map,
-    load_model_stack,
     same_grid,
     table_path,
     write_table,
@@ -25,7 +24,12 @@ from bids_w2v.group.significance import (
     significance_maps,
     write_significance,
 )
-from bids_w2v.group.statistics import circular_mean_position, mean_across_subjects
+from bids_w2v.group.stacks import open_model_maps
+from bids_w2v.group.statistics import (
+    RunningPeak,
+    circular_mean_position,
+    mean_across_subjects,
+)
 from bids_w2v.outputs.atomic import write_json
 from bids_w2v.outputs.maps import peak_layer
 from bids_w2v.outputs.names import layer_desc, statmap_path
@@ -44,7 +48,7 @@ class GroupWriter:
 
     def paths(self, **entities) -> list[Path]:
         """The map files of these entities (one per hemisphere on surfaces)."""
-        return group_map_files(self.output_dir, self.ref, **self.common, **entities)
+        return group_map_files(self.output_dir, self.ref, **{**self.common, **entities})
 
     def map(self, values: np.ndarray, sidecar: Mapping, **entities) -> Path:
         """Write one map; returns its first file (hemi-L on surfaces)."""
@@ -145,22 +149,27 @@ def write_group_maps(
     list of Path
         Files written.
     """
-    data = load_model_stack(layer_maps)
+    data = open_model_maps(layer_maps)  # one layer in memory at a time
     layers, indices, subjects = data.layers, data.indices, data.subjects
     out = GroupWriter(output_dir, data.ref, task=task, space=space, res=res)
     meta0 = {**data.provenance, "NumberOfSubjects": len(subjects)}
     notes: list[str] = []
     n_layers, n_sub = len(layers), len(subjects)
-    flat = data.scores.reshape(n_layers, n_sub, -1)
-    means = np.stack([mean_across_subjects(flat[i]) for i in range(n_layers)])
+    means = np.full((n_layers, int(np.prod(data.ref.shape))), np.nan)
+    sub_peak = RunningPeak(indices)
+    inside = np.zeros(means.shape[1], dtype=bool)  # voxels of any participant and layer
     ceiling = load_map(ceiling_file).ravel() if ceiling_file else None
     if ceiling_file and not same_grid(load_grid(ceiling_file), data.ref):
         raise InputError(f"The noise ceiling {ceiling_file} is not on the grid of the maps.")
-    for i, name in enumerate(layers):
+    for i, name in enumerate(layers):  # pass 1 over layers: maps, peaks
+        flat = data.layer(name).reshape(n_sub, -1)
+        means[i] = mean_across_subjects(flat)
+        sub_peak.add(flat)
+        inside |= np.isfinite(flat).any(axis=0)
         desc = layer_desc(model_label, name)
         layer_meta = {**meta0, "LayerName": name, "LayerIndex": indices[i]}
         out.map(means[i], {**layer_meta, "Statistic": "mean_pearson_r"}, stat="meanr", desc=desc)
-        sig = significance_maps(flat[i], fdr_q, notes, f"model {model_label}", group_test)
+        sig = significance_maps(flat, fdr_q, notes, f"model {model_label}", group_test)
         if sig is not None:
             write_significance(
                 out,
@@ -190,6 +199,7 @@ def write_group_maps(
                 stat="normr",
                 desc=desc,
             )
+        del flat
 
     layer_table = {str(i): n for n, i in zip(layers, indices, strict=True)}
     peak = peak_layer(means, indices)
@@ -204,7 +214,8 @@ def write_group_maps(
         stat="peaklayer",
         desc=layer_desc(model_label),
     )
-    sub_peaks = np.stack([peak_layer(flat[:, s], indices) for s in range(n_sub)])
+    sub_peaks = sub_peak.peaks()
+    del sub_peak
     out.map(
         circular_mean_position(sub_peaks, indices),
         {
@@ -244,13 +255,21 @@ def write_group_maps(
         desc=layer_desc(model_label),
     )
 
-    from bids_w2v.group.roi import load_atlas, roi_summary
+    from bids_w2v.group.roi import load_atlas, roi_layer_rows, roi_regions, roi_table
 
     labels, names = (None, {})
     if roi_atlas:
         labels, names = load_atlas(Path(roi_atlas), data.ref)
         labels = labels.ravel()
-    table = roi_summary(flat, layers, indices, labels, names, peak, model_label)
+    regions = roi_regions(inside, labels, names)
+    table = roi_table(  # pass 2 over layers: scores per region
+        [
+            roi_layer_rows(
+                data.layer(name).reshape(n_sub, -1), name, index, regions, peak, model_label
+            )
+            for name, index in zip(layers, indices, strict=True)
+        ]
+    )
     out.table(
         table,
         {

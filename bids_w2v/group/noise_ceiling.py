@@ -14,8 +14,10 @@ import numpy as np
 from bids_w2v.config import CleaningSettings, EncodingSettings, InputSettings
 from bids_w2v.errors import InputError
 from bids_w2v.group.collection import (
+    entity,
     find_group_map,
     load_grid,
+    participant_tasks,
 )
 from bids_w2v.group.maps import GroupWriter
 from bids_w2v.group.statistics import (
@@ -98,7 +100,8 @@ def write_noise_ceiling(
     scratch_dir : Path
         Folder for cleaned BOLD while computing.
     task, space, res : str
-        Entities.
+        Entities of the group map (``task``: the label of every participant's tasks); each
+        participant's map is named with the task label of its brain-score maps.
     inputs, cleaning, encoding : InputSettings, CleaningSettings, EncodingSettings
         How the participant level found and cleaned the runs, and its outer folds
         (:func:`bids_w2v.outputs.record.recorded_config`).
@@ -130,6 +133,11 @@ def write_noise_ceiling(
     first_map = next(iter(next(iter(found.values())).values()))[0][1]
     grid = load_grid(first_map)
     subjects = sorted(metas)
+    own_tasks = participant_tasks(found)  # participants may have heard different stories
+    labels = {  # the task label of each participant's own maps
+        s: entity(p.name, "task") for layers in found.values() for maps in layers.values()
+        for s, p, _ in maps
+    }  # fmt: skip
     strategy = tuple(cleaning.confounds_strategy)
     trims = (
         read_trim_table(cleaning.trim_scans_file)
@@ -140,7 +148,8 @@ def write_noise_ceiling(
     by_run, n_folds, gap = encoding.cv == "runs", encoding.n_folds, encoding.gap
     notes: list[str] = []
     layout = load_layout(bids_dir, fmriprep_dir, validate=False)
-    runs = collect_participants(layout, subjects, task, space, res, options)  # one pre-flight
+    # each participant's runs of the tasks (stories) its maps were fitted on, one pre-flight
+    runs = collect_participants(layout, subjects, own_tasks, space, res, options)
     members: dict[tuple, list[str]] = defaultdict(list)
     for s in subjects:
         for key in _run_keys(runs[s]):
@@ -179,16 +188,18 @@ def write_noise_ceiling(
             np.save(scratch_dir / f"sub-{s}_run{key_id[key]}.npy", data)
             kept[(s, key)] = keep
     common_scans = {}
-    sums = {}
-    for key, subs in shared.items():
+    for key, subs in shared.items():  # running sum of a run's participants, one in memory
         scans = kept[(subs[0], key)]
         for s in subs[1:]:
             scans = np.intersect1d(scans, kept[(s, key)])
         common_scans[key] = scans
+        total = None
         for s in subs:
             rows = np.searchsorted(kept[(s, key)], scans)
             part = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
-            sums[key] = part if key not in sums else sums[key] + part
+            total = part if total is None else total + part
+        np.save(scratch_dir / f"sum_run{key_id[key]}.npy", total)  # one run's sum in memory
+        del total, part
     out = GroupWriter(output_dir, grid, task=task, space=space, res=res)
     ceilings = []
     for s in partnered:  # pass 2: each participant against the mean of the others
@@ -199,7 +210,8 @@ def write_noise_ceiling(
             rows = np.searchsorted(kept[(s, key)], common_scans[key])
             y = np.load(scratch_dir / f"sub-{s}_run{key_id[key]}.npy")[rows].astype(np.float64)
             ys.append(y)
-            xs.append((sums[key] - y) / (len(shared[key]) - 1))
+            total = np.load(scratch_dir / f"sum_run{key_id[key]}.npy")
+            xs.append((total - y) / (len(shared[key]) - 1))  # the others' mean
             groups += [r] * len(y)
         y, x = np.concatenate(ys), np.concatenate(xs)
         if method == "paper":
@@ -220,6 +232,8 @@ def write_noise_ceiling(
             **method_meta,
             "Partners": [f"sub-{p}" for p in partners],
             "NumberOfScans": len(groups),
+            # the stories shared with others (the ceiling's runs), of those the maps were fitted on
+            "Tasks": sorted({k[0] for k in _run_keys(runs[s]) if k in shared}),
             "ConfoundsStrategy": list(strategy),
         }
         full = _on_grid(ceiling, map_space)
@@ -229,7 +243,7 @@ def write_noise_ceiling(
                 f"such as {first_map} ({grid.shape}); run the group level with the --space of the "
                 "participant level, on the outputs of one participant configuration."
             )
-        out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s)
+        out.map(full, sidecar, stat="noiseceiling", desc=None, subject=s, task=labels[s])
     group = _on_grid(mean_across_subjects(np.stack(ceilings)), map_space)
     out.map(
         group,

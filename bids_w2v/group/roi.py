@@ -210,41 +210,72 @@ def roi_summary(
         layer is this layer.
     """
     inside = np.isfinite(scores).any(axis=(0, 1))
+    regions = roi_regions(inside, labels, names)
+    per_layer = [
+        roi_layer_rows(scores[row], layer, layer_index, regions, group_peaks, model_label)
+        for row, (layer, layer_index) in enumerate(zip(layers, layer_indices, strict=True))
+    ]
+    return roi_table(per_layer)
+
+
+def roi_regions(
+    inside: np.ndarray, labels: np.ndarray | None, names: dict[int, str]
+) -> list[tuple[int, str, np.ndarray]]:
+    """(label, name, voxels) of the whole brain (``inside``: voxels any participant has in any
+    layer) and of each atlas region."""
     regions = [(-1, WHOLE_BRAIN, inside)]
     if labels is not None:
         regions += [(v, names[v], (labels == v) & inside) for v in sorted(names)]
+    return regions
+
+
+def roi_table(per_layer: Sequence[Sequence[dict]]) -> pd.DataFrame:
+    """The ROI table from :func:`roi_layer_rows` of each layer: rows by region, then layer."""
+    n_regions = len(per_layer[0]) if per_layer else 0
+    return pd.DataFrame([rows[r] for r in range(n_regions) for rows in per_layer])
+
+
+def roi_layer_rows(
+    layer_scores: np.ndarray,
+    layer: str,
+    layer_index: int,
+    regions: Sequence[tuple[int, str, np.ndarray]],
+    group_peaks: np.ndarray,
+    model_label: str,
+) -> list[dict]:
+    """One row per region of the ROI table for one layer (``layer_scores``: subjects x
+    voxels); see :func:`roi_summary`."""
     rows = []
     for index, name, where in regions:
         n_vox = int(where.sum())
-        for row, (layer, layer_index) in enumerate(zip(layers, layer_indices, strict=True)):
-            values = np.asarray(scores[row][:, where], dtype=np.float64)
-            with np.errstate(invalid="ignore"):
-                finite = np.isfinite(values)
-                counts = finite.sum(axis=1)
-                per_subject = np.where(
-                    counts > 0,
-                    np.where(finite, values, 0).sum(axis=1) / np.maximum(counts, 1),
-                    np.nan,
-                )
-            ok = np.isfinite(per_subject)
-            peaks_here = group_peaks[where]
-            rows.append(
-                {
-                    "model": model_label,
-                    "roi_index": index,
-                    "roi": name,
-                    "layer": layer,
-                    "layer_index": int(layer_index),
-                    "mean": float(per_subject[ok].mean()) if ok.any() else np.nan,
-                    "sem": float(sem_across_subjects(per_subject[ok][:, None])[0]),
-                    "n_subjects": int(ok.sum()),
-                    "n_voxels": n_vox,
-                    "percent_peak": float(100 * np.mean(peaks_here == layer_index))
-                    if n_vox
-                    else np.nan,
-                }
+        values = np.asarray(layer_scores[:, where], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(values)
+            counts = finite.sum(axis=1)
+            per_subject = np.where(
+                counts > 0,
+                np.where(finite, values, 0).sum(axis=1) / np.maximum(counts, 1),
+                np.nan,
             )
-    return pd.DataFrame(rows)
+        ok = np.isfinite(per_subject)
+        peaks_here = group_peaks[where]
+        rows.append(
+            {
+                "model": model_label,
+                "roi_index": index,
+                "roi": name,
+                "layer": layer,
+                "layer_index": int(layer_index),
+                "mean": float(per_subject[ok].mean()) if ok.any() else np.nan,
+                "sem": float(sem_across_subjects(per_subject[ok][:, None])[0]),
+                "n_subjects": int(ok.sum()),
+                "n_voxels": n_vox,
+                "percent_peak": float(100 * np.mean(peaks_here == layer_index))
+                if n_vox
+                else np.nan,
+            }
+        )
+    return rows
 
 
 #: ``--roi-atlas templateflow:ATLAS[:DESC]`` looks the atlas up in ``TEMPLATEFLOW_HOME``.

@@ -104,11 +104,21 @@ def wilcoxon_against_zero(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(maps).all(axis=0)
     zero = ok & np.all(maps == 0, axis=0)
     pval[zero] = 1.0
-    test = ok & ~zero
-    if test.any():
-        res = stats.wilcoxon(maps[:, test], axis=0)
-        stat[test], pval[test] = res.statistic, res.pvalue
+    test = np.flatnonzero(ok & ~zero)
+    # scipy chooses between its exact and asymptotic tests once for the whole array (exact for
+    # at most 50 participants without ties or zeros anywhere); above 50 every voxel is tested
+    # asymptotically on its own, so voxel blocks give the same values with a fraction of the
+    # memory (scipy's ranks and temporaries of 300 participants x 81,924 vertices: > 2 GB)
+    step = len(test) if maps.shape[0] <= 50 else max(1, WILCOXON_BLOCK // maps.shape[0])
+    for start in range(0, len(test), max(step, 1)):
+        block = test[start : start + step]
+        res = stats.wilcoxon(maps[:, block], axis=0)
+        stat[block], pval[block] = res.statistic, res.pvalue
     return stat, pval
+
+
+#: values (participants x voxels) per block of the Wilcoxon test above 50 participants
+WILCOXON_BLOCK = 2_000_000
 
 
 def fdr_bh(pvalues: np.ndarray) -> np.ndarray:
@@ -207,3 +217,40 @@ def sign_flip_fwe(
         t[test] = out["t"][0]
         p[test] = 10.0 ** -out["logp_max_t"][0]
     return t, p
+
+
+class RunningPeak:
+    """Per-voxel peak layer of layers given one at a time: equal to
+    :func:`bids_w2v.outputs.maps.peak_layer` of the stacked layers (first of equal maxima;
+    NaN where no layer is finite) without holding them all.
+
+    Parameters
+    ----------
+    layer_indices : sequence of int
+        Depth index of each layer, in the order :meth:`add` receives them.
+    """
+
+    def __init__(self, layer_indices) -> None:
+        self.indices = np.asarray(layer_indices, dtype=np.float64)
+        self.count = 0
+        self.best = self.position = self.any_finite = None
+
+    def add(self, scores: np.ndarray) -> None:
+        """The next layer's scores (any shape, the same for every layer)."""
+        finite = np.isfinite(scores)
+        values = np.where(finite, scores, -np.inf)
+        if self.best is None:
+            self.best, self.any_finite = values, finite
+            self.position = np.zeros(values.shape, dtype=np.int16)
+        else:
+            better = values > self.best
+            self.best[better] = values[better]
+            self.position[better] = self.count
+            self.any_finite |= finite
+        self.count += 1
+
+    def peaks(self) -> np.ndarray:
+        """The depth index of each voxel's best layer so far (float64; NaN if none finite)."""
+        out = self.indices[self.position]
+        out[~self.any_finite] = np.nan
+        return out

@@ -1,4 +1,5 @@
-"""Index a dataset with pybids and choose what to analyse: task, subjects, space.
+"""Index a dataset with pybids and choose what to analyse: subjects, space, and the tasks
+(:func:`plan_tasks`, re-exported from :mod:`bids_w2v.inputs.tasks`).
 
 The runs themselves (BOLD, mask, confounds, events) are collected by
 :mod:`bids_w2v.inputs.runs` (:func:`collect_runs`, re-exported here). All checks that can be
@@ -17,16 +18,18 @@ from bids_w2v.errors import InputError
 from bids_w2v.inputs.annex import not_fetched
 from bids_w2v.inputs.preflight import check_inputs
 from bids_w2v.inputs.runs import RunInputs, collect_participants, collect_runs
+from bids_w2v.inputs.tasks import TaskPlan, plan_tasks
 
 __all__ = [
     "RunInputs",
+    "TaskPlan",
     "check_dataset",
     "collect_participants",
     "collect_runs",
     "load_layout",
     "parse_space",
+    "plan_tasks",
     "select_subjects",
-    "select_task",
     "strip_prefix",
 ]
 
@@ -137,24 +140,6 @@ def load_layout(bids_dir: Path, fmriprep_dir: Path, *, validate: bool) -> BIDSLa
             "that both folders are BIDS datasets (the derivatives' dataset_description.json "
             "needs a GeneratedBy or PipelineDescription entry)."
         ) from None
-
-
-def select_task(layout: BIDSLayout, task: str | None) -> str:
-    """Return the task to analyse: the one given, or the dataset's only task."""
-    tasks = sorted(layout.get_tasks(scope="raw"))
-    if task is None:
-        if len(tasks) == 1:
-            return tasks[0]
-        raise InputError(
-            f"The dataset {layout.root} has {len(tasks)} tasks ({', '.join(tasks) or 'none'}); "
-            "choose one with --task."
-        )
-    if task not in tasks:
-        raise InputError(
-            f"Task '{task}' is not in the dataset {layout.root}; it has: "
-            f"{', '.join(tasks) or 'no task at all'}. Fix --task."
-        )
-    return task
 
 
 def select_subjects(layout: BIDSLayout, labels: tuple[str, ...]) -> list[str]:

@@ -9,6 +9,7 @@ a message naming the file, what is wrong, and how to fix it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from bids_w2v.inputs.filters import CollectOptions, query_filters
 from bids_w2v.inputs.located import LocatedRun
 from bids_w2v.inputs.preflight import check_inputs
 from bids_w2v.inputs.stimulus_map import presentations_from_map
+from bids_w2v.inputs.timing import recorded_start_time, repetition_time
 from bids_w2v.spaces import MapSpace, space_for
 
 
@@ -46,6 +48,8 @@ class RunInputs:
     presentations: tuple[Presentation, ...]
     bold_files: tuple[Path, ...] = ()  # (hemi-L, hemi-R) GIfTIs; empty: just ``bold``
     den: str | None = None  # CIFTI density entity (91k)
+    tr_source: str = ""  # where the TR was read, when not in the derivative itself
+    start_time: float | None = None  # StartTime (s) of a slice-time-corrected BOLD's sidecar
 
     @property
     def data_files(self) -> tuple[Path, ...]:
@@ -72,39 +76,6 @@ def _one(files: list, what: str, where: str) -> Path | None:
             ":res-N) or remove the extra files."
         )
     return Path(files[0].path) if files else None
-
-
-def _repetition_time(
-    layout: BIDSLayout, bold: Path, header: float | None, source: str = "NIfTI header"
-) -> float:
-    """The run's TR: the JSON sidecar's RepetitionTime, checked against the file's header.
-
-    ``source`` names where ``header`` comes from (NIfTI header, CIFTI series axis, GIfTI
-    TimeStep metadata).
-    """
-    sidecar = layout.get_metadata(str(bold)).get("RepetitionTime")
-    if sidecar is None and header is None:
-        raise InputError(
-            f"No repetition time for {bold}: neither its JSON sidecar (RepetitionTime) nor "
-            f'the {source} gives one. Add "RepetitionTime" (seconds) to the sidecar.'
-        )
-    if sidecar is not None and (not isinstance(sidecar, (int, float)) or sidecar <= 0):
-        raise InputError(
-            f"The RepetitionTime of {bold} in its JSON sidecar is {sidecar!r}, not a positive "
-            "number of seconds. Fix the sidecar."
-        )
-    if sidecar is not None and header is not None and abs(header - sidecar) > 1e-3:
-        fix = {
-            "NIfTI header": "the header's pixdim[4] (nibabel: img.header.set_zooms(...))",
-            "CIFTI series axis": "the CIFTI series axis step",
-            "GIfTI TimeStep metadata": "the GIfTI TimeStep metadata",
-        }.get(source, f"the {source}")
-        raise InputError(
-            f"The repetition time of {bold} is {sidecar} s in its JSON sidecar but {header:g} s "
-            f"in the {source}. One of them is wrong, and the design would be misaligned "
-            f"with the scans: correct the sidecar's RepetitionTime or {fix} so that they agree."
-        )
-    return float(sidecar if sidecar is not None else header)
 
 
 def _presentations(
@@ -289,16 +260,21 @@ def locate_runs(
 def collect_participants(
     layout: BIDSLayout,
     subjects: list[str],
-    task: str,
+    task: str | Mapping[str, Sequence[str]],
     space: str,
     res: str | None,
     options: CollectOptions | None = None,
 ) -> dict[str, list[RunInputs]]:
-    """Collect the runs of several subjects, after ONE pre-flight check of all their files
-    (:mod:`bids_w2v.inputs.preflight`): every missing, unfetched or damaged file is listed in
-    one message before any is read."""
+    """Collect the runs of several subjects (``task``: one for all, or per subject its tasks,
+    :func:`bids_w2v.inputs.tasks.plan_tasks`; runs task by task in that order, each task's by
+    session then run), after ONE pre-flight check of all their files
+    (:mod:`bids_w2v.inputs.preflight`): every missing or damaged file listed at once."""
     options = options or CollectOptions()
-    located = {s: locate_runs(layout, s, task, space, res, options) for s in subjects}
+    tasks = {s: [task] if isinstance(task, str) else list(task[s]) for s in subjects}
+    located = {
+        s: [run for t in tasks[s] for run in locate_runs(layout, s, t, space, res, options)]
+        for s in subjects
+    }
     stimuli_dir = Path(layout.root) / "stimuli"
     check_inputs(
         [f for runs in located.values() for run in runs
@@ -307,7 +283,7 @@ def collect_participants(
         fix="Replace the missing or damaged files with complete copies (download them again, "
         "or re-run fMRIPrep for the derivatives).",
     )  # fmt: skip
-    return {s: _inspect_runs(layout, located[s], s, task, space, options) for s in subjects}
+    return {s: _inspect_runs(layout, located[s], s, tasks[s], space, options) for s in subjects}
 
 
 def collect_runs(
@@ -343,7 +319,7 @@ def _inspect_runs(
     layout: BIDSLayout,
     located: list[LocatedRun],
     subject: str,
-    task: str,
+    tasks: Sequence[str],
     space: str,
     options: CollectOptions,
 ) -> list[RunInputs]:
@@ -361,7 +337,7 @@ def _inspect_runs(
         if first is not None and info.layout != first[0]:
             raise space_cls.layout_error(bold, info, first[0], first[1], space)
         first = first or (info.layout, bold.name)
-        tr = _repetition_time(layout, bold, info.header_tr, info.tr_source)
+        tr, tr_source = repetition_time(layout, bold, info.header_tr, info.tr_source)
         presentations = tuple(_presentations(events, stimuli_dir, ent, options, where, tr))
         check_audio_coverage(
             presentations,
@@ -373,7 +349,7 @@ def _inspect_runs(
         runs.append(
             RunInputs(
                 subject=subject,
-                task=task,
+                task=str(ent["task"]),
                 session=ent.get("session"),
                 run=str(ent["run"]) if ent.get("run") is not None else None,
                 bold=bold,
@@ -385,6 +361,9 @@ def _inspect_runs(
                 presentations=presentations,
                 bold_files=files if len(files) > 1 else (),
                 den=ent.get("den"),
+                tr_source=tr_source,
+                start_time=recorded_start_time(layout, bold, tr),
             )
         )
-    return sorted(runs, key=lambda r: (r.session or "", r.run or ""))
+    order = {t: i for i, t in enumerate(tasks)}
+    return sorted(runs, key=lambda r: (order[r.task], r.session or "", r.run or ""))

@@ -26,7 +26,7 @@ class _FitEncodingInputSpec(BaseInterfaceInputSpec):
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     inner = traits.Enum("loo", "kfold", mandatory=True, desc="inner alpha selection")
     alpha_search = traits.Enum(
-        "full", "local", mandatory=True, desc="search of the alpha grid (auto resolved already)"
+        "exact", "full", mandatory=True, desc="search of the alpha grid (retired names resolved)"
     )
     backend = traits.Enum("numpy", "torch", mandatory=True, desc="linear algebra backend")
     device = traits.Str(mandatory=True, desc="cpu or cuda[:N]")
@@ -116,6 +116,100 @@ class FitEncoding(SimpleInterface):
             n_excluded_constant=res.n_excluded_constant,
             n_samples=X.shape[0],
             **extra,
+        )
+        self._results["out_file"] = out
+        return runtime
+
+
+class _FitJointInputSpec(BaseInterfaceInputSpec):
+    design_files = traits.List(
+        traits.List(File(exists=True)), mandatory=True, desc="per feature space, one npz per run"
+    )
+    bold_files = traits.List(File(exists=True), mandatory=True, desc="one npz per run")
+    spaces = traits.List(traits.Str, mandatory=True, desc="canonical label[:layer] per space")
+    # settings of bids_w2v.config.EncodingSettings: no defaults here, the configuration's apply
+    n_folds = traits.Int(mandatory=True, desc="outer contiguous folds")
+    cv = traits.Enum("kfold", "runs", mandatory=True, desc="contiguous folds or leave-one-run-out")
+    gap = traits.Int(mandatory=True, desc="training scans dropped next to the test block")
+    alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
+    joint_n_iter = traits.Int(mandatory=True, desc="random-search draws")
+    joint_seed = traits.Int(mandatory=True, desc="random-search seed")
+    backend = traits.Enum("numpy", "torch", mandatory=True, desc="linear algebra backend")
+    device = traits.Str(mandatory=True, desc="cpu or cuda[:N]")
+    voxel_chunk = traits.Int(mandatory=True, desc="voxels per chunk")
+    num_threads = traits.Int(mandatory=True, desc="BLAS threads")
+
+
+class _FitJointOutputSpec(TraitedSpec):
+    out_file = File(
+        exists=True,
+        desc="npz: spaces, layers, r2, fold_r2, r2_without, unique, shared, deltas, excluded",
+    )
+
+
+class FitJoint(SimpleInterface):
+    """Banded ridge of several feature spaces and its variance partitioning (runs concatenated)."""
+
+    input_spec = _FitJointInputSpec
+    output_spec = _FitJointOutputSpec
+
+    def _run_interface(self, runtime):
+        from threadpoolctl import threadpool_limits
+
+        from bids_w2v.encoding.banded import banded_scores
+        from bids_w2v.encoding.joint import from_config, pick_layer
+        from bids_w2v.errors import InputError
+
+        spaces = from_config(self.inputs.spaces)
+        Xs, layers = [], []
+        try:
+            for space, files in zip(spaces, self.inputs.design_files, strict=True):
+                designs = [np.load(f) for f in files]
+                layer = pick_layer(space, list(designs[0].files))
+                layers.append(layer)
+                Xs.append(np.concatenate([d[layer] for d in designs]))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        runs = [np.load(f)["data"] for f in self.inputs.bold_files]
+        Y = np.concatenate(runs)
+        groups = None
+        if self.inputs.cv == "runs":
+            groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+        try:
+            with threadpool_limits(limits=max(1, self.inputs.num_threads)):
+                res = banded_scores(
+                    Xs,
+                    Y,
+                    names=[str(s) for s in spaces],
+                    alphas=np.asarray(self.inputs.alphas),
+                    n_folds=self.inputs.n_folds,
+                    groups=groups,
+                    gap=self.inputs.gap,
+                    n_iter=self.inputs.joint_n_iter,
+                    seed=self.inputs.joint_seed,
+                    backend=self.inputs.backend,
+                    device=self.inputs.device,
+                    voxel_chunk=self.inputs.voxel_chunk,
+                )
+        except ValueError as exc:
+            raise InputError(
+                f"The joint model of {', '.join(self.inputs.spaces)} cannot be cross-validated "
+                f"on {len(runs)} run(s) and {Y.shape[0]} scans in all: {exc} Use more runs or "
+                "scans, fewer folds (--n-folds) or a smaller --cv-gap."
+            ) from None
+        out = os.path.join(runtime.cwd, "encoding_joint.npz")
+        np.savez(
+            out,
+            spaces=np.array([s.label for s in spaces]),
+            layers=np.array(layers),
+            r2=res.r2,
+            fold_r2=res.fold_r2,
+            r2_without=res.r2_without,
+            unique=res.unique,
+            shared=res.shared,
+            deltas=res.deltas,
+            excluded=res.excluded,
+            n_samples=Y.shape[0],
         )
         self._results["out_file"] = out
         return runtime

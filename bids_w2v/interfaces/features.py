@@ -20,6 +20,9 @@ class _ExtractFeaturesInputSpec(BaseInterfaceInputSpec):
     seed = traits.Int(mandatory=True, desc="seed of the random initialisation")
     allow_download = traits.Bool(mandatory=True, desc="let transformers download")
     allow_pickle = traits.Bool(mandatory=True, desc="accept pickle weights (weights-only)")
+    features_dir = traits.Either(
+        None, traits.Str, mandatory=True, desc="precomputed features (--features-dir), or None"
+    )
     layers = traits.Str(mandatory=True, desc="layer names, ranges or 'all'")
     window_s = traits.Either(None, traits.Float, mandatory=True, desc="window (s); None: whole")
     stride_s = traits.Float(mandatory=True, desc="window stride (s)")
@@ -63,6 +66,25 @@ class ExtractFeatures(SimpleInterface):
         from bids_w2v.inputs.audio import audio_duration
         from bids_w2v.progress import Progress
 
+        if self.inputs.features_dir:  # precomputed: validated and copied, nothing extracted
+            from bids_w2v.features.precomputed import precomputed_entries
+
+            entries, layers, indices, info = precomputed_entries(
+                self.inputs.features_dir,
+                self.inputs.model,
+                self.inputs.stimuli,
+                self.inputs.stimuli_dir or os.path.dirname(self.inputs.stimuli[0]),
+                self.inputs.cache_dir,
+            )
+            self._results.update(
+                feature_files=[str(e) for e in entries],
+                layers=layers,
+                layer_indices=indices,
+                model_label=info["ModelLabel"],
+                model_info=info,
+                derivative_files=[],
+            )
+            return runtime
         torch.set_num_threads(max(1, self.inputs.num_threads))
         loaded = load_model(
             self.inputs.model,
@@ -73,8 +95,10 @@ class ExtractFeatures(SimpleInterface):
             device=self.inputs.device,
             dtype=self.inputs.dtype,
         )
-        available = available_layers(loaded.model)
-        layers = parse_layers(self.inputs.layers, available)
+        available = available_layers(loaded)
+        # --layers selects among a speech model's layers; a baseline always has its one layer
+        layers = available if loaded.model_type in ("mel", "envelope") else None
+        layers = layers or parse_layers(self.inputs.layers, available)
         indices = [layer_index(name, available) for name in layers]
         settings = {
             "layers": layers,

@@ -7,10 +7,11 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, Trai
 
 class _GroupCommonInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc="derivative dataset root")
-    task = traits.Str(mandatory=True)
+    task = traits.Str(mandatory=True, desc="task label of the group outputs")
     space = traits.Str(mandatory=True)
     res = traits.Either(None, traits.Str, default=None, usedefault=True)
     participants = traits.List(traits.Str, desc="restrict to these subjects")
+    tasks = traits.List(traits.Str, desc="--task: maps whose tasks are all among these")
 
 
 class _FilesOutputSpec(TraitedSpec):
@@ -24,7 +25,7 @@ def _found(inputs):
 
     return collect_participant_maps(
         Path(inputs.output_dir),
-        inputs.task,
+        tuple(inputs.tasks) if inputs.tasks else None,
         inputs.space,
         inputs.res,
         tuple(inputs.participants) if inputs.participants else (),
@@ -192,4 +193,32 @@ class GroupReport(SimpleInterface):
             res=self.inputs.res,
         )
         self._results["out_report"] = str(report)
+        return runtime
+
+
+class _GroupJointInputSpec(_GroupTestInputSpec):
+    fdr_q = traits.Float(mandatory=True, desc="FDR level of the thresholded maps")
+
+
+class GroupJointMaps(SimpleInterface):
+    """Mean joint-model maps and the group test of each feature space's unique variance."""
+
+    input_spec = _GroupJointInputSpec
+    output_spec = _FilesOutputSpec
+
+    def _run_interface(self, runtime):
+        from pathlib import Path
+
+        from bids_w2v.group.joint import write_group_joint_maps
+
+        files = write_group_joint_maps(
+            Path(self.inputs.output_dir),
+            task=self.inputs.task,
+            space=self.inputs.space,
+            res=self.inputs.res,
+            fdr_q=self.inputs.fdr_q,
+            group_test=_group_test(self.inputs),
+            participants=tuple(self.inputs.participants),
+        )
+        self._results["out_files"] = [str(f) for f in files]
         return runtime

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
+from bids_w2v.features.scan_timing import AUTO, SliceTimeRef, slice_time_refs
 from bids_w2v.inputs.layout import RunInputs
+from bids_w2v.inputs.tasks import RUN_ORDER
 from bids_w2v.spaces import space_for
 
 #: ``CrossValidation.Inner`` of the sidecars, per ``--inner-cv``
@@ -21,8 +23,8 @@ INNER = {
 }
 #: ``CrossValidation.AlphaSearch`` of the sidecars, per ``--alpha-search`` (resolved)
 ALPHA_SEARCH = {
-    "local": "descent from the minima of a proxy of the criterion (generalised "
-    "cross-validation for leave-one-out) for each voxel (bids_w2v.encoding.search)",
+    "exact": "every alpha that bounds on the criterion cannot rule out, which returns the "
+    "first minimiser of the full grid (bids_w2v.encoding.prune)",
     "full": "every alpha of the grid",
 }
 
@@ -58,6 +60,106 @@ def hrf_clause(design) -> str:
         f"convolved with {kernel} sampled at the scan times (nilearn `compute_regressor` "
         f"semantics, oversampling {design.oversampling})"
     )
+
+
+def slice_time_fields(design, refs: Sequence[SliceTimeRef]) -> dict:
+    """``HRF`` sidecar fields of the scan times: the reference each run got, and from what."""
+    values = sorted({ref.value for ref in refs})
+    return {
+        "SliceTimeRef": values[0] if len(values) == 1 else [ref.value for ref in refs],
+        "SliceTimeRefPerRun": {ref.run: ref.value for ref in refs},
+        "SliceTimeRefSetting": design.slice_time_ref,
+        "ScanTimes": "(i + SliceTimeRef) * RepetitionTime"
+        + (
+            "; SliceTimeRef = StartTime / RepetitionTime of each run's slice-time-corrected "
+            "BOLD sidecar, 0 where none is recorded"
+            if design.slice_time_ref == AUTO
+            else ""
+        ),
+    }
+
+
+def scan_time_clause(design, refs: Sequence[SliceTimeRef] | None = None) -> str:
+    """A sentence saying which time each scan represents, for the methods text.
+
+    Parameters
+    ----------
+    design : DesignSettings
+        ``slice_time_ref`` (``auto`` or a fraction of the TR).
+    refs : sequence of SliceTimeRef, optional
+        The references resolved for the runs analysed (:mod:`bids_w2v.features.scan_timing`);
+        without them the setting is described.
+    """
+    if design.slice_time_ref != AUTO:
+        ref = float(design.slice_time_ref)
+        if ref == 0:
+            return (
+                "Scan i was taken to represent the start of its repetition time, i x TR, as "
+                "in [@millet2022] (slice-time reference 0, set by --slice-time-ref)."
+            )
+        return (
+            f"Scan i was taken to represent the time (i + {ref:g}) x TR (slice-time reference "
+            f"{ref:g} of the TR, set by --slice-time-ref)."
+        )
+    rule = (
+        "the slice-time reference of each run was read from its preprocessed BOLD sidecar "
+        "(StartTime / RepetitionTime when SliceTimingCorrected is true, the time the slices "
+        "were corrected to; 0, the start of the repetition time, when no correction is recorded)"
+    )
+    if not refs:
+        return f"Scan i was taken to represent the time (i + r) x TR, where {rule}."
+    counts: dict[float, int] = {}
+    for ref in refs:
+        counts[ref.value] = counts.get(ref.value, 0) + 1
+    used = "; ".join(f"r = {value:g} for {n} run(s)" for value, n in sorted(counts.items()))
+    return f"Scan i was taken to represent the time (i + r) x TR, where {rule}: {used}."
+
+
+def bold_only_clause(config: RunConfig) -> str:
+    """Where the confounds and the high-pass filter were applied: the BOLD only."""
+    cleaning = config.cleaning
+    high_pass = (
+        f" A Butterworth high-pass filter at {cleaning.high_pass:g} Hz was applied to the BOLD "
+        "while cleaning."
+        if cleaning.high_pass
+        else ""
+    )
+    if not cleaning.uses_confounds:
+        return "No confound was regressed out, of the BOLD or of the features." + high_pass
+    return (
+        "The confounds were regressed out of the BOLD signal only; the features (the "
+        "regressors of the encoding model) were not cleaned of them." + high_pass
+    )
+
+
+def trimming_clause(config: RunConfig) -> str:
+    """Which scans were dropped (dummy, trimmed, non-steady-state, removed upstream)."""
+    cleaning, dropped = config.cleaning, config.inputs.dropped_scans
+    parts = []
+    if cleaning.dummy_scans:
+        parts.append(f"the first {cleaning.dummy_scans} volume(s) of every run")
+    if cleaning.trim_scans_file:
+        parts.append(
+            f"the volumes listed per task in {cleaning.trim_scans_file.name} (start and end of "
+            "each run)"
+        )
+    elif any(cleaning.trim_scans):
+        start, end = cleaning.trim_scans
+        parts.append(f"{start} volume(s) at the start and {end} at the end of every run")
+    parts.append(
+        "the non-steady-state volumes fMRIPrep flagged (non_steady_state_outlier), when the "
+        "confounds file lists them"
+    )
+    text = (
+        f"Dropped from the BOLD, the confounds and the design: {'; '.join(parts)}; the design "
+        "was convolved on every scan of the run before these rows were removed."
+    )
+    if dropped:
+        text += (
+            f" The preprocessing had already removed the first {dropped} volume(s) of every "
+            f"run, so the stimulus onsets were moved {dropped} x TR earlier."
+        )
+    return text
 
 
 def outer_folds(config: RunConfig) -> str:
@@ -112,7 +214,7 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
         "HRF": {
             "Model": design.hrf_model,
             "Oversampling": design.oversampling,
-            "SliceTimeRef": design.slice_time_ref,
+            **slice_time_fields(design, slice_time_refs(design.slice_time_ref, runs)),
             **({"FirDelaysScans": list(design.fir_delays)} if design.fir_delays else {}),
             "Implementation": "nilearn",
         },
@@ -139,6 +241,10 @@ def analysis_metadata(config: RunConfig, runs: Sequence[RunInputs]) -> dict:
         "BrainMask": space_for(config.space).mask_method(runs),
         "BoldStandardization": "z-score per run after confound regression",
         "NumberOfScans": int(sum(r.n_scans for r in runs)),
+        # every story the participant heard, in one model (bids_w2v.inputs.tasks)
+        "Tasks": list(dict.fromkeys(r.task for r in runs)),
+        "Runs": [r.label for r in runs],
+        "RunOrder": RUN_ORDER,
         "RepetitionTime": runs[0].tr,
         "Sources": sorted({str(Path(s).absolute().as_uri()) for s in sources}),
         "SoftwareVersion": f"bids-w2v {__version__}",

@@ -7,8 +7,10 @@ layer go in ``desc-``: ``desc-wav2vec2baseRandomTransformer6``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from bids.layout.writing import build_path
@@ -64,6 +66,38 @@ def layer_desc(model_label: str, layer: str | None = None) -> str:
     if layer is None:
         return label
     return label + layer[:1].upper() + layer[1:]
+
+
+#: longest joined task label; longer sets get a short label naming their count and a hash
+MAX_TASK_LABEL = 48
+
+
+def task_label(tasks: Sequence[str]) -> str:
+    """The ``task-`` label of maps fitted on several tasks (one task: its own label).
+
+    The tasks joined in their order, each after the first capitalised (``pieman`` and
+    ``tunnel``: ``piemanTunnel``), a valid BIDS label that names every task; a set whose
+    joined label would be longer than :data:`MAX_TASK_LABEL` characters (Narratives' 16
+    stories at the group level) is named ``<N>tasks<hash>`` (``16tasks1a2b3c4d``), the hash
+    of the joined labels. The sidecars list the tasks (``Tasks``) either way.
+
+    Parameters
+    ----------
+    tasks : sequence of str
+        Task labels, in the order their runs were concatenated.
+
+    Returns
+    -------
+    str
+    """
+    tasks = list(dict.fromkeys(tasks))
+    if len(tasks) == 1:
+        return tasks[0]
+    joined = tasks[0] + "".join(t[:1].upper() + t[1:] for t in tasks[1:])
+    if len(joined) <= MAX_TASK_LABEL:
+        return joined
+    digest = hashlib.sha1("\n".join(tasks).encode()).hexdigest()[:8]
+    return f"{len(tasks)}tasks{digest}"
 
 
 def statmap_path(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Sequence
 
 import numpy as np
 
 from bids_w2v import __version__
 from bids_w2v.config import RunConfig
-from bids_w2v.outputs.metadata import hrf_clause
+from bids_w2v.features.acoustic import ACOUSTIC_DESCRIPTIONS
+from bids_w2v.features.scan_timing import SliceTimeRef
+from bids_w2v.outputs.metadata import (
+    bold_only_clause,
+    hrf_clause,
+    scan_time_clause,
+    trimming_clause,
+)
+from bids_w2v.reports.bibtex import BIBTEX  # noqa: F401  (re-exported)
 
 REFERENCES = {
     "millet2022": "Millet, J., Caucheteux, C., Orhan, P., Boubenec, Y., Gramfort, A., Dunbar, E., "
@@ -35,7 +44,14 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task: str) -> str:
+def methods_boilerplate(
+    config: RunConfig,
+    *,
+    n_subjects: int,
+    n_runs: int,
+    task: str,
+    slice_time_refs: Sequence[SliceTimeRef] | None = None,
+) -> str:
     """Describe the analysis as a methods section, with references (Markdown).
 
     Parameters
@@ -45,7 +61,10 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
     n_subjects, n_runs : int
         How many participants and runs were analysed.
     task : str
-        The task analysed.
+        The task analysed, or several joined by ", " (fitted jointly).
+    slice_time_refs : sequence of SliceTimeRef, optional
+        The slice-time reference each run got (:mod:`bids_w2v.features.scan_timing`); without
+        them the ``--slice-time-ref`` setting is described.
 
     Returns
     -------
@@ -60,7 +79,14 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
             return f"with random weights (seed {seed}; the untrained baseline of [@millet2022])"
         return "with its pretrained weights"
 
-    described = [f"`{m.name}` [@baevski2020] {weights(m)}" for m in config.models]
+    def what(model) -> str:  # the acoustic baselines and precomputed features have no weights
+        if model.features_dir is not None:
+            return f"`{model.name}` (precomputed features read from `{model.features_dir}`)"
+        if model.name in ACOUSTIC_DESCRIPTIONS:
+            return f"`{model.name}` ({ACOUSTIC_DESCRIPTIONS[model.name]})"
+        return f"`{model.name}` [@baevski2020] {weights(model)}"
+
+    described = [what(m) for m in config.models]
     speech_models = (
         f"the speech model {described[0]}"
         if len(described) == 1
@@ -88,6 +114,15 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         else f"was cleaned of the fMRIPrep confounds selected by nilearn's `load_confounds` "
         f"strategy ({strategy}) [@nilearn]"
     )
+    normalisation = (
+        "normalised to zero mean and unit variance within each window (its statistics only: "
+        "no future audio)"
+        if feat.causal
+        else "normalised to zero mean and unit variance over the whole stimulus"
+    ) + (
+        " (when the model's preprocessor configuration sets do_normalize, as wav2vec 2.0's "
+        "does; otherwise left as is)"
+    )
     outer = (
         f"{enc.n_folds} contiguous, unshuffled folds of the concatenated runs"
         if enc.cv == "kfold"
@@ -99,15 +134,10 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         if enc.inner == "loo"
         else "5-fold contiguous cross-validation on the training data"
     )
-    if enc.alpha_search == "local":
-        proxy = (
-            "generalised cross-validation minima"
-            if enc.inner == "loo"
-            else "minima of an approximation of the inner cross-validation error"
-        )
+    if enc.alpha_search == "exact":
         inner += (
-            f" (criterion evaluated around each voxel's {proxy} and followed down to a "
-            "minimum of the grid, instead of at every value)"
+            " (values whose criterion bounds showed they could not be the first minimum were "
+            "not evaluated, which gives the choice of the full grid)"
         )
     significance = (
         " Each fold's correlation was tested against zero (one-sided) with Bartlett's effective "
@@ -118,40 +148,75 @@ def methods_boilerplate(config: RunConfig, *, n_subjects: int, n_runs: int, task
         if enc.participant_stats
         else ""
     )
+    quoted = '", "'.join(task.split(", "))  # several tasks (stories) are fitted jointly
+    tasks_text = (
+        f'task "{task}"'
+        if ", " not in task
+        else f'the tasks "{quoted}" fitted jointly, runs concatenated task by task in '
+        "alphabetical order"
+    )
+    joint = ""
+    if enc.joint:  # --joint (bids_w2v.encoding.banded)
+        joint = (
+            f"\n\n**Joint model.** The feature spaces {', '.join(enc.joint)} were also combined "
+            "in one banded ridge regression [@nunezelizalde2019] fitted with himalaya "
+            f"{_version('himalaya')} [@dupre2022]: one penalty per feature space and voxel, "
+            f"chosen among {enc.joint_n_iter} weightings of the spaces (the uniform one and "
+            f"Dirichlet draws, seed {enc.joint_seed}) times the same penalty grid by 5-fold "
+            "contiguous cross-validation within each training fold of the same outer folds; "
+            "each space was standardised on the training fold. The joint model's score is the "
+            "coefficient of determination (r²) on the held-out fold, averaged over folds. "
+            "Variance was partitioned by also fitting the model without each space: a space's "
+            "unique r² is the joint r² minus that of the model without it, and the shared r² "
+            "the joint r² minus the sum of the unique parts."
+        )
     text = f"""\
 ## Methods (generated by bids-w2v {__version__})
 
 Brain scores were computed with bids-w2v {__version__}, which implements the analysis of
 [@millet2022] with Nipype {_version("nipype")} [@nipype], PyBIDS {_version("pybids")} [@pybids],
 nilearn {_version("nilearn")} [@nilearn] and transformers {_version("transformers")}
-[@transformers]. The fMRI data of {n_subjects} participant(s) ({n_runs} run(s) of task
-"{task}", preprocessed BOLD in {config.space}{
+[@transformers]. The fMRI data of {n_subjects} participant(s) ({n_runs} run(s) of {
+        tasks_text
+    }, preprocessed BOLD in {config.space}{
         f" at resolution {config.res}" if config.res else ""
     }) were analysed.
 
-**Features.** Each audio stimulus was mixed to mono, resampled to 16 kHz and passed through
+**Features.** Each audio stimulus was mixed to mono, resampled to 16 kHz,
+{normalisation}, and passed through
 {speech_models}, {windows}{causal}. The activations of
 {layers} (convolutional blocks average-pooled to the model's frame rate; transformer blocks'
 outputs) were treated as events of one model frame each and
-{hrf_clause(design)}.
+{hrf_clause(design)}. {scan_time_clause(design, slice_time_refs)}
 
 **BOLD.** The BOLD signal {confounds}, restricted to the participant's brain mask, and
-z-scored within each run; runs were concatenated.
+z-scored within each run; runs were concatenated. {bold_only_clause(config)}
+{trimming_clause(config)}
 
 **Encoding model.** For each layer and voxel, a ridge regression from the layer's features to
 the BOLD signal was evaluated on {outer}{gap}. Features were standardised on each training
 fold; the penalty of each voxel was chosen among {len(enc.alphas)} values log-spaced from
 10^{lo:g} to 10^{hi:g} by {inner}. The brain score of a voxel is the
 Pearson correlation between its predicted and held-out BOLD signal, averaged over folds; its
-peak layer is the layer of highest brain score.{significance}
+peak layer is the layer of highest brain score.{significance}{joint}
 
 ### References
 """
     refs = dict(REFERENCES)
     if enc.participant_stats:
         refs["benjamini1995"] = REFERENCES_GROUP["benjamini1995"]
+    if enc.joint:
+        refs.update(REFERENCES_JOINT)
     return text + "".join(f"- [@{key}] {ref}\n" for key, ref in refs.items())
 
+
+REFERENCES_JOINT = {
+    "nunezelizalde2019": "Nunez-Elizalde, A. O., Huth, A. G., & Gallant, J. L. (2019). "
+    "Voxelwise encoding models with non-spherical multivariate normal priors. NeuroImage 197, "
+    "482-492.",
+    "dupre2022": "Dupré la Tour, T., Eickenberg, M., Nunez-Elizalde, A. O., & Gallant, J. L. "
+    "(2022). Feature-space selection with banded ridge regression. NeuroImage 264, 119728.",
+}
 
 REFERENCES_GROUP = {
     "fmriprep": "Esteban, O., et al. (2019). fMRIPrep: a robust preprocessing pipeline for "
@@ -164,84 +229,6 @@ REFERENCES_GROUP = {
     "nichols2002": "Nichols, T. E., & Holmes, A. P. (2002). Nonparametric permutation tests "
     "for functional neuroimaging: a primer with examples. Human Brain Mapping 15(1), 1-25.",
 }
-
-BIBTEX = """\
-@inproceedings{millet2022,
-  title = {Toward a realistic model of speech processing in the brain with self-supervised
-           learning},
-  author = {Millet, Juliette and Caucheteux, Charlotte and Orhan, Pierre and Boubenec, Yves and
-            Gramfort, Alexandre and Dunbar, Ewan and Pallier, Christophe and King, Jean-R{\\'e}mi},
-  booktitle = {Advances in Neural Information Processing Systems},
-  volume = {35},
-  year = {2022}
-}
-@inproceedings{baevski2020,
-  title = {wav2vec 2.0: A framework for self-supervised learning of speech representations},
-  author = {Baevski, Alexei and Zhou, Yuhao and Mohamed, Abdelrahman and Auli, Michael},
-  booktitle = {Advances in Neural Information Processing Systems},
-  volume = {33},
-  year = {2020}
-}
-@article{fmriprep,
-  title = {{fMRIPrep}: a robust preprocessing pipeline for functional {MRI}},
-  author = {Esteban, Oscar and others},
-  journal = {Nature Methods},
-  volume = {16},
-  pages = {111--116},
-  year = {2019},
-  doi = {10.1038/s41592-018-0235-4}
-}
-@article{nilearn,
-  title = {Machine learning for neuroimaging with scikit-learn},
-  author = {Abraham, Alexandre and others},
-  journal = {Frontiers in Neuroinformatics},
-  volume = {8},
-  pages = {14},
-  year = {2014},
-  doi = {10.3389/fninf.2014.00014}
-}
-@article{nipype,
-  title = {Nipype: a flexible, lightweight and extensible neuroimaging data processing framework
-           in Python},
-  author = {Gorgolewski, Krzysztof and others},
-  journal = {Frontiers in Neuroinformatics},
-  volume = {5},
-  pages = {13},
-  year = {2011},
-  doi = {10.3389/fninf.2011.00013}
-}
-@article{pybids,
-  title = {{PyBIDS}: Python tools for {BIDS} datasets},
-  author = {Yarkoni, Tal and others},
-  journal = {Journal of Open Source Software},
-  volume = {4},
-  number = {40},
-  pages = {1294},
-  year = {2019},
-  doi = {10.21105/joss.01294}
-}
-@article{benjamini1995,
-  title = {Controlling the false discovery rate: a practical and powerful approach to multiple
-           testing},
-  author = {Benjamini, Yoav and Hochberg, Yosef},
-  journal = {Journal of the Royal Statistical Society B},
-  volume = {57},
-  number = {1},
-  pages = {289--300},
-  year = {1995}
-}
-@article{nichols2002,
-  title = {Nonparametric permutation tests for functional neuroimaging: a primer with examples},
-  author = {Nichols, Thomas E. and Holmes, Andrew P.},
-  journal = {Human Brain Mapping},
-  volume = {15},
-  number = {1},
-  pages = {1--25},
-  year = {2002},
-  doi = {10.1002/hbm.1058}
-}
-"""
-
 
 def group_methods_boilerplate(
     *,

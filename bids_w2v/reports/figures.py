@@ -40,10 +40,41 @@ def layer_profile_png(
     return figure_png(fig)
 
 
+#: at most this many names on a colour bar (every other one, or fewer, beyond)
+MAX_TICKS = 16
+
+
+def label_colorbar(bar, ticks: Sequence[tuple[float, str]] | None) -> None:
+    """Label a colour bar's ticks with names (``ticks``: (value, name), ... in order), e.g.
+    the layer names of a peak-layer map; the last name is always shown."""
+    if not ticks:
+        return
+    ticks = list(ticks)
+    shown = ticks[:: int(np.ceil(len(ticks) / MAX_TICKS))]
+    if shown[-1] != ticks[-1]:
+        shown.append(ticks[-1])
+    bar.set_ticks([v for v, _ in shown], labels=[name for _, name in shown])
+    bar.ax.tick_params(labelsize=7)
+
+
+def name_ticks(display, ticks: Sequence[tuple[float, str]] | None) -> None:
+    """:func:`label_colorbar` of a nilearn display's colour bar."""
+    bar = getattr(display, "_cbar", None)
+    if bar is not None:
+        label_colorbar(bar, ticks)
+
+
 def glass_brain_png(
-    img: nb.Nifti1Image, title: str, *, cmap: str, vmin: float, vmax: float
+    img: nb.Nifti1Image,
+    title: str,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    ticks: Sequence[tuple[float, str]] | None = None,
 ) -> bytes:
-    """A nilearn glass-brain view of a statistical map (NaN shown as empty)."""
+    """A nilearn glass-brain view of a statistical map (NaN shown as empty); ``ticks``
+    ((value, name), ...) label the colour bar."""
     from nilearn import plotting
 
     data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32), nan=0.0)
@@ -59,6 +90,7 @@ def glass_brain_png(
         threshold=None,
         display_mode="lyrz",
     )
+    name_ticks(display, ticks)
     fig = display.frame_axes.figure
     data_png = figure_png(fig)
     display.close()
@@ -196,8 +228,16 @@ def layer_grid_png(
     return figure_png(fig)
 
 
-def layer_map_png(img: nb.Nifti1Image, title: str, *, vmin: float, vmax: float) -> bytes:
-    """Axial slices of a peak-layer map with a sequential colour map (viridis: shallow to deep)."""
+def layer_map_png(
+    img: nb.Nifti1Image,
+    title: str,
+    *,
+    vmin: float,
+    vmax: float,
+    ticks: Sequence[tuple[float, str]] | None = None,
+) -> bytes:
+    """Axial slices of a peak-layer map with a sequential colour map (viridis: shallow to deep);
+    ``ticks`` ((layer index, layer name), ...) label the colour bar."""
     from nilearn import plotting
 
     data = np.asarray(img.dataobj, dtype=np.float32)
@@ -213,6 +253,7 @@ def layer_map_png(img: nb.Nifti1Image, title: str, *, vmin: float, vmax: float) 
         black_bg=False,
         interpolation="nearest",
     )
+    name_ticks(display, ticks)
     fig = display.frame_axes.figure
     data_png = figure_png(fig)
     display.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nb
@@ -12,7 +13,7 @@ import pandas as pd
 
 from bids_w2v.group.collection import find_group_map, load_map, table_path
 from bids_w2v.outputs.atomic import write_text
-from bids_w2v.outputs.names import layer_desc
+from bids_w2v.outputs.names import layer_desc, task_label
 from bids_w2v.reports import figures
 from bids_w2v.reports.boilerplate import group_methods_boilerplate
 from bids_w2v.reports.group_sections import (
@@ -32,7 +33,8 @@ from bids_w2v.reports.html import (
     page,
     page_style,
 )
-from bids_w2v.reports.surface_figures import is_surface_map, map_png
+from bids_w2v.reports.joint import joint_section
+from bids_w2v.reports.surface_figures import figure_html, is_surface_map, map_figure
 from bids_w2v.spaces import space_for
 
 STYLE = page_style(
@@ -40,8 +42,10 @@ STYLE = page_style(
 )
 
 
-def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
-    """Runs, scans and stimuli of each participant, from their maps' sidecars.
+def data_summary(
+    output_dir: Path, task: str, labels: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Runs, scans, tasks and stimuli of each participant, from their maps' sidecars.
 
     Parameters
     ----------
@@ -49,6 +53,9 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
         The bids-w2v derivative dataset.
     task : str
         Task label.
+    labels : mapping, optional
+        ``sub-<label>`` -> the task label of its maps, when participants heard different
+        stories (default: ``task`` for everyone).
 
     Returns
     -------
@@ -56,13 +63,13 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
         One row per participant and model.
     """
     rows = []
-    for sidecar in sorted(
-        Path(output_dir).glob(f"sub-*/func/sub-*_task-{task}_*_stat-r_statmap.json")
-    ):
+    for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_task-*_stat-r_statmap.json")):
+        sub = sidecar.name.split("_")[0]
+        if f"_task-{(labels or {}).get(sub, task)}_" not in sidecar.name:
+            continue
         meta = json.loads(sidecar.read_text())
         if "ModelLabel" not in meta:
             continue
-        sub = sidecar.name.split("_")[0]
         key = (sub, meta["ModelLabel"])
         if any((r["participant"], r["model"]) == key for r in rows):
             continue
@@ -71,6 +78,7 @@ def data_summary(output_dir: Path, task: str) -> pd.DataFrame:
             {
                 "participant": sub,
                 "model": meta["ModelLabel"],
+                "tasks": ", ".join(meta.get("Tasks", [])) or "n/a",
                 "runs": count_runs(sources),
                 "scans": meta.get("NumberOfScans", "n/a"),
                 "dropped volumes": meta.get("DroppedVolumes", "n/a"),
@@ -165,12 +173,19 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
     if circ is not None:
         title = "circular-mean peak layer (LayerIndex)"
         vmin, vmax = min(indices), max(max(indices), min(indices) + 1)
+        ticks = list(zip(indices, layers, strict=True))
         if is_surface_map(circ):
-            png = map_png(load_map(circ), circ, title, cmap="viridis", vmin=vmin, vmax=vmax)
+            figure = map_figure(
+                load_map(circ), circ, title, cmap="viridis", vmin=vmin, vmax=vmax, ticks=ticks
+            )
+            png = figure_html(figure, f"peak layer map, {model}")
         else:
-            png = figures.layer_map_png(nb.load(str(circ)), title, vmin=vmin, vmax=vmax)
+            png = img_tag(
+                figures.layer_map_png(nb.load(str(circ)), title, vmin=vmin, vmax=vmax, ticks=ticks),
+                f"peak layer map, {model}",
+            )
         parts.append("<h3>Peak layer across participants</h3>")
-        parts.append(img_tag(png, f"peak layer map, {model}"))
+        parts.append(png)
         legend = ", ".join(f"{i} = {n}" for n, i in zip(layers, indices, strict=True))
         parts.append(
             f'<p class="note">Circular mean of the participants\' peak layers '
@@ -194,12 +209,13 @@ def _model_section(output_dir: Path, model: str, common: dict) -> tuple[str, dic
             max(float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0 for v in values) or 1.0
         )
         parts.append("<h3>Mean brain score per layer</h3>")
-        if is_surface_map(paths[0]):  # fsaverage5 on nilearn's bundled mesh, else histograms
+        if is_surface_map(paths[0]):  # brains on the mesh found offline (caption: which)
             for path, title, value in zip(paths, titles, values, strict=True):
-                png = map_png(
+                figure = map_figure(
                     value, path, f"mean r, {title}", cmap="cold_hot", vmin=-vmax, vmax=vmax
                 )
-                parts.append(img_tag(png, f"mean r of {title}, {model}"))
+                parts.append(img_tag(figure.png, f"mean r of {title}, {model}"))
+            parts.append(f'<p class="note">{html.escape(figure.caption)}</p>')
         else:
             imgs = [nb.load(str(p)) for p in paths]
             parts.append(
@@ -251,12 +267,13 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
     ceiling = ceiling_section(output_dir, models, common)
     comparison, contrasts = comparison_section(output_dir, common)
     form = space_for(space)
-    data = data_summary(output_dir, task)
     any_meta = (
         output_sidecar(table_path(output_dir, desc=models[0], stat="roi", **common))
         if models
         else {}
     )
+    labels = {s: task_label(t) for s, t in any_meta.get("ParticipantTasks", {}).items()}
+    data = data_summary(output_dir, task, labels)
     n_sub = len(data["participant"].unique()) if len(data) else 0
     summary = {
         "Task": task,
@@ -288,6 +305,10 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
     links += '<a href="#ceiling">noise ceiling</a>' if ceiling else ""
     links += '<a href="#comparison">model comparison</a>' if comparison else ""
     links += '<a href="#methods">methods</a>'
+    joint = joint_section(  # --joint: the group means' partition (bids_w2v.reports.joint)
+        [p for p in output_dir.glob(f"task-{task}_*_stat-meanr2_statmap.*") if p.suffix != ".json"],
+        "Joint model (--joint), group mean",
+    )
     body = f"""<h1>bids-w2v group report: task {html.escape(task)}</h1>
 <nav>{links}</nav>
 <h2>Summary</h2>
@@ -297,6 +318,7 @@ def write_group_report(output_dir: Path, *, task: str, space: str, res: str | No
 {"".join(sections)}
 {ceiling}
 {comparison}
+{joint}
 {methods_section(methods, '<h2 id="methods">Methods</h2>')}"""
     body = page(f"bids-w2v: group report, task {task}", STYLE, body)
     return write_text(output_dir / "group.html", body)
@@ -321,7 +343,14 @@ def _group_test(output_dir: Path, models: list[str], common: dict) -> str:
     return "wilcoxon"
 
 
-def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | None) -> list[Path]:
+def regenerate_reports(
+    output_dir: Path,
+    *,
+    task: str,
+    space: str,
+    res: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
     """Rewrite every participant report and the group report from the outputs (no fitting).
 
     Parameters
@@ -329,7 +358,10 @@ def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | No
     output_dir : Path
         The bids-w2v derivative dataset.
     task, space, res : str
-        Entities of the maps.
+        Entities of the maps (``task``: the group outputs' label).
+    labels : mapping, optional
+        Subject -> the task label of its maps, when participants heard different stories
+        (default: ``task`` for every participant).
 
     Returns
     -------
@@ -341,8 +373,9 @@ def regenerate_reports(output_dir: Path, *, task: str, space: str, res: str | No
     output_dir = Path(output_dir)
     reports = []
     for func in sorted(output_dir.glob("sub-*/func")):
+        label = (labels or {}).get(func.parent.name[4:], task)
         maps = sorted(  # NIfTI, GIfTI per hemisphere or CIFTI
-            p for p in func.glob(f"*_task-{task}_*_statmap.*") if p.suffix != ".json"
+            p for p in func.glob(f"*_task-{label}_*_statmap.*") if p.suffix != ".json"
         )
         if any("_stat-r_" in m.name for m in maps):
             reports.append(write_participant_report(output_dir, func.parent.name[4:], maps))

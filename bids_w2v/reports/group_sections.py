@@ -15,7 +15,7 @@ from bids_w2v.group.noise_ceiling import group_ceiling_path
 from bids_w2v.outputs.names import layer_desc
 from bids_w2v.reports import figures
 from bids_w2v.reports.html import frame_table, img_tag
-from bids_w2v.reports.surface_figures import map_png
+from bids_w2v.reports.surface_figures import figure_html, map_figure
 
 
 def read_tsv(path: Path) -> pd.DataFrame:
@@ -84,8 +84,8 @@ def ceiling_section(output_dir: Path, models: list[str], common: dict) -> str:
     vmax = float(np.nanmax(np.abs(ceiling))) if np.isfinite(ceiling).any() else 1.0
     parts = [
         '<h2 id="ceiling">Noise ceiling</h2>',
-        img_tag(
-            map_png(
+        figure_html(
+            map_figure(
                 ceiling,
                 path,
                 "mean noise ceiling (r)",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from bids_w2v.reports.boilerplate import BIBTEX
+from bids_w2v.reports.bibtex import BIBTEX
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 

@@ -25,10 +25,12 @@ from bids_w2v.reports.html import (
     page,
     page_style,
 )
+from bids_w2v.reports.joint import joint_section
 from bids_w2v.reports.surface_figures import (
+    figure_html,
     is_surface_map,
     load_report_map,
-    map_png,
+    map_figure,
     report_map_files,
 )
 
@@ -133,8 +135,8 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
         label=html.escape(label),
         summary=kv_rows(summary),
         profile=img_tag(layer_profile_png(layers, means, tops), "brain score per layer"),
-        best=img_tag(
-            map_png(
+        best=figure_html(
+            map_figure(
                 best_img,
                 files[0],
                 "best brain score (r)",
@@ -144,14 +146,15 @@ def _model_section(label: str, r_maps: list[tuple[dict, Path]], peak_file: Path)
             ),
             "best brain score",
         ),
-        peak=img_tag(
-            map_png(
+        peak=figure_html(
+            map_figure(
                 peak_img,
                 files[0],
                 "peak layer",
                 cmap="viridis",
                 vmin=min(indices),
                 vmax=max(indices) if max(indices) > min(indices) else min(indices) + 1,
+                ticks=list(zip(indices, layers, strict=True)),
             ),
             "peak layer",
         ),
@@ -213,6 +216,7 @@ def write_participant_report(output_dir: Path, subject: str, map_files: list[Pat
 <h2>Data</h2>
 <table>{kv_rows(data_summary(first_meta or {}))}</table>
 {"".join(sections)}
+{joint_section(files)}
 {methods_section(citation.read_text() if citation.exists() else "")}"""
     text = page(f"bids-w2v: sub-{subject}", STYLE, body)
     return write_text(output_dir / f"sub-{subject}.html", text)

@@ -1,25 +1,42 @@
 """Report figures of surface maps (GIfTI per hemisphere, CIFTI dense scalars).
 
-The participant report shows volume maps as glass brains; these helpers let it show surface
-maps too. GIfTI maps on fsaverage5 (recognised by its 10242 vertices per hemisphere) are drawn
-on the fsaverage5 mesh bundled with nilearn; other surfaces (fsaverage6 and fsaverage, whose
-meshes nilearn would download, fsnative, CIFTI grayordinates) get a histogram of the values:
-a report never touches the network.
+The reports show volume maps as glass brains and surface maps as brains too, the way the
+paper's figures do: lateral and medial views of both hemispheres on an inflated mesh, with one
+colour bar (in layer names for the peak-layer maps). :mod:`bids_w2v.reports.surface_meshes`
+finds the mesh offline (nilearn's bundled fsaverage5 for the nested fsaverage meshes,
+TemplateFlow's ``tpl-fsaverage`` / ``tpl-fsLR`` in ``TEMPLATEFLOW_HOME``, the participant's own
+fMRIPrep surfaces for fsnative); :func:`map_figure` returns the PNG and a caption saying which
+mesh was drawn, or why a histogram of the values is shown instead. A report never touches the
+network. Drawing uses nilearn's ``plot_surf`` (matplotlib): four views per map, about one second
+on fsaverage5 and four on fsaverage6 at full resolution.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 
 from bids_w2v.outputs.maps import load_map_data
-from bids_w2v.reports.html import figure_png
+from bids_w2v.reports.figures import glass_brain_png, label_colorbar
+from bids_w2v.reports.html import figure_png, img_tag
+from bids_w2v.reports.surface_meshes import Mesh, find_mesh, surface_values
 from bids_w2v.spaces import VertexSpace, space_of_file
 
-#: vertices per hemisphere of the fsaverage meshes bundled with nilearn (no download)
-FSAVERAGE_MESHES = {10242: "fsaverage5"}
+#: the views of each hemisphere, as in the paper's figures
+VIEWS = ("lateral", "medial")
+
+
+@dataclass(frozen=True)
+class MapFigure:
+    """A report figure: the PNG and its caption (which mesh, or why none; empty for volumes)."""
+
+    png: bytes
+    caption: str
 
 
 def is_surface_map(path: Path) -> bool:
@@ -51,26 +68,48 @@ def _histogram_png(values: np.ndarray, title: str, *, cmap: str, vmin: float, vm
     colours = plt.get_cmap(cmap)(np.linspace(0, 1, len(patches)))
     for patch, colour in zip(patches, colours, strict=True):
         patch.set_facecolor(colour)
-    ax.set_title(f"{title} ({finite.size} vertices; no mesh to draw on)", fontsize=9)
+    ax.set_title(f"{title} ({finite.size} values; no mesh found, see the caption)", fontsize=9)
     ax.set_xlabel(title)
     ax.set_ylabel("vertices")
     ax.spines[["top", "right"]].set_visible(False)
     return figure_png(fig, dpi=90)
 
 
-def surface_map_png(
-    values: np.ndarray, reference: Path, title: str, *, cmap: str, vmin: float, vmax: float
+def add_colorbar(fig, cax, *, cmap: str, vmin: float, vmax: float, ticks=None) -> None:
+    """A vertical colour bar; ``ticks`` ((value, label), ...) names its ticks (layer names)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(vmin, vmax), plt.get_cmap(cmap)), cax=cax)
+    bar.ax.tick_params(labelsize=7)
+    label_colorbar(bar, ticks)
+
+
+def draw_on_mesh(
+    left: np.ndarray,
+    right: np.ndarray,
+    mesh: Mesh,
+    title: str,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    ticks: Sequence[tuple[float, str]] | None = None,
 ) -> bytes:
-    """Draw a surface map (values as :func:`load_report_map` returns for ``reference``).
+    """Lateral and medial views of both hemispheres (NaN: not drawn, the sulci show through).
 
     Parameters
     ----------
-    values : ndarray
-        Map values (GIfTI: left then right hemisphere).
-    reference : Path
-        The map file the values come from (hemi-L GIfTI or CIFTI).
+    left, right : ndarray
+        Values per vertex of each hemisphere; the first ``mesh.n_vertices`` are drawn (the
+        fsaverage meshes are nested).
+    mesh : Mesh
+        The surfaces.
     title, cmap, vmin, vmax
         Figure settings.
+    ticks : sequence of (value, label), optional
+        Colour-bar tick labels (layer names of a peak-layer map).
 
     Returns
     -------
@@ -78,44 +117,114 @@ def surface_map_png(
         PNG.
     """
     import matplotlib.pyplot as plt
-    from nilearn import datasets, plotting
+    from nilearn import plotting
 
-    reference = Path(reference)
-    n_left = 0
-    if len(space_of_file(reference).hemis) > 1:  # GIfTI: the hemi-L file
-        n_left = int(nb.load(str(reference)).darrays[0].data.shape[0])
-    mesh_name = FSAVERAGE_MESHES.get(n_left)
-    if mesh_name is None or values.size != 2 * n_left:
-        return _histogram_png(values, title, cmap=cmap, vmin=vmin, vmax=vmax)
-    mesh = datasets.load_fsaverage(mesh_name)  # bundled with nilearn (no download)
-    fig, axes = plt.subplots(1, 2, subplot_kw={"projection": "3d"}, figsize=(8, 3.5))
-    for ax, hemi, part in zip(
-        axes, ("left", "right"), (values[:n_left], values[n_left:]), strict=True
-    ):
-        plotting.plot_surf_stat_map(
-            mesh["inflated"].parts[hemi],
-            np.nan_to_num(part, nan=0.0),
-            hemi=hemi,
-            view="lateral",
-            cmap=cmap,
-            vmin=vmin,
-            vmax=vmax,
-            colorbar=hemi == "right",
-            axes=ax,
-            figure=fig,
-        )
+    fig = plt.figure(figsize=(7.2, 4.6))
+    for col, (hemi, values) in enumerate((("left", left), ("right", right))):
+        coords, faces = mesh.coords[col], mesh.faces[col]
+        part = np.asarray(values[: len(coords)], dtype=np.float64)
+        for row, view in enumerate(VIEWS):
+            ax = fig.add_axes((0.02 + 0.43 * col, 0.5 - 0.46 * row, 0.43, 0.44), projection="3d")
+            plotting.plot_surf(
+                (coords.copy(), faces),  # nilearn centres the coordinates in place
+                part,
+                bg_map=mesh.sulc[col],
+                hemi=hemi,
+                view=view,
+                engine="matplotlib",
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                colorbar=False,
+                axes=ax,
+                figure=fig,
+            )
+            ax.set_box_aspect(None, zoom=1.45)  # nilearn leaves a wide margin (zoom 1.3)
+            ax.set_title(f"{hemi} {view}", fontsize=8, y=0.98)
+    add_colorbar(
+        fig, fig.add_axes((0.9, 0.2, 0.025, 0.6)), cmap=cmap, vmin=vmin, vmax=vmax, ticks=ticks
+    )
     fig.suptitle(title)
-    return figure_png(fig, dpi=90)
+    return figure_png(fig, dpi=80)
+
+
+def surface_map_figure(
+    values: np.ndarray,
+    reference: Path,
+    title: str,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    ticks: Sequence[tuple[float, str]] | None = None,
+) -> MapFigure:
+    """Draw a surface map (values as :func:`load_report_map` returns for ``reference``).
+
+    Parameters
+    ----------
+    values : ndarray
+        Map values (GIfTI: left then right hemisphere; CIFTI: grayordinates).
+    reference : Path
+        The map file the values come from (hemi-L GIfTI or CIFTI).
+    title, cmap, vmin, vmax, ticks
+        Figure settings (:func:`draw_on_mesh`).
+
+    Returns
+    -------
+    MapFigure
+        Brains on the mesh :func:`~bids_w2v.reports.surface_meshes.find_mesh` finds, else a
+        histogram; the caption says which.
+    """
+    reference = Path(reference)
+    values = np.asarray(values, dtype=np.float64)
+    surface = surface_values(values, reference)
+    if surface is None:
+        caption = "The map has no cortical surface to draw; histogram of the values instead."
+    else:
+        mesh, caption = find_mesh(surface, reference)
+        if mesh is not None:
+            png = draw_on_mesh(
+                surface.left,
+                surface.right,
+                mesh,
+                title,
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                ticks=ticks,
+            )
+            return MapFigure(png, f"Lateral and medial views of both hemispheres. {caption}")
+    return MapFigure(_histogram_png(values, title, cmap=cmap, vmin=vmin, vmax=vmax), caption)
+
+
+def map_figure(
+    values: np.ndarray,
+    reference: Path,
+    title: str,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    ticks: Sequence[tuple[float, str]] | None = None,
+) -> MapFigure:
+    """A glass brain of a volume map, or :func:`surface_map_figure` of a surface map."""
+    if is_surface_map(reference):
+        return surface_map_figure(
+            values, reference, title, cmap=cmap, vmin=vmin, vmax=vmax, ticks=ticks
+        )
+    affine = nb.load(str(reference)).affine
+    img = nb.Nifti1Image(np.asarray(values, dtype=np.float32), affine)
+    return MapFigure(glass_brain_png(img, title, cmap=cmap, vmin=vmin, vmax=vmax, ticks=ticks), "")
 
 
 def map_png(
     values: np.ndarray, reference: Path, title: str, *, cmap: str, vmin: float, vmax: float
 ) -> bytes:
-    """A glass brain of a volume map, or :func:`surface_map_png` of a surface map."""
-    from bids_w2v.reports.figures import glass_brain_png
+    """The PNG of :func:`map_figure` (without its caption)."""
+    return map_figure(values, reference, title, cmap=cmap, vmin=vmin, vmax=vmax).png
 
-    if is_surface_map(reference):
-        return surface_map_png(values, reference, title, cmap=cmap, vmin=vmin, vmax=vmax)
-    affine = nb.load(str(reference)).affine
-    img = nb.Nifti1Image(np.asarray(values, dtype=np.float32), affine)
-    return glass_brain_png(img, title, cmap=cmap, vmin=vmin, vmax=vmax)
+
+def figure_html(figure: MapFigure, alt: str) -> str:
+    """The ``<img>`` of a figure, and its caption as a note (if any)."""
+    caption = f'\n<p class="note">{html.escape(figure.caption)}</p>' if figure.caption else ""
+    return img_tag(figure.png, alt) + caption

@@ -37,8 +37,14 @@ def write_maps(
     affine: np.ndarray | None = None,
     seed: int = 0,
     space: str = SPACE,
+    tasks: tuple[str, ...] | None = None,
 ) -> np.ndarray:
-    """Write every subject's maps of every model; return the planted scores."""
+    """Write every subject's maps of every model; return the planted scores.
+
+    ``tasks``: the stories the maps were fitted on jointly (sidecar ``Tasks``, joint ``task-``
+    label); None: task ``listen``, no ``Tasks`` field (maps of older bids-w2v)."""
+    from bids_w2v.outputs.names import task_label
+
     rng = np.random.default_rng(seed)
     mask_img = nb.Nifti1Image(np.ones(shape, np.uint8), np.eye(4) if affine is None else affine)
     base = planted_scores(shape)
@@ -61,7 +67,7 @@ def write_maps(
                 mask_img,
                 output_dir=out,
                 subject=sub,
-                task="listen",
+                task=task_label(tasks) if tasks else "listen",
                 space=space,
                 res=None,
                 model_label=label,
@@ -72,6 +78,7 @@ def write_maps(
                     "Seed": 0,
                     "CrossValidation": {"Outer": "5 contiguous unshuffled folds", "NFolds": 5},
                     "NumberOfScans": 400,
+                    **({"Tasks": list(tasks)} if tasks else {}),
                     "RepetitionTime": 1.0,
                     "Sources": [
                         f"file:///ds/sub-{sub}/func/sub-{sub}_task-listen_run-{r}_bold.nii.gz"

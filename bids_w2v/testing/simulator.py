@@ -1,12 +1,18 @@
 """Generate a small naturalistic-listening BIDS dataset with simulated fMRIPrep derivatives.
 
-Planted voxels follow one known layer's HRF-convolved activations (a random linear read-out
-of that layer, the encoding model's own hypothesis: by default a random mix of the layer's
-5 leading principal axes, as a voxel tuned to its dominant dimensions; ``n_components=None``
-reads out every feature) plus white noise (``snr`` is the signal's standard deviation
-relative to the noise's); every voxel also carries
-motion- and drift-driven artefacts that the fMRIPrep confounds explain. The ground truth is
-written to ``code/planted_voxels.tsv``. Used by ``make demo`` and by the recovery tests.
+The ground truth shares no code with the analysis (:mod:`bids_w2v.testing.truth`): each
+planted voxel reads out one layer's activations, computed with transformers' own forward pass
+(``output_hidden_states``; conv blocks by forward hooks written there), every model frame an
+event convolved with nilearn's ``compute_regressor`` (Glover HRF) at the middle of each volume
+(the preprocessed sidecars say ``SliceTimingCorrected: true`` and ``StartTime`` = TR / 2, as
+fMRIPrep's slice-timing correction). The read-out of a voxel is a random mix of its layer's
+``n_components`` leading principal axes (of the activations themselves; ``None``: every
+feature), partly shared between participants (``shared_weights``) and partly their own. Noise
+is AR(1) (``noise_ar``); ``snr`` is the planted signal's standard deviation relative to the
+noise's, and the default gives held-out brain scores of about 0.1-0.3 as in real data. Every
+voxel also carries artefacts of the true head motion, tissue signals and a slow drift, which
+the fMRIPrep-like confounds explain only partly. The ground truth is written to
+``code/planted_voxels.tsv``. Used by ``make demo`` and by the recovery tests.
 
 ``surfaces`` adds fMRIPrep's surface outputs of the same data: GIfTI pairs
 (``*_hemi-L_space-fsaverage5_bold.func.gii``, a few constant zero "medial wall" vertices per
@@ -18,8 +24,6 @@ both GIfTIs (left half, then right), the rest only exist in the volume and the C
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,22 +32,41 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from nibabel import cifti2
+from scipy.signal import fftconvolve
 
-from bids_w2v.features import (
-    available_layers,
-    extract_features,
-    load_model,
-    load_or_extract,
-    parse_layers,
+from bids_w2v.testing.sim_outputs import (
+    MEDIAL_WALL,
+    MOTION,
+    confounds_and_artefacts,
+    surface_layout,
+    surface_truth,
+    write_json,
+    write_surfaces,
+    zscore,
 )
-from bids_w2v.features.design import build_run_design
-from bids_w2v.inputs.audio import load_audio
-from bids_w2v.inputs.events import Presentation
+from bids_w2v.testing.truth import (
+    ar1_noise,
+    frame_rate,
+    hrf_response,
+    layer_activations,
+    load_truth_model,
+    mid_scan_times,
+    read_mono_16k,
+)
+
+__all__ = [
+    "MEDIAL_WALL",
+    "MOTION",
+    "SPACE",
+    "SimulationSpec",
+    "shipped_speech",
+    "simulate_dataset",
+    "surface_layout",
+]
 
 SPACE = "MNI152NLin2009cAsym"
-MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
-MEDIAL_WALL = 3  # constant vertices at the start of each simulated hemisphere
+_zscore = zscore  # the name replicas and older callers import
+_write_json = write_json
 
 
 @dataclass(frozen=True)
@@ -63,14 +86,16 @@ class SimulationSpec:
         ("transformer5", 12),
         ("transformer11", 12),
     )
-    snr: float = 1.5
-    artefact_scale: float = 2.0
+    snr: float = 0.5  # planted signal SD / noise SD
+    artefact_scale: float = 1.0
     clip_seconds: float | None = None
     n_runs: int = 4
     n_components: int | None = 5
     window_s: float | None = 10.0
     stride_s: float = 5.0
     surfaces: tuple[str, ...] = ()  # e.g. ("fsaverage5", "fsLR"): GIfTI / CIFTI outputs too
+    noise_ar: float = 0.4  # AR(1) coefficient of the noise at this TR
+    shared_weights: float = 0.7  # share of a voxel's read-out common to all participants
 
 
 def shipped_speech(name: str) -> Path:
@@ -110,99 +135,191 @@ def _write_stimuli(root: Path, clip_seconds: float | None, n_runs: int) -> list[
     return runs
 
 
-def _confounds(n_scans: int, tr: float, rng: np.random.Generator) -> pd.DataFrame:
-    """fMRIPrep-like confounds: AR(1) motion, WM/CSF, FD, cosine drifts."""
-    table = {}
-    motion = np.zeros((n_scans, 6))
-    innovations = rng.standard_normal((n_scans, 6)) * 0.05
-    for t in range(n_scans):
-        motion[t] = (0.5 * motion[t - 1] if t else 0.0) + innovations[t]
-    for i, col in enumerate(MOTION):
-        table[col] = motion[:, i]
-    for col in ("white_matter", "csf", "global_signal"):
-        table[col] = np.convolve(rng.standard_normal(n_scans), np.ones(5) / 5, mode="same")
-    for col in list(table):
-        deriv = np.r_[np.nan, np.diff(table[col])]
-        table[f"{col}_derivative1"] = deriv
-        table[f"{col}_power2"] = table[col] ** 2
-        table[f"{col}_derivative1_power2"] = deriv**2
-    fd = np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(
-        np.diff(motion[:, 3:], axis=0)
-    ).sum(1)
-    table["framewise_displacement"] = np.r_[np.nan, fd]
-    n_cos = int(np.floor(2 * n_scans * tr / 128.0))
-    t = np.arange(n_scans)
-    for k in range(1, n_cos + 1):
-        table[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n_scans) * np.cos(
-            np.pi * (2 * t + 1) * k / (2 * n_scans)
-        )
-    return pd.DataFrame(table)
-
-
-def _write_json(path: Path, data: Mapping) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
-
-
-def surface_layout(n_features: int) -> tuple[int, int, int]:
-    """Cortical vertices per hemisphere (left, right) and subcortical voxels of the simulation."""
-    n_cortex = int(round(0.8 * n_features))
-    n_left = n_cortex // 2
-    return n_left, n_cortex - n_left, n_features - n_cortex
-
-
-def _brain_models(n_features: int) -> cifti2.BrainModelAxis:
-    """A small CIFTI brain-model axis: left and right cortex, and a few thalamus voxels."""
-    n_left, n_right, n_sub = surface_layout(n_features)
-    left = cifti2.BrainModelAxis.from_surface(
-        np.arange(n_left) + MEDIAL_WALL, n_left + MEDIAL_WALL, "CortexLeft"
+def _write_descriptions(root: Path, spec: SimulationSpec) -> None:
+    """dataset_description.json of the raw dataset and its fMRIPrep derivatives, README..."""
+    write_json(
+        root / "dataset_description.json",
+        {
+            "Name": "bids-w2v simulated listening dataset",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "raw",
+            "License": "CC0",
+        },
     )
-    right = cifti2.BrainModelAxis.from_surface(
-        np.arange(n_right) + MEDIAL_WALL, n_right + MEDIAL_WALL, "CortexRight"
+    write_json(
+        root / "derivatives" / "fmriprep" / "dataset_description.json",
+        {
+            "Name": "fMRIPrep-like simulated derivatives",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.0"}],
+        },
     )
-    mask = np.zeros((4, 4, 4), dtype=bool)
-    mask.reshape(-1)[:n_sub] = True
-    affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    sub = cifti2.BrainModelAxis.from_mask(mask, "ThalamusLeft", affine=affine)
-    return left + right + sub
+    write_json(
+        root / f"task-{spec.task}_bold.json", {"TaskName": spec.task, "RepetitionTime": spec.tr}
+    )
+    (root / "participants.tsv").write_text(
+        "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects)
+    )
+    (root / "README").write_text("Simulated by bids-w2v (bids_w2v.testing.simulator).\n")
 
 
-def _write_surfaces(
-    dfunc: Path, stem: str, data: np.ndarray, spec: SimulationSpec, space: str
-) -> None:
-    """Write one run's (n_scans, n_features) data as fMRIPrep's GIfTI pair or CIFTI file."""
-    sidecar = {"RepetitionTime": spec.tr, "TaskName": spec.task}
-    if space in ("fsLR",):
-        n_scans = data.shape[0]
-        series = cifti2.SeriesAxis(start=0.0, step=spec.tr, size=n_scans, unit="SECOND")
-        img = cifti2.Cifti2Image(
-            data.astype(np.float32), header=(series, _brain_models(data.shape[1]))
+def _schedule(run: list[Path], tr: float) -> tuple[pd.DataFrame, int]:
+    """Events of a run (2 s of silence, the stimuli with 2 s gaps, 12 s of silence), scans."""
+    onset, rows = 2.0, []
+    for path in run:
+        duration = sf.info(path).duration
+        rows.append({"onset": onset, "duration": duration, "trial_type": "speech",
+                     "stim_file": path.name})  # fmt: skip
+        onset += duration + 2.0
+    return pd.DataFrame(rows), int(np.ceil((onset + 10.0) / tr))
+
+
+def _activations(spec: SimulationSpec, paths: list[Path]) -> tuple[dict, float]:
+    """Standardised activations of the planted layers: {layer: {path: (frames, dim)}}."""
+    model = load_truth_model(spec.model, random_init=spec.random_init, seed=spec.seed)
+    names = [f"conv{i}" for i in range(len(model.feature_extractor.conv_layers))] + [
+        f"transformer{i}" for i in range(len(model.encoder.layers))
+    ]
+    layers = list(dict.fromkeys(name for name, _ in spec.planted))
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise ValueError(f"planted layers {unknown} not in the model's layers {names}")
+    acts = {layer: {} for layer in layers}
+    for path in paths:
+        audio = read_mono_16k(path)
+        values = layer_activations(
+            model, audio, layers, window_s=spec.window_s, stride_s=spec.stride_s
         )
-        img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
-        name = f"{stem}_space-{space}_den-91k_bold"
-        img.to_filename(dfunc / f"{name}.dtseries.nii")
-        _write_json(dfunc / f"{name}.json", sidecar)
-        return
-    n_left, n_right, _ = surface_layout(data.shape[1])
-    parts = {"L": data[:, :n_left], "R": data[:, n_left : n_left + n_right]}
-    for hemi, values in parts.items():
-        full = np.zeros((values.shape[0], values.shape[1] + MEDIAL_WALL), dtype=np.float32)
-        full[:, MEDIAL_WALL:] = values
-        darrays = [
-            nb.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_TIME_SERIES", datatype="float32")
-            for row in full
-        ]
-        meta = {"AnatomicalStructurePrimary": "CortexLeft" if hemi == "L" else "CortexRight"}
-        name = f"{stem}_hemi-{hemi}_space-{space}_bold"
-        nb.save(
-            nb.GiftiImage(darrays=darrays, meta=nb.gifti.GiftiMetaData(meta)),
-            dfunc / f"{name}.func.gii",
+        for layer in layers:
+            acts[layer][path] = values[layer]
+    for per_path in acts.values():
+        stacked = np.concatenate(list(per_path.values()))
+        mu, sd = stacked.mean(0), stacked.std(0)
+        sd = np.where(sd > 1e-6 * max(sd.max(), 1e-12), sd, 1.0)
+        for path in per_path:
+            per_path[path] = (per_path[path] - mu) / sd
+    return acts, frame_rate(model)
+
+
+def _readout_basis(per_path: dict, n_components: int | None, rate: float) -> np.ndarray:
+    """(dim, k) directions a voxel mixes: every feature, or the layer's leading SLOW axes.
+
+    The slow axes are the principal axes of the activations smoothed by the haemodynamics
+    (each feature convolved with nilearn's Glover HRF at the frame rate, taken every 0.5 s):
+    the dimensions along which the layer varies most at the time scale the BOLD can follow.
+    """
+    from nilearn.glm.first_level import glover_hrf
+
+    stacked = np.concatenate(list(per_path.values()))
+    if not n_components:
+        return np.eye(stacked.shape[1])
+    kernel = glover_hrf(1.0 / rate, oversampling=1, time_length=32.0)
+    step = max(1, int(round(rate / 2)))
+    slow = np.concatenate(
+        [fftconvolve(values, kernel[:, None], axes=0)[::step] for values in per_path.values()]
+    )
+    slow = slow - slow.mean(0)
+    return np.linalg.svd(slow, full_matrices=False)[2][:n_components].T
+
+
+def _weights(spec, acts, counts, rate, rng) -> tuple[dict, dict]:
+    """Read-outs: directions {layer: (dim, m)} and mixes {subject: {layer: (m, count)}}.
+
+    A subject's read-out of a layer is ``directions @ mix``: sqrt(shared) x a part common to
+    all participants + sqrt(1 - shared) x the subject's own, both random mixes of the basis.
+    The responses to the m directions are computed once per run and mixed per subject.
+    """
+    shared = np.sqrt(spec.shared_weights)
+    own = np.sqrt(1.0 - spec.shared_weights)
+    directions, mixes = {}, {sub: {} for sub in spec.subjects}
+    for layer, count in counts.items():
+        basis = _readout_basis(acts[layer], spec.n_components, rate)
+        k = basis.shape[1]
+        common = rng.standard_normal((k, count))
+        mine = {sub: rng.standard_normal((k, count)) for sub in spec.subjects}
+        if k <= count * (len(spec.subjects) + 1):
+            directions[layer] = basis
+            for sub in spec.subjects:
+                mixes[sub][layer] = shared * common + own * mine[sub]
+            continue
+        # many features (a dense read-out): the directions are the read-outs themselves
+        directions[layer] = basis @ np.hstack([common, *mine.values()])
+        eye = np.eye(count)
+        for i, sub in enumerate(spec.subjects, start=1):
+            mix = np.zeros((directions[layer].shape[1], count))
+            mix[:count], mix[i * count : (i + 1) * count] = shared * eye, own * eye
+            mixes[sub][layer] = mix
+    return directions, mixes
+
+
+def _responses(events, n_scans, acts, directions, rate, tr) -> dict[str, np.ndarray]:
+    """One run's responses to each read-out direction {layer: (n_scans, m)}, at mid-TR."""
+    times = mid_scan_times(n_scans, tr)
+    onsets = events.onset.to_list()
+    out = {}
+    for layer, d in directions.items():
+        frames = [acts[layer][path] @ d for path in events.path]
+        out[layer] = np.column_stack(
+            [
+                hrf_response([f[:, j] for f in frames], onsets, rate, times)
+                for j in range(d.shape[1])
+            ]
         )
-        _write_json(dfunc / f"{name}.json", sidecar)
+    return out
+
+
+def _layout(spec: SimulationSpec, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """Planted layer of each voxel ('' for null voxels) and the ground-truth table."""
+    n_vox = int(np.prod(spec.shape))
+    order = rng.permutation(n_vox)
+    planted_layer = np.full(n_vox, "", dtype=object)
+    start = 0
+    for name, count in spec.planted:
+        planted_layer[order[start : start + count]] = name
+        start += count
+    ijk = np.array(np.unravel_index(np.arange(n_vox), spec.shape)).T
+    truth = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "layer": planted_layer})
+    if spec.surfaces:
+        truth = surface_truth(truth, n_vox)
+    return planted_layer, truth[truth.layer != ""].reset_index(drop=True)
+
+
+def _bold_sidecar(spec: SimulationSpec) -> dict:
+    """Sidecar of a preprocessed run: slice-timing corrected to the middle of the TR."""
+    return {"RepetitionTime": spec.tr, "TaskName": spec.task, "SliceTimingCorrected": True,
+            "StartTime": spec.tr / 2}  # fmt: skip
+
+
+def _write_run(root, spec, stem, bold, events, conf) -> None:
+    """The raw run (BOLD, events) and its fMRIPrep derivatives (volume, surfaces, confounds)."""
+    data = bold.T.reshape(tuple(spec.shape) + (bold.shape[0],)).astype(np.float32)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = [-16.0, -16.0, -12.0]
+    img = nb.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = spec.tr
+    sub = stem.split("_")[0]
+    func = root / sub / "func"
+    func.mkdir(parents=True, exist_ok=True)
+    img.to_filename(func / f"{stem}_bold.nii.gz")
+    events.drop(columns="path").to_csv(
+        func / f"{stem}_events.tsv", sep="\t", index=False, na_rep="n/a"
+    )
+    dfunc = root / "derivatives" / "fmriprep" / sub / "func"
+    dfunc.mkdir(parents=True, exist_ok=True)
+    prefix = f"{stem}_space-{SPACE}"
+    img.to_filename(dfunc / f"{prefix}_desc-preproc_bold.nii.gz")
+    write_json(dfunc / f"{prefix}_desc-preproc_bold.json",
+               {**_bold_sidecar(spec), "SkullStripped": False})  # fmt: skip
+    mask = np.ones(spec.shape, dtype=np.uint8)
+    nb.Nifti1Image(mask, affine).to_filename(dfunc / f"{prefix}_desc-brain_mask.nii.gz")
+    for surface in spec.surfaces:
+        write_surfaces(dfunc, stem, bold.astype(np.float32), spec.tr, surface, _bold_sidecar(spec))
+    conf.to_csv(dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
+                na_rep="n/a")  # fmt: skip
+    write_json(dfunc / f"{stem}_desc-confounds_timeseries.json",
+               {c: {"Description": c} for c in conf.columns})  # fmt: skip
 
 
 def simulate_dataset(
@@ -217,8 +334,8 @@ def simulate_dataset(
     spec : SimulationSpec
         What to simulate.
     cache_dir : Path, optional
-        Feature cache shared with the pipeline (the planted layers' features are then
-        extracted once); by default features are extracted without caching.
+        Accepted for compatibility and unused: the ground truth never reads or fills the
+        pipeline's feature cache (it computes its own activations).
 
     Returns
     -------
@@ -227,167 +344,40 @@ def simulate_dataset(
         (CIFTI index), ``hemi`` and ``vertex`` (GIfTI; empty and -1 off the cortex). Also in
         ``code/planted_voxels.tsv``.
     """
+    del cache_dir
     root = Path(root)
     rng = np.random.default_rng(spec.seed)
-    fmriprep = root / "derivatives" / "fmriprep"
-    _write_json(
-        root / "dataset_description.json",
-        {
-            "Name": "bids-w2v simulated listening dataset",
-            "BIDSVersion": "1.10.0",
-            "DatasetType": "raw",
-            "License": "CC0",
-        },
-    )
-    _write_json(
-        fmriprep / "dataset_description.json",
-        {
-            "Name": "fMRIPrep-like simulated derivatives",
-            "BIDSVersion": "1.10.0",
-            "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.0"}],
-        },
-    )
-    _write_json(
-        root / f"task-{spec.task}_bold.json", {"TaskName": spec.task, "RepetitionTime": spec.tr}
-    )
-    (root / "participants.tsv").write_text(
-        "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects)
-    )
-    (root / "README").write_text("Simulated by bids-w2v (bids_w2v.testing.simulator).\n")
+    _write_descriptions(root, spec)
     run_stimuli = _write_stimuli(root, spec.clip_seconds, spec.n_runs)
-
-    loaded = load_model(spec.model, random_init=spec.random_init, seed=spec.seed)
-    available = available_layers(loaded.model)
-    planted = parse_layers([name for name, _ in spec.planted], available)
-    # with a shared cache, extract every layer: the pipeline's default request hits the cache
-    layers = available if cache_dir is not None else planted
-    features = {}
-    for run in run_stimuli:
-        for path in run:
-            if cache_dir is not None:
-                features[path] = load_or_extract(
-                    cache_dir,
-                    path,
-                    loaded,
-                    layers=layers,
-                    window_s=spec.window_s,
-                    stride_s=spec.stride_s,
-                )
-            else:
-                audio = load_audio(path, loaded.sampling_rate)
-                features[path] = extract_features(
-                    loaded, audio, layers=layers, window_s=spec.window_s, stride_s=spec.stride_s
-                )
-
-    # timings: 2 s of silence, the stimuli back to back with 2 s gaps, 12 s of silence
-    run_events, designs, n_scans_runs = [], [], []
-    for run in run_stimuli:
-        onset, presentations = 2.0, []
-        for path in run:
-            presentations.append(Presentation(onset=onset, stim_file=path))
-            onset += sf.info(path).duration + 2.0
-        n_scans = int(np.ceil((onset + 10.0) / spec.tr))
-        run_events.append(presentations)
-        n_scans_runs.append(n_scans)
-        designs.append(
-            build_run_design(presentations, features, layers, n_scans=n_scans, tr=spec.tr)
-        )
-
-    shape = spec.shape
-    n_vox = int(np.prod(shape))
-    affine = np.diag([4.0, 4.0, 4.0, 1.0])
-    affine[:3, 3] = [-16.0, -16.0, -12.0]
-    order = rng.permutation(n_vox)
-    planted_layer = np.full(n_vox, "", dtype=object)
-    weights = {}
-    start = 0
-    for name, count in spec.planted:
-        idx = order[start : start + count]
-        planted_layer[idx] = name
-        stacked = np.concatenate([d[name] for d in designs])
-        mu, sd = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
-        if spec.n_components:  # a random mix of the layer's leading principal axes
-            axes = np.linalg.svd((stacked - mu) / sd, full_matrices=False)[2][: spec.n_components]
-            w = axes.T @ rng.standard_normal((axes.shape[0], count))
-        else:  # a dense random read-out of every feature
-            w = rng.standard_normal((stacked.shape[1], count))
-        weights[name] = (mu, sd, w)
-        start += count
-    ijk = np.array(np.unravel_index(np.arange(n_vox), shape)).T
-    truth = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "layer": planted_layer})
-    if spec.surfaces:
-        n_left, n_right, _ = surface_layout(n_vox)
-        feature = np.arange(n_vox)
-        truth["grayordinate"] = feature
-        truth["hemi"] = np.where(
-            feature < n_left, "L", np.where(feature < n_left + n_right, "R", "")
-        )
-        truth["vertex"] = np.where(
-            feature < n_left,
-            feature + MEDIAL_WALL,
-            np.where(feature < n_left + n_right, feature - n_left + MEDIAL_WALL, -1),
-        )
-    truth = truth[truth.layer != ""].reset_index(drop=True)
+    schedules = [_schedule(run, spec.tr) for run in run_stimuli]
+    for (events, _), run in zip(schedules, run_stimuli, strict=True):
+        events["path"] = run
+    acts, rate = _activations(spec, [p for run in run_stimuli for p in run])
+    planted_layer, truth = _layout(spec, rng)
     (root / "code").mkdir(exist_ok=True)
     truth.to_csv(root / "code" / "planted_voxels.tsv", sep="\t", index=False)
-
-    mask = np.ones(shape, dtype=np.uint8)
+    counts = {name: int((planted_layer == name).sum()) for name in acts}
+    directions, mixes = _weights(spec, acts, counts, rate, rng)
+    n_vox = planted_layer.size
+    run_responses = [
+        _responses(events, n_scans, acts, directions, rate, spec.tr)
+        for events, n_scans in schedules
+    ]
     for sub in spec.subjects:
-        for r, (presentations, n_scans, design) in enumerate(
-            zip(run_events, n_scans_runs, designs, strict=True), start=1
-        ):
-            stem = f"sub-{sub}_task-{spec.task}_run-{r}"
-            signal = np.zeros((n_scans, n_vox))
-            for name, _ in spec.planted:
-                idx = np.flatnonzero(planted_layer == name)
-                mu, sd, w = weights[name]
-                signal[:, idx] = spec.snr * _zscore((design[name] - mu) / sd @ w)
-            noise = rng.standard_normal((n_scans, n_vox))
-            conf = _confounds(n_scans, spec.tr, rng)
-            artefact_regs = np.column_stack(
-                [conf[c] for c in MOTION + ["white_matter", "csf"]]
-                + [conf[c] for c in conf.columns if c.startswith("cosine")]
-            )
-            loadings = rng.standard_normal((artefact_regs.shape[1], n_vox))
-            artefact = (
-                _zscore(artefact_regs)
-                @ loadings
-                * spec.artefact_scale
-                / np.sqrt(artefact_regs.shape[1])
-            )
+        responses = [{k: v @ mixes[sub][k] for k, v in r.items()} for r in run_responses]
+        signals = [np.zeros((n_scans, n_vox)) for _, n_scans in schedules]
+        for layer in acts:
+            idx = np.flatnonzero(planted_layer == layer)
+            stacked = np.concatenate([r[layer] for r in responses])
+            mu, sd = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
+            for signal, response in zip(signals, responses, strict=True):
+                signal[:, idx] = spec.snr * (response[layer] - mu) / sd
+        for r, ((events, n_scans), signal) in enumerate(zip(schedules, signals, strict=True), 1):
+            conf, sources = confounds_and_artefacts(n_scans, spec.tr, rng)
+            loadings = rng.standard_normal((sources.shape[1], n_vox))
+            artefact = sources @ loadings * spec.artefact_scale / np.sqrt(sources.shape[1])
+            noise = ar1_noise(n_scans, n_vox, spec.noise_ar, rng)
             bold = 1000.0 + 10.0 * (signal + noise + artefact)
-            data = bold.T.reshape(shape + (n_scans,)).astype(np.float32)
-            img = nb.Nifti1Image(data, affine)
-            img.header.set_xyzt_units("mm", "sec")
-            img.header["pixdim"][4] = spec.tr
-            func = root / f"sub-{sub}" / "func"
-            func.mkdir(parents=True, exist_ok=True)
-            img.to_filename(func / f"{stem}_bold.nii.gz")
-            pd.DataFrame(
-                {
-                    "onset": [p.onset for p in presentations],
-                    "duration": [sf.info(p.stim_file).duration for p in presentations],
-                    "trial_type": ["speech"] * len(presentations),
-                    "stim_file": [p.stim_file.name for p in presentations],
-                }
-            ).to_csv(func / f"{stem}_events.tsv", sep="\t", index=False, na_rep="n/a")
-            dfunc = fmriprep / f"sub-{sub}" / "func"
-            dfunc.mkdir(parents=True, exist_ok=True)
-            prefix = f"{stem}_space-{SPACE}"
-            img.to_filename(dfunc / f"{prefix}_desc-preproc_bold.nii.gz")
-            _write_json(
-                dfunc / f"{prefix}_desc-preproc_bold.json",
-                {"RepetitionTime": spec.tr, "SkullStripped": False, "TaskName": spec.task},
-            )
-            nb.Nifti1Image(mask, affine).to_filename(dfunc / f"{prefix}_desc-brain_mask.nii.gz")
-            for surface in spec.surfaces:
-                _write_surfaces(dfunc, stem, bold.astype(np.float32), spec, surface)
-            conf.to_csv(
-                dfunc / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a"
-            )
-            _write_json(
-                dfunc / f"{stem}_desc-confounds_timeseries.json",
-                {c: {"Description": c} for c in conf.columns},
-            )
+            stem = f"sub-{sub}_task-{spec.task}_run-{r}"
+            _write_run(root, spec, stem, bold, events, conf)
     return truth

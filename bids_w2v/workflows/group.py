@@ -10,7 +10,13 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_w2v.config import GroupSettings, RunConfig, node_inputs, settings_dict
-from bids_w2v.interfaces.group import GroupMaps, GroupReport, ModelComparison, NoiseCeiling
+from bids_w2v.interfaces.group import (
+    GroupJointMaps,
+    GroupMaps,
+    GroupReport,
+    ModelComparison,
+    NoiseCeiling,
+)
 
 
 def init_group_wf(
@@ -24,6 +30,7 @@ def init_group_wf(
     group: GroupSettings,
     participant: RunConfig,
     participants: Sequence[str] = (),
+    tasks: Sequence[str] = (),
     name: str = "bids_w2v_group_wf",
 ) -> pe.Workflow:
     """Build the group-level graph.
@@ -36,7 +43,8 @@ def init_group_wf(
     output_dir, work_dir : Path
         Derivative dataset root and Nipype working folder.
     task, space, res : str
-        Entities of the maps to combine.
+        Entities of the group outputs (``task``: the label of every participant's tasks,
+        :func:`bids_w2v.outputs.names.task_label`).
     group : GroupSettings
         FDR level, ROI atlas, whether to estimate the noise ceiling.
     participant : RunConfig
@@ -44,6 +52,8 @@ def init_group_wf(
         noise ceiling finds and cleans the same BOLD (its inputs, cleaning and folds).
     participants : sequence of str
         Restrict to these subjects (all by default).
+    tasks : sequence of str
+        ``--task``: each participant's map whose tasks are all among these (empty: any).
     name : str
         Workflow name.
 
@@ -51,7 +61,8 @@ def init_group_wf(
     -------
     Workflow
         ``noise_ceiling`` (optional), one ``group_<model>`` node per model, one
-        ``compare_<A>_<B>`` node per pair of models, and ``group_report``.
+        ``compare_<A>_<B>`` node per pair of models, ``group_joint`` when the participant level
+        ran ``--joint`` (:mod:`bids_w2v.group.joint`), and ``group_report``.
     """
     wf = pe.Workflow(name=name, base_dir=str(work_dir))
     # every node re-runs (overwrite): its inputs are folder names, and the participant maps
@@ -62,6 +73,7 @@ def init_group_wf(
         "space": space,
         "res": res,
         "participants": list(participants),
+        "tasks": list(tasks),
     }
     nodes = []
     ceiling = None
@@ -95,6 +107,14 @@ def init_group_wf(
         node = pe.Node(
             ModelComparison(**node_inputs(ModelComparison, group, model_a=a, model_b=b, **common)),
             name=f"compare_{a}_{b}",
+            overwrite=True,
+        )
+        wf.add_nodes([node])
+        nodes.append(node)
+    if participant.encoding.joint:  # --joint: variance partitioning (bids_w2v.group.joint)
+        node = pe.Node(
+            GroupJointMaps(**node_inputs(GroupJointMaps, group, **common)),
+            name="group_joint",
             overwrite=True,
         )
         wf.add_nodes([node])

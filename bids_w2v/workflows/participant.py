@@ -10,11 +10,13 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_w2v.config import CleaningSettings, DesignSettings, EncodingSettings, node_inputs
+from bids_w2v.features.scan_timing import slice_time_refs
 from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.bold import BrainMask, BuildDesign, CleanBold
-from bids_w2v.interfaces.encoding import FitEncoding
-from bids_w2v.interfaces.outputs import WriteParticipantMaps
+from bids_w2v.interfaces.encoding import FitEncoding, FitJoint
+from bids_w2v.interfaces.outputs import WriteJointMaps, WriteParticipantMaps
 from bids_w2v.interfaces.reports import ParticipantReport
+from bids_w2v.outputs.names import task_label
 from bids_w2v.spaces import space_for, space_of_file
 
 
@@ -71,7 +73,8 @@ def init_participant_wf(
     subject : str
         Subject label (without ``sub-``).
     runs : sequence of RunInputs
-        The participant's runs of one task (from :func:`bids_w2v.inputs.layout.collect_runs`).
+        The participant's runs, of one task or of several fitted jointly, in the order they
+        are concatenated (:func:`bids_w2v.inputs.layout.collect_participants`).
     stimuli : sequence of str
         Every unique stimulus of the analysis, in the order of ``inputnode.feature_files``.
     output_dir : Path
@@ -106,7 +109,8 @@ def init_participant_wf(
 
     Workflow Graph
         clean_bold (per run) -> per model: inputnode -> build_design (per run) -> fit (per
-        layer) -> write_maps; the maps of all models -> report -> outputnode
+        layer) -> write_maps; with ``encoding.joint`` (--joint) the designs of its spaces ->
+        fit_joint -> write_joint_maps; the maps of all models -> report -> outputnode
     """
     wf = pe.Workflow(name=name or f"sub_{subject}_wf")
     inputnode = pe.Node(
@@ -135,11 +139,15 @@ def init_participant_wf(
     clean_bold.inputs.bold = [[str(f) for f in r.data_files] for r in runs]
     clean_bold.inputs.tr = [r.tr for r in runs]
 
+    refs = [ref.value for ref in slice_time_refs(design.slice_time_ref, runs)]  # "auto" per run
     build_design = pe.MapNode(
-        BuildDesign(**node_inputs(BuildDesign, design, stimuli=list(stimuli))),
-        iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file"],
+        BuildDesign(
+            **node_inputs(BuildDesign, design, stimuli=list(stimuli), slice_time_ref=refs[0])
+        ),
+        iterfield=["onsets", "stim_files", "n_scans", "tr", "bold_file", "slice_time_ref"],
         name="build_design",
     )
+    build_design.inputs.slice_time_ref = refs
     build_design.inputs.onsets = [[p.onset for p in r.presentations] for r in runs]
     build_design.inputs.stim_files = [[str(p.stim_file) for p in r.presentations] for r in runs]
     build_design.inputs.n_scans = [r.n_scans for r in runs]
@@ -157,7 +165,7 @@ def init_participant_wf(
         WriteParticipantMaps(
             output_dir=str(output_dir),
             subject=subject,
-            task=runs[0].task,
+            task=task_label([r.task for r in runs]),  # the tasks fitted jointly
             space=space,
             res=res,
             den=runs[0].den,
@@ -172,7 +180,9 @@ def init_participant_wf(
         name="report",
     )
 
-    all_maps = pe.Node(niu.Merge(len(model_labels), ravel_inputs=True), name="all_maps")
+    n_maps = len(model_labels) + bool(encoding.joint)
+    all_maps = pe.Node(niu.Merge(n_maps, ravel_inputs=True), name="all_maps")
+    model_wfs = {}
     wf.connect([
         (brain_mask, clean_bold, [("out_file", "mask_file")]),
         (all_maps, outputnode, [("out", "out_files")]),
@@ -180,7 +190,7 @@ def init_participant_wf(
         (report, outputnode, [("out_report", "out_report")]),
     ])  # fmt: skip
     for i, label in enumerate(model_labels, start=1):  # the nodes above, once per model
-        model_wf = pe.Workflow(name=f"model_{label}_wf")
+        model_wf = model_wfs[label] = pe.Workflow(name=f"model_{label}_wf")
         m_input, m_design, m_fit, m_write = (
             _copy(node) for node in (inputnode, build_design, fit, write_maps)
         )
@@ -204,4 +214,55 @@ def init_participant_wf(
             (brain_mask, model_wf, [("out_file", "write_maps.mask_file")]),
             (model_wf, all_maps, [("write_maps.out_files", f"in{i}")]),
         ])  # fmt: skip
+    if encoding.joint:
+        _add_joint(wf, model_wfs, encoding, omp_nthreads, fit.mem_gb, write_maps, n_maps)
     return wf
+
+
+def _add_joint(wf, model_wfs, encoding, omp_nthreads, mem_gb, write_maps, slot) -> None:
+    """``--joint``: one banded ridge of the spaces' designs, and its maps (into ``all_maps``).
+
+    The designs are those of the models' own fits (``model_<label>_wf.build_design``), the
+    BOLD and mask those of every model; the maps go to the report with the others.
+    """
+    from bids_w2v.encoding.joint import from_config
+    from bids_w2v.outputs.joint_maps import joint_metadata
+
+    spaces = from_config(encoding.joint)
+    missing = sorted({s.label for s in spaces} - set(model_wfs))
+    if missing:
+        raise ValueError(f"--joint names models without a sub-workflow: {', '.join(missing)}")
+    designs = pe.Node(niu.Merge(len(spaces), no_flatten=True), name="joint_designs")
+    fit_joint = pe.Node(
+        FitJoint(
+            **node_inputs(FitJoint, encoding, num_threads=omp_nthreads),
+            spaces=list(encoding.joint),
+        ),
+        name="fit_joint",
+        mem_gb=mem_gb * (len(spaces) + 1),
+        n_procs=omp_nthreads,
+    )
+    inputs = write_maps.inputs
+    write_joint = pe.Node(
+        WriteJointMaps(
+            output_dir=inputs.output_dir,
+            subject=inputs.subject,
+            task=inputs.task,
+            space=inputs.space,
+            res=inputs.res,
+            den=inputs.den,
+            metadata=inputs.metadata,
+            joint_info=joint_metadata(encoding),
+        ),
+        name="write_joint_maps",
+        run_without_submitting=True,
+    )
+    for i, space in enumerate(spaces, start=1):
+        wf.connect(model_wfs[space.label], "build_design.out_file", designs, f"in{i}")
+    wf.connect([
+        (designs, fit_joint, [("out", "design_files")]),
+        (wf.get_node("clean_bold"), fit_joint, [("out_file", "bold_files")]),
+        (fit_joint, write_joint, [("out_file", "result_file")]),
+        (wf.get_node("brain_mask"), write_joint, [("out_file", "mask_file")]),
+        (write_joint, wf.get_node("all_maps"), [("out_files", f"in{slot}")]),
+    ])  # fmt: skip

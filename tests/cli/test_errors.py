@@ -266,9 +266,11 @@ def test_missing_repetition_time(sim_copy, tiny_model, tmp_path, capsys):
 
     func = sim_copy / "derivatives" / "fmriprep" / "sub-01" / "func"
     bold = sorted(func.glob("*desc-preproc_bold.nii.gz"))[0]
-    img = nb.load(bold)
-    img.header.set_zooms(img.header.get_zooms()[:3] + (0.0,))
-    nb.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header).to_filename(bold)
+    raw = sim_copy / "sub-01" / "func" / (bold.name.split("_space-")[0] + "_bold.nii.gz")
+    for path in (bold, raw):  # neither the derivative nor the raw BOLD gives a TR
+        img = nb.load(path)
+        img.header.set_zooms(img.header.get_zooms()[:3] + (0.0,))
+        nb.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header).to_filename(path)
     sidecars = [
         bold.with_name(bold.name.replace(".nii.gz", ".json")),
         *sim_copy.rglob("*bold.json"),

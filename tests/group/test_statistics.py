@@ -308,3 +308,18 @@ def test_cli_group_errors(tmp_path, capsys):
     assert code != 0 and "maps exist in: MNI152NLin2009cAsym" in err and "Traceback" not in err
     with pytest.raises(SystemExit):
         main([str(ds), str(out), "group", "--fdr-q", "1.5"])
+
+
+@pytest.mark.parametrize("n_subjects", [20, 60])
+def test_wilcoxon_in_voxel_blocks_equals_one_call(n_subjects, monkeypatch):
+    """Above 50 participants the test runs in voxel blocks: the same values as scipy on the
+    whole array, ties and zeros in some voxels included."""
+    import bids_w2v.group.statistics as statistics
+
+    rng = np.random.default_rng(5)
+    maps = np.round(rng.normal(0.02, 0.1, size=(n_subjects, 301)), 2)  # ties
+    maps[:3, 7] = 0.0  # zeros in one voxel
+    expected = stats.wilcoxon(maps, axis=0)
+    monkeypatch.setattr(statistics, "WILCOXON_BLOCK", n_subjects * 17)
+    stat, p = wilcoxon_against_zero(maps)
+    assert np.array_equal(p, expected.pvalue) and np.array_equal(stat, expected.statistic)

@@ -17,7 +17,7 @@ from bids_w2v.features.design import build_run_design
 from bids_w2v.features.extract import Features
 from bids_w2v.inputs.events import Presentation
 from bids_w2v.inputs.filters import CollectOptions, read_filter_file
-from bids_w2v.inputs.layout import collect_runs, load_layout, select_task
+from bids_w2v.inputs.layout import collect_runs, load_layout, plan_tasks
 from bids_w2v.inputs.stimulus_map import presentations_from_map, read_stimulus_map
 
 SPACE = "MNI152NLin2009cAsym"
@@ -89,10 +89,10 @@ def test_sessions_runs_and_stimuli(layout):
     assert [(r.session, r.run) for r in story] == [("01", None), ("02", None)]
 
 
-def test_several_tasks_need_task(layout):
-    with pytest.raises(InputError, match="choose one with --task"):
-        select_task(layout, None)
-    assert select_task(layout, "story") == "story"
+def test_several_tasks_are_fitted_jointly(layout):
+    """Both tasks name audio: both by default (alphabetical), --task chooses."""
+    assert plan_tasks(layout, ["01"], SPACE).subjects == {"01": ("listen", "story")}
+    assert plan_tasks(layout, ["01"], SPACE, None, ["story"]).subjects == {"01": ("story",)}
 
 
 def test_bids_filter_file_selects_runs(layout, tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bids_w2v.cli.run import main
-from tests.integration.helpers import MAPS_PER_PARTICIPANT, fit_started
+from tests.integration.helpers import MAPS_PER_PARTICIPANT, assert_recovered, fit_started
 
 REQUIRED = {
     "Model",
@@ -92,33 +92,31 @@ def test_group_maps(outputs):
 
 
 def test_ground_truth_recovered(outputs):
-    """Planted voxels score far above null voxels, and at their planted layer."""
+    """Planted voxels (a truth built without the analysis's code: transformers' hidden states,
+    nilearn's HRF at mid-TR, AR(1) noise, artefacts the confounds explain only partly) score
+    above chance at their planted layer, and peak within PEAK_TOLERANCE layers of it."""
     _, out, truth, _ = outputs
     for sub in ("01", "02"):
         func = out / f"sub-{sub}" / "func"
-        scores = {}
+        scores, index = {}, {}
         for m in func.glob("*_stat-r_statmap.nii.gz"):
             meta = json.loads(m.with_name(m.name.replace(".nii.gz", ".json")).read_text())
-            scores[meta["LayerName"]] = np.asarray(nb.load(m).dataobj)
-        best = np.max(np.stack(list(scores.values())), axis=0)
-        null = np.ones(best.shape, bool)
+            scores[int(meta["LayerIndex"])] = np.asarray(nb.load(m).dataobj).reshape(-1)
+            index[meta["LayerName"]] = int(meta["LayerIndex"])
+        stack = np.stack([scores[i] for i in sorted(scores)])
+        shape = (5, 5, 4)
+        null = np.ones(stack.shape[1], bool)
+        planted = {}
         for layer, group in truth.groupby("layer"):
-            ijk = tuple(group[["i", "j", "k"]].to_numpy().T)
-            null[ijk] = False
-            assert scores[layer][ijk].mean() > 0.3, (sub, layer)
-        planted = ~null
-        assert best[planted].mean() > best[null].mean() + 0.25
-        assert abs(np.mean([s[null].mean() for s in scores.values()])) < 0.05
-        # conv-planted voxels prefer the conv layer, transformer-planted the transformer layer
-        conv_ijk = tuple(truth[truth.layer == "conv1"][["i", "j", "k"]].to_numpy().T)
-        tr_ijk = tuple(truth[truth.layer == "transformer1"][["i", "j", "k"]].to_numpy().T)
-        assert scores["conv1"][conv_ijk].mean() > scores["transformer1"][conv_ijk].mean()
-        assert scores["transformer1"][tr_ijk].mean() > scores["conv1"][tr_ijk].mean()
-        # and the peak-layer map puts them at (or next to) their planted depth
-        peak_file = next(func.glob("*_stat-peaklayer_statmap.nii.gz"))
-        peak = np.asarray(nb.load(peak_file).dataobj)
-        assert abs(np.median(peak[conv_ijk]) - 1) <= 1  # conv1 is LayerIndex 1
-        assert abs(np.median(peak[tr_ijk]) - 8) <= 1  # transformer1 is LayerIndex 8
+            planted[layer] = np.ravel_multi_index(tuple(group[["i", "j", "k"]].to_numpy().T), shape)
+            null[planted[layer]] = False
+        for layer, where in planted.items():
+            assert_recovered(stack, index[layer], where, null, n_conv=7, label=(sub, layer))
+        assert abs(stack[:, null].mean()) < 0.05
+        # the planted layers' own scores order the two planted groups
+        conv, tr = planted["conv1"], planted["transformer1"]
+        assert stack[index["conv1"], conv].mean() > stack[index["conv1"], tr].mean()
+        assert stack[index["transformer1"], tr].mean() > stack[index["transformer1"], conv].mean()
 
 
 def _participant_01(root, out, model, work) -> list[str]:
@@ -145,8 +143,8 @@ def test_demo_recovery_table(outputs):
     assert len(table) == 2 * (truth.layer.nunique() + 1)
     planted = table[table.planted_index >= 0]
     null = table[table.planted_index < 0]
-    assert planted.r_best.min() > null.r_best.max() + 0.2
-    assert planted.same_block.mean() > 0.8
+    assert planted.r_planted_layer.min() > null.r_best.max() + 0.1
+    assert planted.same_block.mean() > 0.55  # chance: 0.5 (7 conv and 2 transformer layers)
 
 
 def test_participant_reports(outputs):

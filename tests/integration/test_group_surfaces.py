@@ -22,6 +22,7 @@ from bids_w2v.group.collection import collect_participant_maps, load_grid, load_
 from bids_w2v.group.roi import load_atlas
 from bids_w2v.outputs.maps import load_map_data
 from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
+from tests.integration.helpers import assert_recovered
 
 LAYERS = "conv0,conv1,transformer1"
 STATS = ("meanr", "p", "q", "meanrthresh", "normr")
@@ -79,10 +80,14 @@ def _check_recovery(means: dict, peak: np.ndarray, planted: dict, index: dict) -
         null[where] = False
     for layer, where in planted.items():
         assert np.mean(means[layer][where]) > np.nanmean(best[null]) + 0.25, layer
-    assert means["conv1"][planted["conv1"]].mean() > means["transformer1"][planted["conv1"]].mean()
     tr = planted["transformer1"]
+    assert means["conv1"][planted["conv1"]].mean() > means["conv1"][tr].mean()
     assert means["transformer1"][tr].mean() > means["conv1"][tr].mean()
-    assert np.median(peak[planted["conv1"]]) == index["conv1"]
+    names = sorted(index, key=index.get)  # conv0, conv1, transformer1
+    stack = np.stack([means[name] for name in names])
+    for layer, where in planted.items():
+        assert_recovered(stack, names.index(layer), where, null, n_conv=2, label=layer)
+    # the group peak-layer map: transformer1-planted vertices peak in the transformer block
     assert np.median(peak[tr]) == index["transformer1"]
 
 

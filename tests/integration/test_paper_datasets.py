@@ -16,7 +16,7 @@ import pytest
 
 from bids_w2v.cli.run import main
 from bids_w2v.inputs.filters import CollectOptions
-from bids_w2v.inputs.layout import collect_runs, load_layout
+from bids_w2v.inputs.layout import collect_participants, collect_runs, load_layout, plan_tasks
 from bids_w2v.inputs.stimulus_map import read_stimulus_map
 from bids_w2v.testing.replicas import lpp_replica, narratives_replica
 
@@ -71,6 +71,27 @@ def test_narratives_runs_with_and_without_run_entity(narratives):
     assert tunnel.run is None and tunnel.presentations[0].onset == 3.0
 
 
+def test_narratives_every_story_by_default(narratives):
+    """Without --task both stories are fitted, pieman's runs then tunnel's; on fsaverage6,
+    where the replica has pieman only, tunnel is noted and left out."""
+    root, _ = narratives
+    layout = _narratives_layout(root)
+    options = CollectOptions(desc="clean")
+    plan = plan_tasks(layout, ["001"], "MNI152NLin2009cAsym", None, (), options)
+    assert plan.subjects == {"001": ("pieman", "tunnel")} and plan.notes == ()
+    runs = collect_participants(
+        layout, ["001"], plan.subjects, "MNI152NLin2009cAsym", None, options
+    )["001"]
+    assert [r.label for r in runs] == [
+        "sub-001_task-pieman_run-1",
+        "sub-001_task-pieman_run-2",
+        "sub-001_task-tunnel",
+    ]
+    surface = plan_tasks(layout, ["001"], "fsaverage6", None, (), options)
+    assert surface.subjects == {"001": ("pieman",)}
+    assert "tunnel not fitted" in surface.notes[0] and "fsaverage6" in surface.notes[0]
+
+
 def test_narratives_clean_needs_no_confounds(narratives, tiny_model, tmp_path, capsys):
     """desc-clean has no confounds file: asking for confounds is a clear error."""
     root, _ = narratives
@@ -114,6 +135,8 @@ def test_lpp_layout_is_indexed(lpp):
         stimulus_map_file=root / "code" / "stimulus_map_lppEN.tsv",
         dropped_scans=4,
     )
+    plan = plan_tasks(layout, ["EN057"], "MNIColin27", None, (), options)  # no --task needed
+    assert plan.subjects == {"EN057": ("lppEN",)}
     runs = collect_runs(layout, "EN057", "lppEN", "MNIColin27", None, options)
     assert [r.run for r in runs] == ["15", "16", "17"]
     assert [r.presentations[0].stim_file.name for r in runs] == [

@@ -161,3 +161,24 @@ def test_participant_maps_with_excluded_voxels(tmp_path):
     np.testing.assert_allclose(alpha[[0, 2]], [10.0, 1e4])
     meta = json.loads(files[0].with_name(files[0].name.replace(".nii.gz", ".json")).read_text())
     assert meta["ExcludedVoxels"] == 1 and meta["LayerIndex"] == 0
+
+
+def test_task_label_of_joint_fits():
+    """One task: its label (names as before); several: joined, a valid BIDS label naming each;
+    too many for a file name: their count and a hash."""
+    import re
+    from pathlib import Path
+
+    from bids_w2v.outputs.names import MAX_TASK_LABEL, task_label
+
+    assert task_label(["pieman"]) == "pieman"
+    assert task_label(["pieman", "pieman"]) == "pieman"
+    assert task_label(["pieman", "tunnel", "21styear"]) == "piemanTunnel21styear"
+    stories = [f"story{i:02d}" for i in range(16)]
+    long = task_label(stories)
+    assert re.fullmatch(r"16tasks[0-9a-f]{8}", long) and long != task_label(stories[::-1])
+    assert len(task_label(stories[:5])) <= MAX_TASK_LABEL
+    for label in (task_label(["pieman", "tunnel"]), long):
+        path = statmap_path(Path("/o"), task=label, stat="r", desc="m", space="X", subject="01")
+        assert re.fullmatch(r"sub-01_task-[A-Za-z0-9]+_space-X_desc-m_stat-r_statmap\.nii\.gz",
+                            path.name)  # fmt: skip

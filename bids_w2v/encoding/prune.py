@@ -1,0 +1,171 @@
+"""Exact alpha search by pruning: bounds on every alpha's criterion, exact values where needed.
+
+The default ``alpha_search="exact"`` returns, for every (fold, voxel), the alpha that
+``alpha_search="full"`` returns (the first minimiser of the same computed criterion), by
+construction:
+
+1. For every alpha and voxel, cheap float64 bounds ``lo <= F <= hi`` on the criterion value
+   ``F`` that the full grid computes (in the working dtype) are formed from ``Z = U^T Y`` in
+   ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`, :func:`kfold_bounds`): bounds on
+   the exact criterion, widened by a bound on the rounding error of the full grid's
+   arithmetic (standard model, ``|fl(x op y) - x op y| <= u |x op y|``, worst-case
+   accumulation ``gamma_k = 2 k u`` for sums of ``k`` terms, i.e. twice the classical
+   ``k u / (1 - k u)``).
+2. An alpha is a candidate of a voxel when its ``lo`` does not exceed the smallest ``hi`` of
+   the voxel. Any other alpha has ``F > min_b hi_b >= F_b`` for some candidate ``b``, so it is
+   neither the minimum nor tied with it: the first minimiser is a candidate.
+3. The voxels are ordered by their candidate range and cut into cache-sized blocks; ``full``
+   and ``exact`` use the same order and blocks (:func:`plan`) and the same block arithmetic,
+   ``exact`` only skips the alphas that are a candidate of no voxel of the block. The values it
+   computes are therefore the full grid's, bit for bit, and its argmin is the full grid's.
+
+:data:`STATS` counts the (alpha, voxel) products evaluated, for ``benchmarks/encoding.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .backends import Array, Ops
+
+#: Evaluated and possible (alpha, voxel) columns of the exact criterion since the last reset
+#: (one ``(n, r) @ (r, 1)``-sized product each), for the benchmark's FLOP bound.
+STATS = {"evaluated": 0, "total": 0}
+
+
+def unit_roundoff(ops: Ops) -> float:
+    """Unit roundoff of the working dtype (``2**-24`` for float32, ``2**-53`` for float64)."""
+    return 2.0**-24 if ops.itemsize == 4 else 2.0**-53
+
+
+def gamma(k: int, u: float) -> float:
+    """Error factor of a ``k``-term sum or dot product: ``2 k u`` (twice the classical bound)."""
+    return 2.0 * k * u
+
+
+def candidates(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Alphas whose lower bound does not exceed the voxel's best upper bound: (n_alphas, v)."""
+    cand = lo <= hi.min(0)[None, :]
+    cand[hi.argmin(0), np.arange(hi.shape[1])] = True  # never empty, even with NaN bounds
+    return cand
+
+
+def plan(
+    lo: np.ndarray, hi: np.ndarray, split: np.ndarray, width: int, prune: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks ``(voxel positions, alpha indices to evaluate)`` shared by ``exact`` and ``full``.
+
+    Voxels are sorted by (first candidate, last candidate, ``split``) and cut into blocks of
+    ``width``; within a block they are sorted by ``split`` (the first alpha of the small-fit
+    formula, :class:`bids_w2v.encoding.inner.LooSelector`), so each formula covers a
+    contiguous range of columns. With ``prune``, a block evaluates the union of its voxels'
+    candidates, else every alpha.
+    """
+    cand = candidates(lo, hi)
+    n_alphas, v = cand.shape
+    first = cand.argmax(0)
+    last = n_alphas - 1 - cand[::-1].argmax(0)
+    order = np.lexsort((split, last, first))
+    every = np.arange(n_alphas)
+    for b0 in range(0, v, width):
+        idx = order[b0 : b0 + width]
+        idx = idx[np.argsort(split[idx], kind="stable")]
+        alphas = np.flatnonzero(cand[:, idx].any(1)) if prune else every
+        STATS["evaluated"] += int(alphas.size * idx.size)
+        STATS["total"] += int(n_alphas * idx.size)
+        yield idx, alphas
+
+
+def loo_bounds(
+    sel, Yc: Array, Z: Array, width: int, z_float64: bool = True
+) -> tuple[np.ndarray, ...]:
+    """Bounds ``lo, hi`` (n_alphas, v) on the leave-one-out values of :class:`LooSelector`.
+
+    Notation of :class:`bids_w2v.encoding.inner.LooSelector`: ``c_i^2 = 1/(1 - H_ii)^2`` in
+    ``[cmin^2, cmax^2]`` per alpha, ``cbar`` their midpoint and ``d`` their half range,
+    ``P = U diag(g) z``, ``L = sum_i c_i^2 (y_i - P_i)^2``. Two exact decompositions:
+
+    * ``L = S1 + cbar (||P||^2 - 2 P.y) + sum (c_i^2 - cbar) P_i (P_i - 2 y_i)`` with
+      ``S1 = sum c_i^2 y_i^2`` (one ``(n_alphas, n) @ (n, v)`` float64 product for all
+      alphas), ``||P||^2 = sum g^2 z^2``, ``P.y = sum g z^2``; the last term is at most
+      ``d ||P|| ||P - 2y||`` (tight for large alphas, where ``P`` is small);
+    * ``cmin^2 RSS <= L <= cmax^2 RSS`` with ``RSS = ||y||^2 - ||z||^2 + sum (1 - g)^2 z^2``.
+
+    ``Z`` is the rounded ``U^T y``: each of its entries is within ``e = gamma_n ||y||`` of the
+    exact one, which widens the sums above. The full grid's computed value differs from the
+    exact ``L`` by at most ``err = cmax^2 (2 ||y - P|| dP + dP^2 + gamma_{n+3} T) +
+    gamma64_{n+2} cmax^2 ||y||^2`` where ``dP = gamma_{r+2} sqrt(r) ||P|| + e ||g||`` bounds
+    the error of the computed ``P`` and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
+    ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
+    the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`).
+    """
+    ops = sel.ops
+    n, r = sel.n, sel.r
+    u = unit_roundoff(ops)
+    u64 = 2.0**-53
+    g, gc, c2 = sel.g_high, sel.gc_high, sel.c2_high
+    g2, gc2 = g * g, gc * gc
+    gstack = _cat(ops, [g, g2, gc2]).T  # (r, 3 n_alphas): one product for the three sums
+    cmin2, cmax2 = _extreme(c2, max_=False)[:, None], _extreme(c2, max_=True)[:, None]
+    cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
+    sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
+    v = Yc.shape[1]
+    lo_all, hi_all, split_all = [], [], []
+    for b0 in range(0, v, width):
+        y = ops.to_high(Yc[:, b0 : b0 + width])
+        z = ops.to_high(Z[:, b0 : b0 + width])
+        y2, z2, az = y * y, z * z, abs(z)
+        yy, zz, sz = y2.sum(0)[None, :], z2.sum(0)[None, :], az.sum(0)[None, :]
+        S1 = (y2.T @ c2.T).T  # (faster than c2 @ y2 for BLAS with few rows)
+        G1, G2, W = (z2.T @ gstack).T.reshape(3, -1, z2.shape[1])
+        # |z_k - (U^T y)_k| <= rel |z_k| + e: Z computed in float64 and rounded to the working
+        # dtype (basis.project: rel = u, e = gamma64_n ||y||), or in the working dtype
+        # (rel = 0, e = gamma_n ||y||, as the columns of U have unit norm)
+        rel, e64 = (
+            (u, gamma(n, u64) * ops.sqrt(yy)) if z_float64 else (0.0, gamma(n, u) * ops.sqrt(yy))
+        )
+        gaz = (az.T @ g.T).T
+        f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
+        dG1 = f1 * G1 + f2 * e64 * gaz + e64 * e64 * sum_g  # also bounds the G2 error
+        perp = yy - zz
+        rss = ops.where(perp > 0, perp, 0.0 * perp) + W
+        d_rss = f1 * zz + f2 * e64 * sz + e64 * e64 * r
+        nP = ops.sqrt(G2 + dG1)
+        pm = G2 - 4.0 * G1 + 4.0 * yy
+        pm2y = ops.sqrt(ops.where(pm > 0, pm, 0.0 * pm) + 5.0 * dG1)
+        mid = S1 + cbar * (G2 - 2.0 * G1)
+        slack = 3.0 * cbar * dG1 + dlt * nP * pm2y
+        rss_lo = rss - d_rss
+        lo = ops.where(mid - slack > cmin2 * rss_lo, mid - slack, cmin2 * rss_lo)
+        hi_b = cmax2 * (rss + d_rss)
+        hi = ops.where(mid + slack < hi_b, mid + slack, hi_b)
+        small = G2 <= W  # fit smaller than the residual in the span of U: expansion formula
+        rss_hi = rss + d_rss
+        dP = gamma(r + 2, u) * np.sqrt(r) * nP + rel * ops.sqrt(G2) + e64 * norm_g
+        term = ops.where(small, nP * pm2y, rss_hi)
+        err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
+        err = err + gamma(n + 2, u64) * cmax2 * yy
+        lo_all.append(ops.to_numpy(lo - err))
+        hi_all.append(ops.to_numpy(hi + err))
+        small_np = ops.to_numpy(small)
+        split_all.append(np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0]))
+    if not lo_all:
+        empty = np.zeros((len(sel.alphas), 0))
+        return empty, empty, np.zeros(0, dtype=np.int64)
+    return np.concatenate(lo_all, 1), np.concatenate(hi_all, 1), np.concatenate(split_all)
+
+
+def _extreme(a: Array, max_: bool) -> Array:
+    """Row-wise minimum or maximum of a numpy array or torch tensor."""
+    if isinstance(a, np.ndarray):
+        return a.max(1) if max_ else a.min(1)
+    return a.amax(1) if max_ else a.amin(1)
+
+
+def _cat(ops: Ops, arrays: list[Array]) -> Array:
+    """Concatenate along the first axis (numpy or torch)."""
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays)
+    return ops.torch.cat(arrays)

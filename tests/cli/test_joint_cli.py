@@ -1,0 +1,48 @@
+"""--joint on the command line: its spaces resolved against --model, bad values explained."""
+
+from __future__ import annotations
+
+import pytest
+
+from bids_w2v.cli.build import build_config
+from bids_w2v.cli.parser import build_parser
+from bids_w2v.cli.run import main
+from bids_w2v.outputs.record import config_from_toml, config_to_toml
+
+
+def _config(tmp_path, *extra):
+    args = build_parser().parse_args(
+        [str(tmp_path), str(tmp_path / "out"), "participant", "--device", "cpu", *extra]
+    )
+    return build_config(args)
+
+
+def test_joint_resolved_and_recorded(tmp_path):
+    config = _config(
+        tmp_path,
+        "--model", "facebook/wav2vec2-base", "facebook/wav2vec2-base:random",
+        "--joint", "facebook/wav2vec2-base:transformer6", "wav2vec2baseRandom:transformer6",
+        "--joint-n-iter", "7", "--joint-seed", "3",
+    )  # fmt: skip
+    enc = config.encoding
+    assert enc.joint == ("wav2vec2base:transformer6", "wav2vec2baseRandom:transformer6")
+    assert (enc.joint_n_iter, enc.joint_seed) == (7, 3)
+    assert _config(tmp_path).encoding.joint == ()
+    assert config_from_toml(config_to_toml(config)).encoding == enc
+
+
+@pytest.mark.parametrize(
+    ("joint", "message"),
+    [
+        (["mel", "wav2vec2base:transformer1"], "names no model of this run"),
+        (["wav2vec2base:transformer1"], "at least two feature spaces"),
+    ],
+)
+def test_bad_joint_is_one_paragraph(tmp_path, capsys, joint, message):
+    code = main([
+        str(tmp_path), str(tmp_path / "out"), "participant", "--notrack",
+        "--model", "facebook/wav2vec2-base", "--joint", *joint,
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and "--joint" in err
+    assert "Traceback" not in err
