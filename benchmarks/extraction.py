@@ -17,6 +17,18 @@ Measured in one run, with the same model, audio, windows and threads:
 The audio is the shipped ``barber.wav`` recording tiled to the requested length. Example::
 
     .venv/bin/python benchmarks/extraction.py --seconds 30 --rss-minutes 1 5
+
+``--participant`` instead measures what a user gets (issue 19): ``bids-w2v BIDS OUT
+participant`` with the default resource flags (``--nprocs``, ``--omp-nthreads``, ``--mem``
+resolved from the machine) on a simulated dataset (``bids_w2v.testing.simulator``, one
+participant, ``--participant-runs`` runs of the two shipped recordings cut to ``--clip``
+seconds), in a fresh process; the extraction node's wall time (Nipype's ``runtime.duration``:
+model loading, audio hashing, every window of every stimulus, the cache writes) is compared
+with the peer in this process: the same model loaded by ``load_model`` plus a plain transformers
+loop over the same windows of the same audio, with torch set to the thread count the node used
+(read from the node's inputs). Runs alternate; the best of ``--repeats`` is kept::
+
+    .venv/bin/python benchmarks/extraction.py --participant --participant-runs 2 --repeats 2
 """
 
 from __future__ import annotations
@@ -234,6 +246,77 @@ def run_timing(args: argparse.Namespace) -> None:
     )
 
 
+def _participant_node(work: Path) -> tuple[float, int]:
+    """Wall time and threads of the extraction node of a finished participant run."""
+    from nipype.utils.filemanip import loadpkl
+
+    (result_file,) = work.glob("bids_w2v_wf/extract_features_*/result_extract_features_*.pklz")
+    result = loadpkl(result_file)
+    return float(result.runtime.duration), int(result.inputs["num_threads"])
+
+
+def run_participant(args: argparse.Namespace) -> None:
+    """A participant run with default resource flags against a plain loop (issue 19)."""
+    from bids_w2v.features import load_model as load
+    from bids_w2v.inputs.audio import audio_duration, load_audio
+    from bids_w2v.resources import available_cpus, available_memory_gb
+    from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
+
+    model = "facebook/wav2vec2-base"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ds"
+        spec = SimulationSpec(
+            subjects=("01",), n_runs=args.participant_runs, clip_seconds=args.clip or None,
+            random_init=not args.pretrained, seed=args.seed,
+        )  # fmt: skip
+        simulate_dataset(root, spec, cache_dir=Path(tmp) / "simulator-cache")
+        stimuli = sorted((root / "stimuli").glob("*.wav"))
+        seconds = sum(audio_duration(p) for p in stimuli)
+        print(
+            f"participant run, default resource flags: machine {available_cpus()} CPUs, "
+            f"{available_memory_gb()} GB available; {len(stimuli)} stimuli, {seconds:.1f} s of "
+            f"audio; model {model} ({'trained' if args.pretrained else 'random init'})",
+            flush=True,
+        )
+        ours, peer, peer_load = [], [], []
+        threads = None
+        for repeat in range(args.repeats):
+            for which in ("ours", "peer") if repeat % 2 == 0 else ("peer", "ours"):
+                if which == "ours":
+                    work, out = Path(tmp) / f"work{repeat}", Path(tmp) / f"out{repeat}"
+                    cmd = [sys.executable, "-m", "bids_w2v", str(root), str(out), "participant",
+                           "-w", str(work), "--model", model, "-q"]  # fmt: skip
+                    cmd += [] if args.pretrained else ["--random-init", "--seed", str(args.seed)]
+                    subprocess.run(cmd, check=True)
+                    duration, threads = _participant_node(work)
+                    ours.append(duration)
+                    print(f"  participant run {repeat}: extraction node {duration:.2f} s, "
+                          f"{threads} threads", flush=True)  # fmt: skip
+                    continue
+                if threads is None:  # the peer needs the node's thread count: ours first
+                    continue
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                loaded = load(model, random_init=not args.pretrained, seed=args.seed)
+                loaded_at = time.perf_counter()
+                for path in stimuli:
+                    audio = load_audio(path, loaded.sampling_rate)
+                    plain_loop(loaded, audio, args.window, args.stride, args.batch_size)
+                peer.append(time.perf_counter() - start)
+                peer_load.append(loaded_at - start)
+                print(f"  plain loop {repeat}: {peer[-1]:.2f} s (loading {peer_load[-1]:.2f} s)",
+                      flush=True)  # fmt: skip
+                del loaded
+    best_ours, best_peer = min(ours), min(peer)
+    print(f"extraction node of the participant run ({threads} threads): {best_ours:7.2f} s "
+          f"(all: {', '.join(f'{t:.2f}' for t in ours)})")  # fmt: skip
+    print(f"plain transformers loop, same windows, {threads} threads: {best_peer:7.2f} s, of "
+          f"which model loading {min(peer_load):.2f} s (all: "
+          f"{', '.join(f'{t:.2f}' for t in peer)})")  # fmt: skip
+    print(f"ratio participant extraction / plain loop: {best_ours / best_peer:.3f}x "
+          "(target <= 1.1x)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -250,9 +333,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss-model", choices=["base", "narrow"], default="base")
     parser.add_argument("--no-timing", action="store_true", help="only the memory runs")
     parser.add_argument("--rss-child", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--participant", action="store_true", help="a participant run with default flags"
+    )
+    parser.add_argument("--clip", type=float, default=0.0, help="--participant: seconds (0: all)")
+    parser.add_argument("--participant-runs", type=int, default=1, help="--participant: runs")
     args = parser.parse_args(argv)
     if args.rss_child is not None:
         rss_child(args)
+        return
+    if args.participant:
+        run_participant(args)
         return
     print(
         f"model {args.model} ({'trained' if args.pretrained else 'random init'}), all layers, "

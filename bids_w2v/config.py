@@ -4,9 +4,10 @@ A parameter travels once: the command-line parser (its destination is the field'
 :func:`settings_from` builds these frozen dataclasses -> ``init_*_wf(...)`` receives the
 settings objects -> nodes are built from them (:func:`node_inputs`). Every default is written
 here, once; the parser reads it with :func:`default`. Every ``auto`` is resolved here, once
-(:meth:`EncodingSettings.__post_init__`). The whole configuration is recorded
-in the output's ``logs/`` folder (:mod:`bids_w2v.outputs.record`), from which the group level
-takes the participant level's settings.
+(:meth:`EncodingSettings.__post_init__`; the machine's CPUs and memory in
+:meth:`RunConfig.__post_init__`). The whole configuration is recorded in the output's
+``logs/`` folder (:mod:`bids_w2v.outputs.record`), from which the group level takes the
+participant level's settings.
 """
 
 from __future__ import annotations
@@ -177,8 +178,10 @@ class RunConfig:
     encoding: EncodingSettings = field(default_factory=EncodingSettings)
     group: GroupSettings = field(default_factory=GroupSettings)
     feature_cache: Path | None = None
-    nprocs: int = 1
-    omp_nthreads: int = 1
+    #: None: the machine's, resolved when the configuration is built (bids_w2v.resources):
+    #: the CPUs available to the process, fMRIPrep's min(nprocs - 1, 8), the memory available
+    nprocs: int | None = None
+    omp_nthreads: int | None = None
     mem_gb: float | None = None
     inputs: InputSettings = field(default_factory=InputSettings)
     plugin: str | None = None
@@ -186,9 +189,15 @@ class RunConfig:
     write_graph: bool = False
     stop_on_first_crash: bool = False
     skip_bids_validation: bool = False
+    #: -1 quiet (-q), 0 progress (default), 1 Nipype warnings (-v), 2 Nipype's log (-vv)
     verbosity: int = 0
 
     def __post_init__(self) -> None:
+        from bids_w2v.resources import resolve_resources
+
+        resolved = resolve_resources(self.nprocs, self.omp_nthreads, self.mem_gb, self.plugin)
+        for name, value in zip(("nprocs", "omp_nthreads", "mem_gb"), resolved, strict=True):
+            object.__setattr__(self, name, value)
         # older records hold one task (a string) or none
         task = self.task
         object.__setattr__(self, "task", (task,) if isinstance(task, str) else tuple(task or ()))

@@ -97,6 +97,9 @@ def descriptor_flag(action: argparse.Action) -> str | None:
 def _input_id(action: argparse.Action) -> str:
     if isinstance(action, argparse.BooleanOptionalAction) and action.default:
         return f"no_{action.dest}"
+    if action.nargs == 0 and action.const is not None and not isinstance(action.const, bool):
+        # a constant stored in a shared destination (-q sets the verbosity -v counts)
+        return (descriptor_flag(action) or action.dest).lstrip("-").replace("-", "_")
     return action.dest
 
 

@@ -39,7 +39,7 @@ def run_workflow(wf, config, stop=None) -> None:
     for section, values in settings.items():  # the workflow's own copy, no global change
         wf.config.setdefault(section, {}).update(values)
     # node failures are reported below from the crash file; Nipype's own log only with -v
-    level = {0: "CRITICAL", 1: "WARNING"}.get(config.verbosity, "INFO")
+    level = "CRITICAL" if config.verbosity <= 0 else {1: "WARNING"}.get(config.verbosity, "INFO")
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         nipype_logging.getLogger(name).setLevel(level)
     plugin, plugin_args = plugin_settings(
@@ -52,11 +52,22 @@ def run_workflow(wf, config, stop=None) -> None:
     if config.write_graph:
         for path in write_workflow_graph(wf):
             print(f"bids-w2v: workflow graph written to {path}", flush=True)
-    if stop is not None and not plugin.endswith("Graph"):
-        plugin_args = {"status_callback": stop, **plugin_args}
+    progress = None
+    if config.verbosity >= 0 and not plugin.endswith("Graph"):  # nodes done, long steps
+        from bids_w2v.cli.progress import RunProgress, count_nodes
+
+        progress = RunProgress(count_nodes(wf), config.work_dir).start()
+    if (stop is not None or progress is not None) and not plugin.endswith("Graph"):
+        from bids_w2v.cli.progress import NodeCallbacks
+
+        plugin_args = {"status_callback": NodeCallbacks(stop, progress), **plugin_args}
     started = time.time()
     try:
-        wf.run(plugin=plugin, plugin_args=plugin_args)
+        try:
+            wf.run(plugin=plugin, plugin_args=plugin_args)
+        finally:
+            if progress is not None:
+                progress.close()
     except Exception as exc:  # nipype wraps node failures in RuntimeError
         error = node_error(crash_dir, started)
         if error:

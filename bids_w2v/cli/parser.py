@@ -22,6 +22,7 @@ from bids_w2v.config import (
     RunConfig,
     default,
 )
+from bids_w2v.resources import describe_cpus, describe_memory
 
 DESCRIPTION = f"""\
 bids-w2v {__version__}: how well does each layer of a self-supervised speech model
@@ -50,6 +51,25 @@ Toward a realistic model of speech processing in the brain with self-supervised 
 """
 
 
+class MachineDefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help text that adds, to the options marked with :func:`machine_default`, the value their
+    default resolves to on this machine (computed when ``--help`` is printed, so that the
+    Boutiques descriptor, built from the plain help strings, is the same on every machine)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        describe = getattr(action, "machine_default", None)
+        if describe is None:
+            return text
+        return f"{text} ({describe().replace('%', '%%')})"
+
+
+def machine_default(action: argparse.Action, describe) -> argparse.Action:
+    """Mark an option whose ``--help`` shows ``describe()``, its default on this machine."""
+    action.machine_default = describe
+    return action
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``bids-w2v`` argument parser.
 
@@ -61,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bids-w2v",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=MachineDefaultsFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root of the raw BIDS dataset")
     parser.add_argument(
@@ -270,30 +290,41 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="Nipype working folder; re-running with the same one resumes (default ./work)",
     )
-    g.add_argument(
-        "--nprocs",
-        "--nthreads",
-        "--n_cpus",
-        dest="nprocs",
-        type=positive_int,
-        default=default(RunConfig, "nprocs"),
-        help="processes run in parallel by Nipype (default %(default)s)",
+    machine_default(
+        g.add_argument(
+            "--nprocs",
+            "--nthreads",
+            "--n_cpus",
+            dest="nprocs",
+            type=positive_int,
+            default=default(RunConfig, "nprocs"),
+            help="processes run in parallel by Nipype (default: the CPUs this process may use, "
+            "the smallest of its CPU affinity, cgroup CPU quota and SLURM_CPUS_PER_TASK)",
+        ),
+        describe_cpus,
     )
     g.add_argument(
         "--omp-nthreads",
         type=positive_int,
         default=default(RunConfig, "omp_nthreads"),
-        help="threads of each process (torch, BLAS; default %(default)s)",
+        help="threads of each process that runs beside others (torch, BLAS; default "
+        "min(nprocs - 1, 8) as fMRIPrep, nprocs with one CPU or the Linear plugin); the "
+        "feature extraction, which runs alone, uses all --nprocs threads",
     )
-    g.add_argument(
-        "--mem",
-        "--mem_mb",
-        "--mem-mb",
-        dest="mem_gb",
-        type=memory_gb,
-        metavar="MEMORY",
-        help="upper bound of the memory used by parallel processes, as fMRIPrep takes it: a "
-        "number of MB, or with a unit (16GB, 16000MB)",
+    machine_default(
+        g.add_argument(
+            "--mem",
+            "--mem_mb",
+            "--mem-mb",
+            dest="mem_gb",
+            type=memory_gb,
+            default=default(RunConfig, "mem_gb"),
+            metavar="MEMORY",
+            help="upper bound of the memory used by parallel processes, as fMRIPrep takes it: a "
+            "number of MB, or with a unit (16GB, 16000MB); default: the memory available, the "
+            "smallest of the cgroup limit, MemAvailable and SLURM's allocation",
+        ),
+        describe_memory,
     )
     g.add_argument(
         "--use-plugin",
@@ -316,7 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="verbosity",
         action="count",
         default=default(RunConfig, "verbosity"),
-        help="more output (-v progress bars, -vv Nipype logs)",
+        help="more output (-v Nipype's warnings, -vv Nipype's log); by default the progress "
+        "(nodes done of total; bars with rate and time left inside the feature extraction and "
+        "the fits) is shown, one line per step when stderr is not a terminal (SLURM logs)",
+    )
+    g.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        help="no progress and no messages, errors only",
     )
 
     g = parser.add_argument_group("Other options")

@@ -124,7 +124,8 @@ def plugin_settings(
     Returns
     -------
     tuple of (str, dict)
-        Plugin name and arguments, with ``n_procs``/``memory_gb`` set for MultiProc.
+        Plugin name and arguments, with ``n_procs``/``memory_gb`` set for MultiProc (and
+        ``mp_context: spawn`` unless the plugin file names one).
     """
     args = dict(plugin_args)
     if plugin is None:
@@ -132,6 +133,12 @@ def plugin_settings(
     if plugin in MULTIPROC:
         args["n_procs"] = nprocs
         args.setdefault("raise_insufficient", False)
+        if plugin == "MultiProc":
+            # fresh worker processes: a worker forked from a process whose OpenMP threads ran
+            # (torch in a test or notebook) can hang at its first parallel region, which the
+            # extraction, on all --nprocs threads, reaches; spawned workers also see the
+            # environment of this run (the progress folder)
+            args.setdefault("mp_context", "spawn")
         if mem_gb:
             args["memory_gb"] = mem_gb
     return plugin, args

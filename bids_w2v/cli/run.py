@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     prepare_environment(args.allow_download)
-    previous_handler, stop = None, StopOnSigterm()
+    previous_handler, stop, quiet = None, StopOnSigterm(), None
     if threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGTERM, stop.handler)
     try:
@@ -273,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_dir(config.bids_dir, config.output_dir, [config.fmriprep_dir])
         from bids_w2v.cli.workdir import private_tmpdir
 
-        with private_tmpdir(config.work_dir):
+        quiet = open(os.devnull, "w") if config.verbosity < 0 else None  # -q: errors only
+        with private_tmpdir(config.work_dir), contextlib.redirect_stdout(quiet or sys.stdout):
             run = run_participant if config.analysis_level == "participant" else run_group
             run(config, stop=stop)
     except BidsW2VError as exc:
@@ -291,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         return _report_terminated()
     finally:
+        if quiet is not None:
+            quiet.close()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
     return 0

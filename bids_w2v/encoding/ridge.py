@@ -19,7 +19,7 @@ differences between large alphas are kept accurate).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +163,7 @@ def cross_validated_scores(
     centred_predictions: bool = False,
     features_pca: int | None = None,
     alpha_search: str = "exact",
+    progress: Callable[[int, int], None] | None = None,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -217,6 +218,8 @@ def cross_validated_scores(
         be the first minimiser, and the others are evaluated with the full grid's arithmetic
         (:mod:`bids_w2v.encoding.prune`). The retired ``"local"`` and ``"auto"`` are accepted
         as names of ``"exact"``. For ``inner="kfold"`` both evaluate every alpha for now.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each (outer fold, voxel chunk) step.
 
     Returns
     -------
@@ -325,6 +328,9 @@ def cross_validated_scores(
                     pred if centred_predictions else pred + mean
                 )
             del Yc, Yte, Z, pred
+            if progress is not None:
+                n_chunks = -(-cols.size // voxel_chunk)
+                progress(k * n_chunks + start // voxel_chunk + 1, n_f * n_chunks)
 
     scores = fold_scores.mean(0) if n_voxels else np.zeros(0)
     return EncodingResult(

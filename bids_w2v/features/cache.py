@@ -202,6 +202,8 @@ def _ensure_cached(
             _discard(entry)
         audio = load_audio(audio_path, loaded.sampling_rate)
         label = f"{loaded.label} {Path(audio_path).name}" if progress else False
+        if hasattr(progress, "advance_to"):  # a part of the caller's progress
+            label = progress
 
         def fill(open_sink) -> float:
             try:

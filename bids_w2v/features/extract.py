@@ -187,9 +187,10 @@ def stream_features(
         averaged. The audio is normalised within each window (not over the whole stimulus,
         whose statistics depend on the future). A small stride (e.g. 0.1 s) approaches strict
         causality at the cost of ``window_s / stride_s`` forward passes per window of audio.
-    progress : bool or str, default False
+    progress : bool or str or progress part, default False
         Show a progress bar on stderr (seconds of audio done, real-time factor); a string is
-        used as the bar's label.
+        used as the bar's label; an object with ``advance_to(seconds)`` (a part of a larger
+        :class:`bids_w2v.progress.Progress`, see its ``offset``) receives the seconds done.
 
     Returns
     -------
@@ -263,8 +264,11 @@ def stream_features(
     captured: dict[str, np.ndarray] = {}
     state: dict = {}
     handles = register_hooks(model, layers, hop, captured, state)
-    label = progress if isinstance(progress, str) else loaded.label
-    bar = ExtractionProgress(n / sr, label, enabled=bool(progress))
+    if hasattr(progress, "advance_to"):  # a part of the caller's progress (Progress.offset)
+        bar = progress
+    else:
+        label = progress if isinstance(progress, str) else loaded.label
+        bar = ExtractionProgress(n / sr, label, enabled=bool(progress))
     try:
         with torch.inference_mode():
             for batch in batch_windows(windows, batch_size):

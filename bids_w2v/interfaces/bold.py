@@ -76,17 +76,20 @@ class CleanBold(SimpleInterface):
     output_spec = _CleanBoldOutputSpec
 
     def _run_interface(self, runtime):
+        from threadpoolctl import threadpool_limits
+
         from bids_w2v.bold.cleaning import clean_bold
 
-        data, kept = clean_bold(
-            self.inputs.bold,
-            self.inputs.mask_file,
-            tr=self.inputs.tr,
-            confounds_strategy=tuple(self.inputs.confounds_strategy),
-            dummy_scans=self.inputs.dummy_scans,
-            trim=(self.inputs.trim_start, self.inputs.trim_end),
-            high_pass=self.inputs.high_pass,
-        )
+        with threadpool_limits(limits=1):  # the one thread the node declares (n_procs)
+            data, kept = clean_bold(
+                self.inputs.bold,
+                self.inputs.mask_file,
+                tr=self.inputs.tr,
+                confounds_strategy=tuple(self.inputs.confounds_strategy),
+                dummy_scans=self.inputs.dummy_scans,
+                trim=(self.inputs.trim_start, self.inputs.trim_end),
+                high_pass=self.inputs.high_pass,
+            )
         out = os.path.join(runtime.cwd, "bold_clean.npz")
         np.savez(out, data=data, kept=kept)
         self._results["out_file"] = out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from nipype.interfaces.base import (
@@ -56,6 +57,7 @@ class FitEncoding(SimpleInterface):
 
         from bids_w2v.encoding import cross_validated_scores
         from bids_w2v.errors import InputError
+        from bids_w2v.progress import StepProgress
 
         X = np.concatenate([np.load(f)[self.inputs.layer] for f in self.inputs.design_files])
         runs = [np.load(f)["data"] for f in self.inputs.bold_files]
@@ -63,8 +65,15 @@ class FitEncoding(SimpleInterface):
         groups = None
         if self.inputs.cv == "runs":
             groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+        # label: the participant and model sub-workflows of this node, and the layer
+        where = [p[:-3] for p in Path(runtime.cwd).parts[:-1] if p.endswith("_wf")]
+        report = StepProgress(" ".join([*where[1:], f"fit {self.inputs.layer}"]), "fold-chunks")
+        if self.inputs.backend == "torch":  # torch's own thread pool: the node's threads too
+            import torch
+
+            torch.set_num_threads(max(1, self.inputs.num_threads))
         try:
-            with threadpool_limits(limits=max(1, self.inputs.num_threads)):
+            with report, threadpool_limits(limits=max(1, self.inputs.num_threads)):
                 res = cross_validated_scores(
                     X,
                     Y,
@@ -80,6 +89,7 @@ class FitEncoding(SimpleInterface):
                     features_pca=self.inputs.features_pca,
                     return_predictions=self.inputs.participant_stats,
                     centred_predictions=True,
+                    progress=report,
                 )
                 extra = {}
                 if self.inputs.participant_stats:

@@ -32,7 +32,9 @@ class _ExtractFeaturesInputSpec(BaseInterfaceInputSpec):
     dtype = traits.Enum("float32", "bfloat16", "float16", mandatory=True, desc="precision")
     cache_dir = traits.Str(mandatory=True, desc="content-addressed feature cache folder")
     num_threads = traits.Int(mandatory=True, desc="torch intra-op threads")
-    progress = traits.Bool(False, usedefault=True, desc="show a progress bar")
+    progress = traits.Bool(
+        False, usedefault=True, desc="tqdm bar outside bids-w2v (its progress folder otherwise)"
+    )
     save_dir = traits.Str("", usedefault=True, desc="derivative root for --save-features")
     stimuli_dir = traits.Str("", usedefault=True, desc="raw stimuli/ folder (derivative names)")
 
@@ -55,11 +57,14 @@ class ExtractFeatures(SimpleInterface):
     def _run_interface(self, runtime):
         import os
 
+        import numpy as np
         import torch
 
         from bids_w2v.features import available_layers, layer_index, load_model, parse_layers
         from bids_w2v.features.cache import cached_features_path
         from bids_w2v.features.export import export_features
+        from bids_w2v.inputs.audio import audio_duration
+        from bids_w2v.progress import Progress
 
         if self.inputs.features_dir:  # precomputed: validated and copied, nothing extracted
             from bids_w2v.features.precomputed import precomputed_entries
@@ -115,10 +120,20 @@ class ExtractFeatures(SimpleInterface):
             "ExtractionDtype": loaded.dtype,
             "Causal": bool(self.inputs.causal),
         }
-        files, exported = [], []
-        for stim in self.inputs.stimuli:
-            entry = cached_features_path(Path(self.inputs.cache_dir), stim, loaded, **settings)
-            files.append(str(entry))
+        entries, exported = [], []
+        # one bar for the node, in seconds of audio (cache hits count as done at once)
+        durations = [audio_duration(stim) for stim in self.inputs.stimuli]
+        bar = Progress(
+            sum(durations), f"extract {loaded.label}", "s audio", enabled=self.inputs.progress
+        )
+        starts = np.cumsum([0.0, *durations])
+        with bar:
+            for i, stim in enumerate(self.inputs.stimuli):
+                settings["progress"] = bar.offset(starts[i])
+                cache = Path(self.inputs.cache_dir)
+                entries.append(cached_features_path(cache, stim, loaded, **settings))
+                bar.advance_to(starts[i + 1])
+        for stim, entry in zip(self.inputs.stimuli, entries, strict=True):
             if self.inputs.save_dir:
                 rel = os.path.relpath(stim, self.inputs.stimuli_dir or os.path.dirname(stim))
                 if rel.startswith(".."):  # a stimulus outside stimuli/ (--stimulus-map)
@@ -137,7 +152,7 @@ class ExtractFeatures(SimpleInterface):
                     layer_indices=indices,
                     metadata=meta,
                 )
-        self._results["feature_files"] = files
+        self._results["feature_files"] = [str(entry) for entry in entries]
         self._results["layers"] = list(layers)
         self._results["layer_indices"] = indices
         self._results["model_label"] = loaded.label

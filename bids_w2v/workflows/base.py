@@ -13,6 +13,7 @@ from bids_w2v.errors import InputError
 from bids_w2v.inputs.layout import RunInputs
 from bids_w2v.interfaces.features import ExtractFeatures
 from bids_w2v.outputs.metadata import analysis_metadata
+from bids_w2v.resources import node_threads
 from bids_w2v.workflows.participant import init_participant_wf
 
 
@@ -73,6 +74,9 @@ def init_bids_w2v_wf(
     wf = pe.Workflow(name=name, base_dir=str(config.work_dir))
     labels = model_labels(config.models)
     feat = config.features
+    # nothing else can run before the features exist (but cleaning the BOLD): the extraction
+    # nodes share all the run's CPUs, and declare the threads they use (MultiProc's accounting)
+    threads = node_threads(config.nprocs, config.omp_nthreads, side_by_side=len(labels))
     extract = {
         label: pe.Node(
             ExtractFeatures(
@@ -83,14 +87,13 @@ def init_bids_w2v_wf(
                     model=spec.name,
                     stimuli=stimuli,
                     cache_dir=str(config.cache_dir),
-                    num_threads=config.omp_nthreads,
-                    progress=config.verbosity > 0,
+                    num_threads=threads,
                     save_dir=str(config.output_dir) if feat.save_features else "",
                     stimuli_dir=str(config.bids_dir / "stimuli"),
                 )
             ),
             name=f"extract_features_{label}",
-            n_procs=config.omp_nthreads,
+            n_procs=threads,
             mem_gb=3.0,
         )
         for label, spec in zip(labels, config.models, strict=True)

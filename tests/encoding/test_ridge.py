@@ -297,3 +297,16 @@ def test_blocks_do_not_change_results(monkeypatch) -> None:
 def test_too_few_samples_for_n_folds() -> None:
     with pytest.raises(ValueError, match="2 \\* n_folds"):
         cross_validated_scores(np.random.randn(9, 2), np.random.randn(9, 2), n_folds=5)
+
+
+def test_progress_is_called_once_per_fold_and_voxel_chunk():
+    from bids_w2v.encoding import cross_validated_scores
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((60, 5)), rng.standard_normal((60, 25))
+    Y[:, 3] = 1.0  # an excluded (constant) voxel is in no chunk
+    calls = []
+    cross_validated_scores(
+        X, Y, n_folds=3, voxel_chunk=10, progress=lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(i, 9) for i in range(1, 10)]  # 3 folds x ceil(24 / 10) chunks

@@ -111,12 +111,13 @@ def test_nprocs_and_mem_reach_multiproc(tmp_path):
         "n_procs": 3,  # --nprocs wins, as in fMRIPrep
         "memory_gb": 8.0,
         "raise_insufficient": False,
+        "mp_context": "spawn",  # workers never inherit a parent's OpenMP threads
     }
     # defaults: one process runs Linear, several run MultiProc with the given budget
     assert plugin_settings(None, {}, nprocs=1, mem_gb=None) == ("Linear", {})
     assert plugin_settings(None, {}, nprocs=2, mem_gb=4.0) == (
         "MultiProc",
-        {"n_procs": 2, "memory_gb": 4.0, "raise_insufficient": False},
+        {"n_procs": 2, "memory_gb": 4.0, "raise_insufficient": False, "mp_context": "spawn"},
     )
     # other plugins get their arguments as written
     assert plugin_settings("SLURM", {"sbatch_args": "-p x"}, nprocs=4, mem_gb=2.0) == (
@@ -193,7 +194,7 @@ def test_nodes_declare_resources(sim_dataset, tiny_model, tmp_path):
     from bids_w2v.workflows.base import init_bids_w2v_wf
 
     root, _, _ = sim_dataset
-    config = _config(tmp_path, "--omp-nthreads", "2", "--model", str(tiny_model))
+    config = _config(tmp_path, "--nprocs", "2", "--omp-nthreads", "2", "--model", str(tiny_model))
     config = dataclasses.replace(config, bids_dir=root)
     layout = load_layout(root, root / "derivatives" / "fmriprep", validate=False)
     runs = collect_runs(layout, "01", "listen", config.space, config.res)
@@ -209,6 +210,27 @@ def test_nodes_declare_resources(sim_dataset, tiny_model, tmp_path):
     mem_mb = math.ceil(extract.mem_gb * 1024)
     assert extract.plugin_args["sbatch_args"] == f"--mem={mem_mb}M --cpus-per-task=2"
     assert "--cpus-per-task=2" in fit.plugin_args["sbatch_args"]
+
+
+def test_extraction_alone_uses_every_cpu_fits_share(sim_dataset, tiny_model, tmp_path):
+    """The extraction runs alone: all --nprocs threads, declared; two models share them; the
+    fits, side by side, use and declare --omp-nthreads each."""
+    from bids_w2v.inputs.layout import collect_runs, load_layout
+    from bids_w2v.workflows.base import init_bids_w2v_wf
+
+    root, _, _ = sim_dataset
+    layout = load_layout(root, root / "derivatives" / "fmriprep", validate=False)
+    runs = collect_runs(layout, "01", "listen", "MNI152NLin2009cAsym", None)
+    two = [str(tiny_model), f"{tiny_model}:random"]
+    for models, expected in (([str(tiny_model)], 6), (two, 3)):
+        config = _config(tmp_path, "--nprocs", "6", "--model", *models)
+        config = dataclasses.replace(config, bids_dir=root)
+        assert config.omp_nthreads == 5
+        wf = init_bids_w2v_wf({"01": runs}, config)
+        for node in _nodes(wf, "extract_features"):
+            assert node.n_procs == expected and node.inputs.num_threads == expected
+        for node in _nodes(wf, "fit_layer"):
+            assert node.n_procs == 5 and node.inputs.num_threads == 5
 
 
 @pytest.mark.slow
