@@ -1,5 +1,7 @@
 """BibTeX entries of the references the methods texts cite (see reports.boilerplate)."""
 
+from bids_w2v.reports.model_refs import MODEL_BIBTEX
+
 BIBTEX = """\
 @inproceedings{millet2022,
   title = {Toward a realistic model of speech processing in the brain with self-supervised
@@ -94,4 +96,4 @@ BIBTEX = """\
   year = {2022},
   doi = {10.1016/j.neuroimage.2022.119728}
 }
-"""
+""" + MODEL_BIBTEX

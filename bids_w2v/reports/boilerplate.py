@@ -18,6 +18,7 @@ from bids_w2v.outputs.metadata import (
     trimming_clause,
 )
 from bids_w2v.reports.bibtex import BIBTEX  # noqa: F401  (re-exported)
+from bids_w2v.reports.model_refs import MODEL_REFERENCES, model_reference
 
 REFERENCES = {
     "millet2022": "Millet, J., Caucheteux, C., Orhan, P., Boubenec, Y., Gramfort, A., Dunbar, E., "
@@ -84,7 +85,7 @@ def methods_boilerplate(
             return f"`{model.name}` (precomputed features read from `{model.features_dir}`)"
         if model.name in ACOUSTIC_DESCRIPTIONS:
             return f"`{model.name}` ({ACOUSTIC_DESCRIPTIONS[model.name]})"
-        return f"`{model.name}` [@baevski2020] {weights(model)}"
+        return f"`{model.name}` [@{model_reference(model.name)}] {weights(model)}"
 
     described = [what(m) for m in config.models]
     speech_models = (
@@ -203,6 +204,10 @@ peak layer is the layer of highest brain score.{significance}{joint}
 ### References
 """
     refs = dict(REFERENCES)
+    for model in config.models:  # the paper of each speech model's family
+        key = model_reference(model.name)
+        if key in MODEL_REFERENCES and f"[@{key}]" in text:
+            refs[key] = MODEL_REFERENCES[key]
     if enc.participant_stats:
         refs["benjamini1995"] = REFERENCES_GROUP["benjamini1995"]
     if enc.joint:

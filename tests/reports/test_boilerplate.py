@@ -295,3 +295,27 @@ def test_baselines_and_precomputed_features_are_described():
     assert "log-mel spectrogram baseline: 40 mel bands" in text
     assert "`phonemes` (precomputed features read from `/data/feats`)" in text
     assert "`mel` [@baevski2020]" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("facebook/wav2vec2-base", "baevski2020"),
+        ("openai/whisper-base", "radford2023"),
+        ("facebook/w2v-bert-2.0", "chung2021"),
+        ("facebook/hubert-base-ls960", "hsu2021"),
+        ("microsoft/wavlm-base-plus", "chen2022"),
+        ("facebook/data2vec-audio-base", "baevski2022"),
+        ("/models/my_own_folder", "baevski2020"),
+    ],
+)
+def test_each_model_family_cites_its_own_paper(name, key):
+    from bids_w2v.reports.boilerplate import BIBTEX
+
+    config = replace(BASE, models=(ModelSpec(name=name),))
+    text = methods_boilerplate(config, n_subjects=1, n_runs=1, task="t")
+    body, refs = text.split("### References")
+    assert f"`{name}` [@{key}]" in body
+    assert f"- [@{key}]" in refs and "{" + key + "," in BIBTEX
+    if key != "baevski2020":
+        assert "[@baevski2020]" not in body
