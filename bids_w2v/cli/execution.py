@@ -12,6 +12,21 @@ from bids_w2v import errors
 from bids_w2v.errors import BidsW2VError
 
 
+def worker_logging(work_dir, level: str) -> None:
+    """Give Nipype's worker processes the same log level as this one.
+
+    MultiProc workers are spawned (:func:`bids_w2v.cli.plugin.plugin_settings`), so they import
+    Nipype afresh and read its configuration files, not this process's loggers: a
+    ``nipype.cfg`` in ``WORK_DIR/nipype`` named by ``NIPYPE_CONFIG_DIR`` (inherited by the
+    workers) carries the level.
+    """
+    folder = Path(work_dir) / "nipype"
+    folder.mkdir(parents=True, exist_ok=True)
+    levels = "".join(f"{kind}_level = {level}\n" for kind in ("workflow", "interface", "utils"))
+    (folder / "nipype.cfg").write_text("[logging]\n" + levels)
+    os.environ["NIPYPE_CONFIG_DIR"] = str(folder)
+
+
 def run_workflow(wf, config, stop=None) -> None:
     """Run a Nipype graph; turn a node's bids-w2v error into a clean message.
 
@@ -29,19 +44,22 @@ def run_workflow(wf, config, stop=None) -> None:
     from bids_w2v.cli.plugin import add_sbatch_resources, plugin_settings, write_workflow_graph
 
     crash_dir = config.work_dir / "crash"
+    # node failures are reported below from the crash file; Nipype's own log only with -v
+    level = "CRITICAL" if config.verbosity <= 0 else {1: "WARNING"}.get(config.verbosity, "INFO")
     settings = {
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                       "stop_on_first_crash": str(config.stop_on_first_crash).lower(),
                       "remove_unnecessary_outputs": "false",
                       "hash_method": "timestamp"},
         "monitoring": {"enabled": "false"},
+        # nodes copy this into the (spawned) worker's Nipype configuration
+        "logging": {f"{kind}_level": level for kind in ("workflow", "interface", "utils")},
     }  # fmt: skip
     for section, values in settings.items():  # the workflow's own copy, no global change
         wf.config.setdefault(section, {}).update(values)
-    # node failures are reported below from the crash file; Nipype's own log only with -v
-    level = "CRITICAL" if config.verbosity <= 0 else {1: "WARNING"}.get(config.verbosity, "INFO")
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         nipype_logging.getLogger(name).setLevel(level)
+    worker_logging(config.work_dir, level)
     plugin, plugin_args = plugin_settings(
         config.plugin, config.plugin_args, nprocs=config.nprocs, mem_gb=config.mem_gb
     )
