@@ -52,8 +52,6 @@ def run_workflow(wf, config, stop=None) -> None:
                       "remove_unnecessary_outputs": "false",
                       "hash_method": "timestamp"},
         "monitoring": {"enabled": "false"},
-        # nodes copy this into the (spawned) worker's Nipype configuration
-        "logging": {f"{kind}_level": level for kind in ("workflow", "interface", "utils")},
     }  # fmt: skip
     for section, values in settings.items():  # the workflow's own copy, no global change
         wf.config.setdefault(section, {}).update(values)
