@@ -1,0 +1,94 @@
+"""How far can a rigorous pruning of the alpha grid go? Bounds of the exact search vs the curves.
+
+On one outer training fold of ``benchmarks/encoding.py``'s data (same generator, same
+standardisation), computes for every voxel the leave-one-out values of all alphas exactly as
+``alpha_search="full"`` does (:meth:`bids_w2v.encoding.inner.LooSelector.values`) and the
+bounds of the exact search (:func:`bids_w2v.encoding.prune.loo_bounds`), then prints
+
+* how flat the curves are: the mean number of alphas whose value is within a relative ``w`` of
+  the voxel's minimum (any rigorous pruning must keep, per voxel, every alpha that its bounds
+  cannot separate from the minimum, so with bounds of relative width ``w`` it keeps at least
+  about that many alphas);
+* the candidates the exact search keeps today, and the relative width of its bounds;
+* both per best alpha (which voxels set the cost).
+
+Usage::
+
+    python benchmarks/alpha_bounds.py --n-voxels 2000 --dtype float32
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from encoding import make_data  # noqa: E402  (the benchmark's data generator)
+
+from bids_w2v.encoding import DEFAULT_ALPHAS  # noqa: E402
+from bids_w2v.encoding.backends import NumpyOps  # noqa: E402
+from bids_w2v.encoding.basis import project, svd_basis  # noqa: E402
+from bids_w2v.encoding.inner import LooSelector, plan_width  # noqa: E402
+from bids_w2v.encoding.prune import candidates, loo_bounds  # noqa: E402
+
+WIDTHS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-samples", type=int, default=2000)
+    ap.add_argument("--n-features", type=int, default=768)
+    ap.add_argument("--n-voxels", type=int, default=2000)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    X, Y = make_data(args.n_samples, args.n_features, args.n_voxels, args.seed)
+    train = np.arange(args.n_samples // 5, args.n_samples)  # the first outer fold's training
+    Xtr = X[train]
+    Xtr = (Xtr - Xtr.mean(0)) / Xtr.std(0)
+    ops = NumpyOps(args.dtype)
+    sel = LooSelector(ops, svd_basis(ops, ops.asarray(Xtr, high=True)), DEFAULT_ALPHAS)
+    Yc = ops.asarray(Y[train] - Y[train].mean(0))
+    Z = project(ops, sel.U, Yc)
+    lo, hi, split = loo_bounds(sel, Yc, Z, plan_width(ops, *Yc.shape))
+    order = np.argsort(split, kind="stable")
+    values = np.empty((len(DEFAULT_ALPHAS), Yc.shape[1]))
+    values[:, order] = sel.values(Yc[:, order], Z[:, order], split[order], np.arange(20))
+    vmin = values.min(0)
+    rel = (values - vmin) / vmin
+    best = values.argmin(0)
+    cand = candidates(lo, hi).sum(0)
+    width = ((hi - lo) / vmin)[best, np.arange(best.size)]
+    print(
+        f"n_train={train.size} n_features={args.n_features} n_voxels={args.n_voxels} "
+        f"dtype={args.dtype}, one outer training fold, {len(DEFAULT_ALPHAS)} alphas"
+    )
+    print(
+        "all voxels: mean alphas within w of the minimum: "
+        + ", ".join(f"w={w:g}: {(rel <= w).sum(0).mean():.2f}" for w in WIDTHS)
+    )
+    print(
+        f"exact search today: {cand.mean():.2f} candidates per voxel; relative width of the "
+        f"bounds at the best alpha: median {np.median(width):.1e}"
+    )
+    print(
+        "| best alpha | voxels | candidates (bounds) | within 1e-3 | within 1e-4 | within 1e-5 "
+        "| bound width at best (median) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for a in np.unique(best):
+        m = best == a
+        within = [(rel[:, m] <= w).sum(0).mean() for w in (1e-3, 1e-4, 1e-5)]
+        print(
+            f"| {DEFAULT_ALPHAS[a]:.1e} | {m.sum()} | {cand[m].mean():.2f} | "
+            + " | ".join(f"{x:.2f}" for x in within)
+            + f" | {np.median(width[m]):.1e} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
