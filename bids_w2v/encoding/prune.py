@@ -6,8 +6,8 @@ construction:
 
 1. For every alpha and voxel, cheap float64 bounds ``lo <= F <= hi`` on the criterion value
    ``F`` that the full grid computes (in the working dtype) are formed from ``Z = U^T Y`` in
-   ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`, :func:`kfold_bounds`): bounds on
-   the exact criterion, widened by a bound on the rounding error of the full grid's
+   ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`; the inner K-fold criterion has
+   no bounds yet and evaluates every alpha): bounds on the exact criterion, widened by a bound on the rounding error of the full grid's
    arithmetic (standard model, ``|fl(x op y) - x op y| <= u |x op y|``, worst-case
    accumulation ``gamma_k = 2 k u`` for sums of ``k`` terms, i.e. twice the classical
    ``k u / (1 - k u)``).
