@@ -7,10 +7,10 @@ construction:
 1. For every alpha and voxel, cheap float64 bounds ``lo <= F <= hi`` on the criterion value
    ``F`` that the full grid computes (in the working dtype) are formed from ``Z = U^T Y`` in
    ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`; the inner K-fold criterion has
-   no bounds yet and evaluates every alpha): bounds on the exact criterion, widened by a bound on the rounding error of the full grid's
-   arithmetic (standard model, ``|fl(x op y) - x op y| <= u |x op y|``, worst-case
-   accumulation ``gamma_k = 2 k u`` for sums of ``k`` terms, i.e. twice the classical
-   ``k u / (1 - k u)``).
+   no bounds yet and evaluates every alpha): bounds on the exact criterion, widened by a
+   bound on the rounding error of the full grid's arithmetic (standard model,
+   ``|fl(x op y) - x op y| <= u |x op y|``, worst-case accumulation ``gamma_k = 2 k u`` for
+   sums of ``k`` terms, i.e. twice the classical ``k u / (1 - k u)``).
 2. An alpha is a candidate of a voxel when its ``lo`` does not exceed the smallest ``hi`` of
    the voxel. Any other alpha has ``F > min_b hi_b >= F_b`` for some candidate ``b``, so it is
    neither the minimum nor tied with it: the first minimiser is a candidate.
