@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -198,6 +198,82 @@ def _choose_task_sets(candidates: Sequence[tuple], output_dir: Path) -> dict[str
     return chosen
 
 
+@dataclass(frozen=True)
+class MapScan:
+    """The participant maps of one statistic found by :func:`scan_participant_maps`."""
+
+    maps: list[tuple[str, Path, dict]]  # (subject, map path, sidecar), by sidecar name
+    other_spaces: dict[str, set[str]]  # subject -> "space[:res-<res>]" of its maps elsewhere
+
+
+def scan_participant_maps(
+    output_dir: Path,
+    *,
+    stat: str,
+    space: str,
+    res: str | None,
+    participants: Sequence[str] = (),
+    task: str | None = None,
+    other_tasks: Collection[str] = (),
+    keep: Callable[[Path, Mapping], bool] | None = None,
+) -> MapScan:
+    """Every participant map ``sub-*/func/sub-*[_task-<task>_*]_stat-<stat>_statmap.*`` in
+    ``space``/``res`` (the hemi-L file of a GIfTI pair), found from its JSON sidecar: the one
+    scan of :func:`collect_participant_maps` and :func:`bids_w2v.group.joint.collect_joint_maps`.
+
+    Only subjects in ``participants`` (all by default) and maps for which ``keep(sidecar path,
+    sidecar)`` holds are taken; the files of those taken are checked. Subjects' maps in other
+    spaces are recorded when their ``task-`` entity is in ``other_tasks`` (or it is empty).
+
+    Raises
+    ------
+    InputError
+        A sidecar that is not JSON, or map files damaged or not fetched (all of them at once).
+    """
+    label = f"task-{task}_*" if task else ""
+    pattern = f"sub-*/func/sub-*_{label}stat-{stat}_statmap.json"
+    maps, other_spaces, damaged = [], defaultdict(set), []
+    for sidecar in sorted(Path(output_dir).glob(pattern)):
+        name = sidecar.name
+        sub = entity(name, "sub")
+        if participants and sub not in participants:
+            continue
+        if entity(name, "space") != space or entity(name, "res") != res:
+            if other_tasks and entity(name, "task") not in other_tasks:
+                continue  # (a joint label in another space is not told apart: not needed)
+            other_res = entity(name, "res")
+            other_spaces[sub].add(
+                f"{entity(name, 'space')}{':res-' + other_res if other_res else ''}"
+            )
+            continue
+        if entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
+            continue
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:  # truncated, not fetched, not JSON
+            damaged.append(
+                Problem(sidecar, f"cannot be read as JSON ({exc})", not_fetched(sidecar))
+            )
+            continue
+        if keep is not None and not keep(sidecar, meta):
+            continue
+        stem = name[: -len(".json")]
+        files = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
+        path = next((m for m in files if m.exists() or m.is_symlink()), None)
+        if path is not None:
+            damaged += check_files(space_of_file(path).map_files(path))
+            maps.append((sub, path, meta))
+    if damaged:  # every unreadable map at once, before the graph runs
+        raise problems_error(
+            damaged,
+            what="participant-level file(s)",
+            fix="Re-run the participant level of those participants with the same OUTPUT_DIR "
+            "(a full disk or an interrupted job leaves truncated maps), or exclude them with "
+            "--participant-label.",
+        )
+    return MapScan(maps, dict(other_spaces))
+
+
 def collect_participant_maps(
     output_dir: Path,
     task: str | Sequence[str] | None,
@@ -236,47 +312,19 @@ def collect_participant_maps(
     wanted_tasks = {
         t.removeprefix("task-") for t in ([task] if isinstance(task, str) else task or ())
     }
-    candidates, other_spaces, damaged = [], defaultdict(set), []
-    for sidecar in sorted(Path(output_dir).glob("sub-*/func/sub-*_stat-r_statmap.json")):
-        name = sidecar.name
-        sub = entity(name, "sub")
-        if participants and sub not in participants:
-            continue
-        if entity(name, "space") != space or entity(name, "res") != res:
-            if wanted_tasks and entity(name, "task") not in wanted_tasks:
-                continue  # (a joint label in another space is not told apart: not needed)
-            other_res = entity(name, "res")
-            other_spaces[sub].add(
-                f"{entity(name, 'space')}{':res-' + other_res if other_res else ''}"
-            )
-            continue
-        if entity(name, "hemi") == "R":  # a surface map is named by its hemi-L file
-            continue
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError) as exc:  # truncated, not fetched, not JSON
-            damaged.append(
-                Problem(sidecar, f"cannot be read as JSON ({exc})", not_fetched(sidecar))
-            )
-            continue
-        tasks = map_tasks(sidecar, meta)
-        if wanted_tasks and not set(tasks) <= wanted_tasks:
-            continue
-        stem = name[: -len(".json")]
-        maps = [sidecar.with_name(stem + ext) for ext in MAP_FORMS]
-        path = next((m for m in maps if m.exists() or m.is_symlink()), None)
-        if path is not None:
-            damaged += check_files(space_of_file(path).map_files(path))
-        if path is not None and "ModelLabel" in meta and "LayerName" in meta:
-            candidates.append((meta["ModelLabel"], meta["LayerName"], sub, path, meta, tasks))
-    if damaged:  # every unreadable map at once, before the graph runs
-        raise problems_error(
-            damaged,
-            what="participant-level file(s)",
-            fix="Re-run the participant level of those participants with the same OUTPUT_DIR "
-            "(a full disk or an interrupted job leaves truncated maps), or exclude them with "
-            "--participant-label.",
-        )
+
+    def keep(sidecar: Path, meta: Mapping) -> bool:
+        wanted = not wanted_tasks or set(map_tasks(sidecar, meta)) <= wanted_tasks
+        return wanted and "ModelLabel" in meta and "LayerName" in meta
+
+    scan = scan_participant_maps(
+        output_dir, stat="r", space=space, res=res, participants=participants,
+        other_tasks=wanted_tasks, keep=keep,
+    )  # fmt: skip
+    candidates = [
+        (meta["ModelLabel"], meta["LayerName"], sub, path, meta, map_tasks(path, meta))
+        for sub, path, meta in scan.maps
+    ]
     chosen = _choose_task_sets(candidates, Path(output_dir))
     found: dict = defaultdict(lambda: defaultdict(list))
     for model, layer, sub, path, meta, tasks in candidates:
@@ -284,7 +332,7 @@ def collect_participant_maps(
             found[model][layer].append((sub, path, meta))
     wanted = f"{space}{':res-' + res if res else ''}"
     if not found:
-        elsewhere = sorted({s for spaces in other_spaces.values() for s in spaces})
+        elsewhere = sorted({s for spaces in scan.other_spaces.values() for s in spaces})
         named = ", ".join(sorted(wanted_tasks))
         raise InputError(
             "No participant-level brain-score maps (sub-*/func/*_stat-r_statmap.nii.gz, "
@@ -295,12 +343,12 @@ def collect_participant_maps(
             "group level the --space of the participant maps."
         )
     have = {s for layers in found.values() for maps in layers.values() for s, _, _ in maps}
-    missing = sorted(set(other_spaces) - have)
+    missing = sorted(set(scan.other_spaces) - have)
     if missing:
         raise InputError(
             f"The participant maps under {output_dir} are not all in one space: sub-"
             f"{', sub-'.join(missing)} only has maps in "
-            f"{', '.join(sorted(other_spaces[missing[0]]))}"
+            f"{', '.join(sorted(scan.other_spaces[missing[0]]))}"
             f" while the group level combines space '{wanted}'. Re-run the participant level of "
             "those subjects with the same --space, or restrict the group level to the others "
             "with --participant-label."

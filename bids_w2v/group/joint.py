@@ -11,14 +11,13 @@ and ``stat-meanr2thresh``. The other joint-model maps (``desc-joint...``, ``desc
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from bids_w2v.group.collection import MAP_FORMS, entity, load_grid, load_map
+from bids_w2v.group.collection import entity, load_grid, load_map, scan_participant_maps
 from bids_w2v.group.maps import GroupWriter
 from bids_w2v.group.significance import GroupTest, significance_maps, write_significance
 from bids_w2v.group.statistics import mean_across_subjects
@@ -34,30 +33,15 @@ def collect_joint_maps(
     """The participants' joint-model maps: ``desc`` -> ``[(subject, map, sidecar)]``.
 
     Only maps whose sidecar names a ``JointModel`` are taken (a hemi-L file stands for its
-    GIfTI pair).
+    GIfTI pair); the scan is :func:`bids_w2v.group.collection.scan_participant_maps`.
     """
+    scan = scan_participant_maps(
+        output_dir, stat="r2", space=space, res=res, participants=participants, task=task,
+        keep=lambda _, meta: "JointModel" in meta,
+    )  # fmt: skip
     found: dict = defaultdict(list)
-    pattern = f"sub-*/func/sub-*_task-{task}_*stat-r2_statmap.json"
-    for sidecar in sorted(Path(output_dir).glob(pattern)):
-        name = sidecar.name
-        sub = entity(name, "sub")
-        if participants and sub not in participants:
-            continue
-        if entity(name, "space") != space or entity(name, "res") != res:
-            continue
-        if entity(name, "hemi") == "R":
-            continue
-        meta = json.loads(sidecar.read_text())
-        if "JointModel" not in meta:
-            continue
-        stem = name[: -len(".json")]
-        path = next(
-            (sidecar.with_name(stem + ext) for ext in MAP_FORMS
-             if sidecar.with_name(stem + ext).exists()),
-            None,
-        )  # fmt: skip
-        if path is not None:
-            found[entity(name, "desc")].append((sub, path, meta))
+    for sub, path, meta in scan.maps:
+        found[entity(path.name, "desc")].append((sub, path, meta))
     return dict(found)
 
 

@@ -1,5 +1,4 @@
-"""One model's participant maps read one layer at a time (:class:`ModelMaps`), and the
-in-memory stack of every layer (:func:`load_model_stack`, the tests' reference)."""
+"""One model's participant maps read one layer at a time (:class:`ModelMaps`)."""
 
 from __future__ import annotations
 
@@ -80,31 +79,3 @@ def open_model_maps(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]]) 
     files = {n: [(s, p) for s, p, _ in layer_maps[n]] for n in layers}
     return ModelMaps(meta["ModelLabel"], layers, indices, subjects, ref, provenance, files)
 
-
-@dataclass
-class ModelStack:
-    """Every participant's brain-score maps of one model in memory (the reference the streamed
-    group level is tested against; :class:`ModelMaps` reads one layer at a time)."""
-
-    model_label: str
-    layers: list[str]
-    indices: list[int]
-    subjects: list[str]
-    scores: np.ndarray  # (n_layers, n_subjects, *grid), NaN outside a mask or missing
-    ref: MapGrid
-    provenance: dict
-
-
-def load_model_stack(layer_maps: Mapping[str, Sequence[tuple[str, Path, dict]]]) -> ModelStack:
-    """Load every layer of one model's participant maps at once (float32, as stored)."""
-    maps = open_model_maps(layer_maps)
-    stack = np.stack([maps.layer(name) for name in maps.layers])
-    return ModelStack(
-        maps.model_label,
-        maps.layers,
-        maps.indices,
-        maps.subjects,
-        stack,
-        maps.ref,
-        maps.provenance,
-    )

@@ -6,9 +6,11 @@ import json
 
 import nibabel as nb
 import numpy as np
+import pytest
 from scipy import stats
 
-from bids_w2v.group.joint import write_group_joint_maps
+from bids_w2v.errors import InputError
+from bids_w2v.group.joint import collect_joint_maps, write_group_joint_maps
 from bids_w2v.outputs.joint_maps import write_joint_maps
 from bids_w2v.reports.joint import joint_section
 
@@ -91,3 +93,23 @@ def test_participant_and_group_maps(tmp_path):
     html = joint_section(tmp_path.glob("task-*_stat-meanr2_statmap.nii.gz"))
     assert html.count("<img") == 3
     assert joint_section([]) == ""
+
+
+def test_damaged_joint_sidecar_is_one_paragraph(tmp_path):
+    """A truncated joint-model sidecar: the same error as a brain-score map's, naming it."""
+    rng = np.random.default_rng(0)
+    for sub in ("01", "02"):
+        write_joint_maps(
+            _result(rng), _mask(), subject=sub, metadata={}, joint_info={},
+            output_dir=tmp_path, task="listen", space="MNI", res=None,
+        )  # fmt: skip
+    found = collect_joint_maps(tmp_path, "listen", "MNI", None)
+    assert len(found) == 8 and all(len(maps) == 2 for maps in found.values())
+    assert collect_joint_maps(tmp_path, "story", "MNI", None) == {}
+    assert collect_joint_maps(tmp_path, "listen", "MNI", None, ["02"])["uniqueMel"][0][0] == "02"
+    func = tmp_path / "sub-02" / "func"
+    sidecar = func / "sub-02_task-listen_space-MNI_desc-uniqueMel_stat-r2_statmap.json"
+    sidecar.write_text(sidecar.read_text()[:20])
+    with pytest.raises(InputError, match=r"1 participant-level file\(s\) cannot be read: .*"
+                       r"uniqueMel_stat-r2_statmap.json cannot be read as JSON"):
+        collect_joint_maps(tmp_path, "listen", "MNI", None)
