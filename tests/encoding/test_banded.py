@@ -53,8 +53,9 @@ def test_joint_fit_equals_himalaya_banded_ridge(seed):
     Xs, Y = _data(seed)
     ref = _himalaya_reference(Xs, Y, n_iter=8, seed=seed)
     res = banded_scores(
-        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=8, seed=seed, partition=False
-    )
+        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=8, seed=seed,
+        partition=False, solver="himalaya",
+    )  # fmt: skip
     np.testing.assert_allclose(res.r2, ref, atol=1e-3)
     assert res.deltas.shape == (4, 2, Y.shape[1])
     assert np.isnan(res.unique).all()
@@ -62,7 +63,9 @@ def test_joint_fit_equals_himalaya_banded_ridge(seed):
 
 def test_single_space_model_equals_himalaya_ridge_over_the_grid():
     Xs, Y = _data(1)
-    res = banded_scores(Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=5, seed=1)
+    res = banded_scores(
+        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=5, seed=1, solver="himalaya"
+    )
     # the model without b is a ridge of a alone, alpha per voxel by inner 5-fold
     from himalaya.ridge import RidgeCV
 
