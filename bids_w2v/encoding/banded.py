@@ -195,17 +195,15 @@ def _fitters(solver: str, subsets: list[list[int]], **kw) -> list:
     if kw["search"] not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {kw['search']!r}.")
     ops = get_ops(kw["backend"], kw["device"], kw["dtype"])
+    fit = partial(
+        fit_predict_loo, ops, alphas=kw["alphas"], voxel_chunk=kw["voxel_chunk"],
+        search=kw["search"],
+    )  # fmt: skip
     out = []
     for subset in subsets:
         gammas = draws(kw["n_iter"], len(subset), kw["seed"], CONCENTRATION)
         # himalaya scales the spaces in the fit's dtype: the same weightings exactly
-        gammas = gammas.astype(kw["dtype"]).astype(np.float64)
-        out.append(
-            partial(
-                fit_predict_loo, ops, alphas=kw["alphas"], gammas=gammas,
-                voxel_chunk=kw["voxel_chunk"], search=kw["search"],
-            )  # fmt: skip
-        )
+        out.append(partial(fit, gammas=gammas.astype(kw["dtype"]).astype(np.float64)))
     return out
 
 
