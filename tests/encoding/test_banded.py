@@ -169,19 +169,21 @@ def test_backend_names():
         himalaya_backend_name("numpy", "cuda")
 
 
-def test_torch_backend_matches_numpy():
+@pytest.mark.parametrize("solver", ["loo", "himalaya"])
+def test_torch_backend_matches_numpy(solver):
     pytest.importorskip("torch")
     Xs, Y = _data(4, v=10)
-    a = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False)
-    b = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False, backend="torch")
+    kw = dict(alphas=ALPHAS, n_iter=4, partition=False, solver=solver)
+    a = banded_scores(Xs, Y, **kw)
+    b = banded_scores(Xs, Y, backend="torch", **kw)
     np.testing.assert_allclose(a.r2, b.r2, atol=1e-3)
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()")
-def test_cuda_backend_matches_numpy():
+@pytest.mark.parametrize("solver", ["loo", "himalaya"])
+def test_cuda_backend_matches_numpy(solver):
     Xs, Y = _data(5, v=10)
-    a = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False)
-    b = banded_scores(
-        Xs, Y, alphas=ALPHAS, n_iter=4, partition=False, backend="torch", device="cuda"
-    )
+    kw = dict(alphas=ALPHAS, n_iter=4, partition=False, solver=solver)
+    a = banded_scores(Xs, Y, **kw)
+    b = banded_scores(Xs, Y, backend="torch", device="cuda", **kw)
     np.testing.assert_allclose(a.r2, b.r2, atol=1e-3)
