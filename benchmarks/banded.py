@@ -5,13 +5,15 @@ Measured in one run on the same synthetic data and the same 5 contiguous outer f
 * **single-ours**: the pipeline's single-model fit of each space
   (:func:`bids_w2v.encoding.cross_validated_scores`, the default ``--inner-cv loo``, full alpha
   grid), once per space: what two plain ``--model`` fits cost;
-* **single-himalaya**: himalaya's ``RidgeCV`` (inner 5-fold) of each space, through
-  :func:`bids_w2v.encoding.banded.banded_scores` with one space (the reduced models of the
-  variance partitioning are these);
-* **joint**: :func:`~bids_w2v.encoding.banded.banded_scores` of both spaces without
-  partitioning (``partition=False``): one banded ridge, ``--joint-n-iter`` random-search draws;
-* **joint+partition**: what ``--joint A B`` runs: the banded ridge and the two models without
-  each space.
+* **joint (loo)**: :func:`~bids_w2v.encoding.banded.banded_scores` of both spaces without
+  partitioning (``partition=False``), ``solver="loo"`` (the default of ``--joint``): one banded
+  ridge, ``--joint-n-iter`` random-search draws, each scored by efficient leave-one-out;
+  with ``--full-search`` also the same with every (draw, alpha) evaluated (``search="full"``);
+* **joint+partition (loo)**: what ``--joint A B`` runs: the banded ridge and the two models
+  without each space;
+* with ``--himalaya``, the same with ``solver="himalaya"`` (``GroupRidgeCV``, inner 5-fold),
+  and **single-himalaya**: himalaya's ``RidgeCV`` (inner 5-fold) of each space, through
+  ``banded_scores`` with one space.
 
 Ratios are against **2 x single-ours** (the two single models' total), measured in the same run.
 The data: ``--samples`` scans, a "speech" space of ``--p1`` features (768 as a wav2vec2 layer)
@@ -26,6 +28,7 @@ linearly to 50,000 voxels (labelled as such). Example::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -60,12 +63,20 @@ def main(argv=None):
     ap.add_argument("--voxels", type=int, default=2000)
     ap.add_argument("--joint-n-iter", type=int, default=20)
     ap.add_argument("--backend", default="numpy")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--himalaya", action="store_true", help="also time the himalaya solver (slow on CPUs)"
+    )
+    ap.add_argument(
+        "--full-search", action="store_true", help="also time the loo solver's full search"
+    )
     args = ap.parse_args(argv)
     X1, X2, Y = make_data(args.samples, args.p1, args.p2, args.voxels)
     scale = 50000 / args.voxels
     print(
         f"n={args.samples} scans, p={args.p1}+{args.p2}, v={args.voxels} voxels, "
-        f"backend={args.backend}, 5 outer folds",
+        f"backend={args.backend}, device={args.device}, 5 outer folds, "
+        f"load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())} at start",
         flush=True,
     )
     head = "| method | seconds | ratio to 2 x single-ours |"
@@ -73,23 +84,40 @@ def main(argv=None):
         head += " seconds scaled to 50k voxels (linear extrapolation) |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|", flush=True)
-    common = dict(n_iter=args.joint_n_iter, backend=args.backend)
+    common = dict(n_iter=args.joint_n_iter, backend=args.backend, device=args.device)
+    single = dict(backend=args.backend, device=args.device)
+    n = args.joint_n_iter
     methods = {
-        "2 x single-ours (loo, full grid)": lambda: (
-            cross_validated_scores(X1, Y),
-            cross_validated_scores(X2, Y),
+        "2 x single-ours (loo, exact search)": lambda: (
+            cross_validated_scores(X1, Y, **single),
+            cross_validated_scores(X2, Y, **single),
         ),
-        "2 x single-himalaya (RidgeCV, inner 5-fold)": lambda: (
-            banded_scores([X1], Y, **common),
-            banded_scores([X2], Y, **common),
-        ),
-        f"joint (banded, {args.joint_n_iter} draws)": lambda: banded_scores(
+        f"joint (loo, {n} draws, exact search)": lambda: banded_scores(
             [X1, X2], Y, partition=False, **common
         ),
-        "joint+partition (what --joint runs)": lambda: banded_scores(
+        "joint+partition (loo: what --joint runs)": lambda: banded_scores(
             [X1, X2], Y, partition=True, **common
         ),
     }
+    if args.full_search:
+        methods[f"joint (loo, {n} draws, full search)"] = lambda: banded_scores(
+            [X1, X2], Y, partition=False, search="full", **common
+        )
+    if args.himalaya:
+        hima = dict(common, solver="himalaya")
+        methods["2 x single-himalaya (RidgeCV, inner 5-fold)"] = lambda: (
+            banded_scores([X1], Y, **hima),
+            banded_scores([X2], Y, **hima),
+        )
+        methods[f"joint (himalaya, {n} draws, inner 5-fold)"] = lambda: banded_scores(
+            [X1, X2], Y, partition=False, **hima
+        )
+        methods["joint+partition (himalaya)"] = lambda: banded_scores(
+            [X1, X2], Y, partition=True, **hima
+        )
+    # warm-up (imports, first BLAS calls) outside the timings
+    cross_validated_scores(X1[:60, :8], Y[:60, :4], **single)
+    banded_scores([X1[:60, :8], X2[:60, :4]], Y[:60, :4], **dict(common, n_iter=2))
     ref = None
     for name, fn in methods.items():
         sec, _ = timed(fn)
@@ -98,6 +126,8 @@ def main(argv=None):
         if scale != 1:
             line += f" {sec * scale:.0f} |"
         print(line, flush=True)
+    print(f"load average at end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+
 
 if __name__ == "__main__":
     main()

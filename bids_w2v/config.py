@@ -135,6 +135,9 @@ class EncodingSettings:
     joint: tuple[str, ...] = ()
     joint_n_iter: int = 20
     joint_seed: int = 0
+    #: inner criterion of the --joint search: ``loo`` (efficient leave-one-out,
+    #: bids_w2v.encoding.banded_loo) or ``himalaya`` (GroupRidgeCV, inner 5-fold)
+    joint_solver: str = "loo"
 
     def __post_init__(self) -> None:
         resolved = resolve_alpha_search(self.alpha_search, self.inner)

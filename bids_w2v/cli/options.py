@@ -196,6 +196,16 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         default=default(EncodingSettings, "joint_seed"),
         help="random seed of the --joint search (default %(default)s)",
     )
+    g.add_argument(
+        "--joint-solver",
+        choices=["loo", "himalaya"],
+        default=default(EncodingSettings, "joint_solver"),
+        help="how --joint scores each weighting of the spaces and each alpha on a training "
+        "fold: 'loo', efficient leave-one-out from one SVD per weighting, the single fits' "
+        "algebra (much faster on CPUs); 'himalaya', himalaya's GroupRidgeCV with 5 contiguous "
+        "inner folds (the reference implementation). Both search the same weightings and "
+        "alphas (default %(default)s)",
+    )
 
     g = parser.add_argument_group("Group level")
     g.add_argument(

@@ -2,9 +2,15 @@
 
 A joint encoding model of several feature spaces (e.g. a wav2vec2 layer and a log-mel
 spectrogram) fitted as a *banded* ridge: one regularisation per feature space and voxel
-(Nunez-Elizalde, Huth & Gallant 2019; Dupré la Tour et al. 2022). The fit is himalaya's
-``GroupRidgeCV`` (alias ``BandedRidgeCV``) with its random search over the simplex of
-feature-space weights, run on numpy, torch or torch on CUDA (himalaya's backends).
+(Nunez-Elizalde, Huth & Gallant 2019; Dupré la Tour et al. 2022), by the random search of
+himalaya's ``GroupRidgeCV`` (alias ``BandedRidgeCV``) over the simplex of feature-space
+weights. Two solvers search the same weightings and alphas:
+
+* ``solver="loo"`` (default): each weighting's alphas are scored by efficient leave-one-out
+  from one SVD of the training fold, with the single-space fits' algebra
+  (:mod:`bids_w2v.encoding.banded_loo`), on numpy, torch or torch on CUDA;
+* ``solver="himalaya"``: himalaya's ``GroupRidgeCV`` itself, with inner contiguous K-fold
+  (the reference; much slower on CPUs), on himalaya's numpy, torch or torch-CUDA backend.
 
 Around it, this module does what the single-space fits do
 (:func:`bids_w2v.encoding.ridge.cross_validated_scores`): the same outer folds
@@ -24,17 +30,21 @@ is left). Then, per voxel,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from .folds import Fold, make_folds
 
-__all__ = ["BandedResult", "banded_scores", "himalaya_backend_name", "r2_columns"]
+__all__ = ["SOLVERS", "BandedResult", "banded_scores", "himalaya_backend_name", "r2_columns"]
 
 #: Dirichlet concentrations of himalaya's random search (its default)
 CONCENTRATION = (0.1, 1.0)
+
+#: ``solver`` values of :func:`banded_scores` (the first is the default)
+SOLVERS = ("loo", "himalaya")
 
 
 @dataclass
@@ -173,6 +183,30 @@ def _fit_predict(
     return backend.to_numpy(pred), backend.to_numpy(model.deltas_)
 
 
+def _fitters(solver: str, subsets: list[list[int]], **kw) -> list:
+    """One ``fit(Xtr, Ytr, Xte) -> (pred, deltas)`` per model (subset of the spaces)."""
+    if solver == "himalaya":
+        keys = ("alphas", "n_iter", "seed", "inner_folds", "voxel_chunk", "dtype")
+        fit = partial(_fit_predict, **{key: kw[key] for key in keys})
+        return [fit] * len(subsets)
+    from .backends import get_ops
+    from .banded_loo import SEARCHES, draws, fit_predict_loo
+
+    if kw["search"] not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {kw['search']!r}.")
+    ops = get_ops(kw["backend"], kw["device"], kw["dtype"])
+    fit = partial(
+        fit_predict_loo, ops, alphas=kw["alphas"], voxel_chunk=kw["voxel_chunk"],
+        search=kw["search"],
+    )  # fmt: skip
+    out = []
+    for subset in subsets:
+        gammas = draws(kw["n_iter"], len(subset), kw["seed"], CONCENTRATION)
+        # himalaya scales the spaces in the fit's dtype: the same weightings exactly
+        out.append(partial(fit, gammas=gammas.astype(kw["dtype"]).astype(np.float64)))
+    return out
+
+
 def _check_inputs(Xs, Y, names, n_iter, inner_folds):
     if len(Xs) < 1:
         raise ValueError("Need at least one feature space.")
@@ -213,6 +247,8 @@ def banded_scores(
     dtype: str = "float32",
     voxel_chunk: int = 20000,
     partition: bool = True,
+    solver: str = "loo",
+    search: str = "exact",
 ) -> BandedResult:
     """Cross-validated banded ridge of several feature spaces, with variance partitioning.
 
@@ -230,21 +266,31 @@ def banded_scores(
     n_folds, groups, gap
         Outer folds, as :func:`bids_w2v.encoding.folds.make_folds`.
     inner_folds : int, default=5
-        Contiguous inner folds on each training fold (``sklearn.model_selection.KFold``).
+        Contiguous inner folds on each training fold (``sklearn.model_selection.KFold``) of
+        ``solver="himalaya"``.
     n_iter : int, default=20
         Feature-space weightings of the random search (the first is the uniform weighting,
         the others are Dirichlet draws; himalaya's ``solver_params["n_iter"]``).
     seed : int, default=0
         Seed of the random search (the same draws on every fold and every model).
     backend, device : str
-        ``numpy``/``cpu``, ``torch``/``cpu`` or ``torch``/``cuda[:N]`` (himalaya backends).
+        ``numpy``/``cpu``, ``torch``/``cpu`` or ``torch``/``cuda[:N]``.
     dtype : {"float32", "float64"}
-        Dtype of the fit.
+        Dtype of the fit (``solver="loo"``: of the voxel-sized products; its SVDs and
+        leverages are float64, as the single fits').
     voxel_chunk : int
         Voxels solved at once.
     partition : bool, default=True
         Also fit the model without each space (variance partitioning); else ``r2_without`` and
         ``unique`` are NaN and ``shared`` too.
+    solver : {"loo", "himalaya"}, default="loo"
+        Inner criterion: efficient leave-one-out (:mod:`bids_w2v.encoding.banded_loo`) or
+        himalaya's ``GroupRidgeCV`` with ``inner_folds`` contiguous folds (the reference).
+        Both search the same weightings (``n_iter``, ``seed``) and alphas.
+    search : {"exact", "full"}, default="exact"
+        ``solver="loo"`` only: skip the (weighting, alpha) pairs that provably cannot win
+        (``"exact"``) or evaluate them all (``"full"``,
+        :func:`bids_w2v.encoding.banded_loo.fit_predict_loo`).
 
     Returns
     -------
@@ -264,14 +310,17 @@ def banded_scores(
     alphas = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64)
     if alphas.ndim != 1 or alphas.size == 0 or not (np.isfinite(alphas) & (alphas > 0)).all():
         raise ValueError(f"alphas must be a non-empty 1-D array of positive values, got {alphas}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     hb = himalaya_backend_name(backend, device)
     n_samples, n_voxels = Y.shape
     folds = make_folds(n_samples, n_folds=n_folds, groups=groups, gap=gap)
+    min_train = 2 * inner_folds if solver == "himalaya" else 3
     for k, (train, test) in enumerate(folds):
-        if train.size < 2 * inner_folds or test.size < 2:
+        if train.size < min_train or test.size < 2:
             raise ValueError(
                 f"Outer fold {k} has {train.size} training and {test.size} test scans; the "
-                f"banded ridge needs >= {2 * inner_folds} training and 2 test scans."
+                f"banded ridge needs >= {min_train} training and 2 test scans."
             )
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(Y).all(0)
@@ -283,19 +332,17 @@ def banded_scores(
         subsets += [[j for j in range(n_spaces) if j != i] for i in range(n_spaces)]
     fold_r2 = np.full((len(subsets), len(folds), n_voxels), np.nan)
     deltas = np.full((len(folds), n_spaces, n_voxels), np.nan)
-    settings = dict(
-        alphas=alphas, n_iter=n_iter, seed=seed, inner_folds=inner_folds,
-        voxel_chunk=voxel_chunk, dtype=dtype,
+    fits = _fitters(
+        solver, subsets, alphas=alphas, n_iter=n_iter, seed=seed, inner_folds=inner_folds,
+        voxel_chunk=voxel_chunk, dtype=dtype, backend=backend, device=device, search=search,
     )  # fmt: skip
-    with _himalaya_backend(hb, device):
+    with _himalaya_backend(hb, device) if solver == "himalaya" else nullcontext():
         for k, (train, test) in enumerate(folds):
             Ztr, Zte = zip(*(_standardise(x[train], x[test]) for x in Xs), strict=True)
             Ytr = np.asarray(Y[np.ix_(train, cols)], dtype=np.float64)
             Yte = np.asarray(Y[np.ix_(test, cols)], dtype=np.float64)
             for s, subset in enumerate(subsets):
-                pred, d = _fit_predict(
-                    [Ztr[j] for j in subset], Ytr, [Zte[j] for j in subset], **settings
-                )
+                pred, d = fits[s]([Ztr[j] for j in subset], Ytr, [Zte[j] for j in subset])
                 fold_r2[s, k, cols] = r2_columns(Yte, pred)
                 if s == 0:
                     deltas[k][:, cols] = d

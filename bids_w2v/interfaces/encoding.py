@@ -134,6 +134,7 @@ class _FitJointInputSpec(BaseInterfaceInputSpec):
     alphas = traits.List(traits.Float, mandatory=True, desc="ridge penalties")
     joint_n_iter = traits.Int(mandatory=True, desc="random-search draws")
     joint_seed = traits.Int(mandatory=True, desc="random-search seed")
+    joint_solver = traits.Enum("loo", "himalaya", mandatory=True, desc="inner criterion")
     backend = traits.Enum("numpy", "torch", mandatory=True, desc="linear algebra backend")
     device = traits.Str(mandatory=True, desc="cpu or cuda[:N]")
     voxel_chunk = traits.Int(mandatory=True, desc="voxels per chunk")
@@ -187,6 +188,7 @@ class FitJoint(SimpleInterface):
                     gap=self.inputs.gap,
                     n_iter=self.inputs.joint_n_iter,
                     seed=self.inputs.joint_seed,
+                    solver=self.inputs.joint_solver,
                     backend=self.inputs.backend,
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,

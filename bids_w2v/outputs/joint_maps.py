@@ -36,13 +36,21 @@ UNIQUE_DESCRIPTION = (
 
 def joint_metadata(encoding) -> dict[str, Any]:
     """Sidecar fields of the joint model from the run's :class:`EncodingSettings`."""
+    loo = encoding.joint_solver == "loo"
     return {
-        "Solver": "banded ridge, himalaya GroupRidgeCV (BandedRidgeCV) random search over the "
-        "simplex of feature-space weights, one regularisation per space and voxel",
+        "Solver": "banded ridge: one regularisation per feature space and voxel, chosen by the "
+        "random search of himalaya GroupRidgeCV (BandedRidgeCV) over the simplex of "
+        "feature-space weights times the alpha grid; "
+        + ("fitted by bids-w2v's leave-one-out solver" if loo else "fitted by himalaya"),
+        "JointSolver": "loo" if loo else "himalaya",
         "RandomSearchDraws": encoding.joint_n_iter,
         "RandomSearchSeed": encoding.joint_seed,
         "DirichletConcentration": list(CONCENTRATION),
-        "InnerCV": "5 contiguous inner folds on each training fold",
+        "InnerCV": (
+            "efficient leave-one-out on each training fold (intercept refitted without each scan)"
+            if loo
+            else "5 contiguous inner folds on each training fold"
+        ),
         "FeatureStandardization": "each space z-scored within each training fold",
         "Score": "coefficient of determination r2 on the held-out fold, averaged over folds",
     }

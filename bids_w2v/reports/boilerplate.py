@@ -158,13 +158,24 @@ def methods_boilerplate(
     )
     joint = ""
     if enc.joint:  # --joint (bids_w2v.encoding.banded)
+        if enc.joint_solver == "loo":
+            fitted, inner = (
+                "with bids-w2v's solver, which searches the weightings of himalaya "
+                f"{_version('himalaya')}'s random search [@dupre2022]",
+                "efficient leave-one-out cross-validation (the ridge refitted with an "
+                "intercept without each scan)",
+            )
+        else:
+            fitted, inner = (
+                f"with himalaya {_version('himalaya')} [@dupre2022]",
+                "5-fold contiguous cross-validation",
+            )
         joint = (
             f"\n\n**Joint model.** The feature spaces {', '.join(enc.joint)} were also combined "
-            "in one banded ridge regression [@nunezelizalde2019] fitted with himalaya "
-            f"{_version('himalaya')} [@dupre2022]: one penalty per feature space and voxel, "
-            f"chosen among {enc.joint_n_iter} weightings of the spaces (the uniform one and "
-            f"Dirichlet draws, seed {enc.joint_seed}) times the same penalty grid by 5-fold "
-            "contiguous cross-validation within each training fold of the same outer folds; "
+            f"in one banded ridge regression [@nunezelizalde2019] fitted {fitted}: one penalty "
+            f"per feature space and voxel, chosen among {enc.joint_n_iter} weightings of the "
+            f"spaces (the uniform one and Dirichlet draws, seed {enc.joint_seed}) times the "
+            f"same penalty grid by {inner} within each training fold of the same outer folds; "
             "each space was standardised on the training fold. The joint model's score is the "
             "coefficient of determination (r²) on the held-out fold, averaged over folds. "
             "Variance was partitioned by also fitting the model without each space: a space's "

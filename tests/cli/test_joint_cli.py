@@ -27,6 +27,9 @@ def test_joint_resolved_and_recorded(tmp_path):
     enc = config.encoding
     assert enc.joint == ("wav2vec2base:transformer6", "wav2vec2baseRandom:transformer6")
     assert (enc.joint_n_iter, enc.joint_seed) == (7, 3)
+    assert enc.joint_solver == "loo"  # the default
+    himalaya = _config(tmp_path, "--joint-solver", "himalaya").encoding
+    assert himalaya.joint_solver == "himalaya"
     assert _config(tmp_path).encoding.joint == ()
     assert config_from_toml(config_to_toml(config)).encoding == enc
 
@@ -45,4 +48,13 @@ def test_bad_joint_is_one_paragraph(tmp_path, capsys, joint, message):
     ])  # fmt: skip
     err = capsys.readouterr().err
     assert code != 0 and message in err and "--joint" in err
+    assert "Traceback" not in err
+
+
+def test_bad_joint_solver_is_an_argparse_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _config(tmp_path, "--joint-solver", "kfold")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "--joint-solver" in err and "invalid choice" in err and "'loo'" in err
     assert "Traceback" not in err

@@ -53,8 +53,9 @@ def test_joint_fit_equals_himalaya_banded_ridge(seed):
     Xs, Y = _data(seed)
     ref = _himalaya_reference(Xs, Y, n_iter=8, seed=seed)
     res = banded_scores(
-        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=8, seed=seed, partition=False
-    )
+        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=8, seed=seed,
+        partition=False, solver="himalaya",
+    )  # fmt: skip
     np.testing.assert_allclose(res.r2, ref, atol=1e-3)
     assert res.deltas.shape == (4, 2, Y.shape[1])
     assert np.isnan(res.unique).all()
@@ -62,7 +63,9 @@ def test_joint_fit_equals_himalaya_banded_ridge(seed):
 
 def test_single_space_model_equals_himalaya_ridge_over_the_grid():
     Xs, Y = _data(1)
-    res = banded_scores(Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=5, seed=1)
+    res = banded_scores(
+        Xs, Y, names=["a", "b"], alphas=ALPHAS, n_folds=4, n_iter=5, seed=1, solver="himalaya"
+    )
     # the model without b is a ridge of a alone, alpha per voxel by inner 5-fold
     from himalaya.ridge import RidgeCV
 
@@ -166,19 +169,21 @@ def test_backend_names():
         himalaya_backend_name("numpy", "cuda")
 
 
-def test_torch_backend_matches_numpy():
+@pytest.mark.parametrize("solver", ["loo", "himalaya"])
+def test_torch_backend_matches_numpy(solver):
     pytest.importorskip("torch")
     Xs, Y = _data(4, v=10)
-    a = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False)
-    b = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False, backend="torch")
+    kw = dict(alphas=ALPHAS, n_iter=4, partition=False, solver=solver)
+    a = banded_scores(Xs, Y, **kw)
+    b = banded_scores(Xs, Y, backend="torch", **kw)
     np.testing.assert_allclose(a.r2, b.r2, atol=1e-3)
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()")
-def test_cuda_backend_matches_numpy():
+@pytest.mark.parametrize("solver", ["loo", "himalaya"])
+def test_cuda_backend_matches_numpy(solver):
     Xs, Y = _data(5, v=10)
-    a = banded_scores(Xs, Y, alphas=ALPHAS, n_iter=4, partition=False)
-    b = banded_scores(
-        Xs, Y, alphas=ALPHAS, n_iter=4, partition=False, backend="torch", device="cuda"
-    )
+    kw = dict(alphas=ALPHAS, n_iter=4, partition=False, solver=solver)
+    a = banded_scores(Xs, Y, **kw)
+    b = banded_scores(Xs, Y, backend="torch", device="cuda", **kw)
     np.testing.assert_allclose(a.r2, b.r2, atol=1e-3)

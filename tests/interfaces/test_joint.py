@@ -48,6 +48,18 @@ def test_fit_joint(tmp_path, monkeypatch):
     assert abs(out["unique"][0, 1]) < 0.1 and abs(out["unique"][1, 0]) < 0.1
 
 
+def test_fit_joint_solver_reaches_banded_scores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    designs, bolds = _runs(tmp_path)
+    node = _node(designs, bolds, ["model:conv0", "mel"], joint_solver="himalaya")
+    assert node.inputs.joint_solver == "himalaya"
+    ref = dict(np.load(node.run().outputs.out_file))  # (both nodes write to the same cwd)
+    assert _node(designs, bolds, ["model:conv0", "mel"]).inputs.joint_solver == "loo"
+    out = np.load(_node(designs, bolds, ["model:conv0", "mel"]).run().outputs.out_file)
+    # inner 5-fold and leave-one-out choose similar penalties on these clear voxels
+    np.testing.assert_allclose(out["unique"][:, :2], ref["unique"][:, :2], atol=0.05)
+
+
 def test_fit_joint_errors_are_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     designs, bolds = _runs(tmp_path)
@@ -55,6 +67,6 @@ def test_fit_joint_errors_are_explained(tmp_path, monkeypatch):
         _node(designs, bolds, ["model", "mel"]).run()
     with pytest.raises(InputError, match="no layer 'conv9'"):
         _node(designs, bolds, ["model:conv9", "mel"]).run()
-    designs, bolds = _runs(tmp_path, n_runs=1, n_scans=12)
+    designs, bolds = _runs(tmp_path, n_runs=1, n_scans=8)
     with pytest.raises(InputError, match="cannot be cross-validated on 1 run"):
         _node(designs, bolds, ["model:conv0", "mel"]).run()

@@ -30,5 +30,9 @@ def test_joint_paragraph_follows_the_config():
         "unique r²",
         "Nunez-Elizalde, A. O.",
         "Dupré la Tour",
+        "efficient leave-one-out",  # the default --joint-solver loo
     ):
         assert needle in text, needle
+    config = replace(config, encoding=replace(config.encoding, joint_solver="himalaya"))
+    text = methods_boilerplate(config, n_subjects=1, n_runs=2, task="t")
+    assert "5-fold contiguous" in text and "leave-one-out" not in text
