@@ -53,12 +53,20 @@ def config_to_toml(config: RunConfig) -> str:
     return tomli_w.dumps({"bids_w2v": _plain(config)})
 
 
+#: fields added to a section after records were first written, with the value a record without
+#: them meant (``--joint`` was fitted by himalaya's GroupRidgeCV before ``--joint-solver``)
+LEGACY_VALUES = {("encoding", "joint_solver"): "himalaya"}
+
+
 def _from_plain(cls: type, data: Mapping[str, Any]) -> Any:
     """Rebuild a dataclass from :func:`_plain` output (inverse of the TOML serialisation)."""
     hints = typing.get_type_hints(cls)
+    section = next((name for name, c in SECTIONS.items() if c is cls), None)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
+            if (section, f.name) in LEGACY_VALUES:
+                kwargs[f.name] = LEGACY_VALUES[section, f.name]
             continue
         value, hint = data[f.name], hints[f.name]
         if value == "none":

@@ -34,6 +34,19 @@ def test_joint_resolved_and_recorded(tmp_path):
     assert config_from_toml(config_to_toml(config)).encoding == enc
 
 
+def test_record_without_joint_solver_reads_as_himalaya(tmp_path):
+    """A record written before --joint-solver existed describes maps fitted by himalaya."""
+    config = _config(
+        tmp_path, "--model", "facebook/wav2vec2-base", "mel",
+        "--joint", "facebook/wav2vec2-base:transformer6", "mel",
+    )  # fmt: skip
+    text = config_to_toml(config)
+    assert 'joint_solver = "loo"' in text
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("joint_solver"))
+    assert config_from_toml(old).encoding.joint_solver == "himalaya"
+    assert config_from_toml(text).encoding.joint_solver == "loo"
+
+
 @pytest.mark.parametrize(
     ("joint", "message"),
     [
