@@ -304,7 +304,9 @@ def cross_validated_scores(
         tr, te = ops.index(train), ops.index(test)
         for start in range(0, cols.size, voxel_chunk):
             sel = cols[start : start + voxel_chunk]
-            Ych = ops.asarray(Y[:, sel])
+            # a slice (a view) when the voxels are contiguous: no gather of the whole chunk
+            contiguous = sel.size and sel[-1] - sel[0] + 1 == sel.size
+            Ych = ops.asarray(Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])
             Yc, Yte = Ych[tr], Ych[te]  # copies
             del Ych
             mean = ops.to_work(mean0(ops, Yc))
