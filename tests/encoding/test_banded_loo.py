@@ -181,23 +181,22 @@ def test_bad_solver_or_search_is_explained(kwargs, message):
         banded_scores(Xtr, Ytr, **kwargs)
 
 
-def test_torch_matches_numpy():
+@pytest.mark.parametrize(
+    ("device", "seed", "shape", "n_draws"),
+    [
+        ("cpu", 7, dict(v=30), 5),
+        pytest.param(
+            "cuda", 8, dict(n=200, p=(60, 20), v=500, n_test=40), 8,
+            marks=pytest.mark.skipif("not __import__('torch').cuda.is_available()"),
+        ),
+    ],
+)  # fmt: skip
+def test_torch_matches_numpy(device, seed, shape, n_draws):
     pytest.importorskip("torch")
-    Xtr, Ytr, Xte, _ = _data(7, v=30)
-    g = draws(5, 2, 0, CONC)
+    Xtr, Ytr, Xte, _ = _data(seed, **shape)
+    g = draws(n_draws, 2, 0, CONC)
     a = fit_predict_loo(get_ops("numpy", "cpu", "float32"), Xtr, Ytr, Xte, alphas=ALPHAS, gammas=g)
-    b = fit_predict_loo(get_ops("torch", "cpu", "float32"), Xtr, Ytr, Xte, alphas=ALPHAS, gammas=g)
-    ok = np.isclose(a[1], b[1]).all(0)
-    assert ok.mean() >= 0.95
-    np.testing.assert_allclose(a[0][:, ok], b[0][:, ok], atol=1e-3 * Ytr.std())
-
-
-@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
-def test_cuda_matches_numpy():
-    Xtr, Ytr, Xte, _ = _data(8, n=200, p=(60, 20), v=500, n_test=40)
-    g = draws(8, 2, 0, CONC)
-    a = fit_predict_loo(get_ops("numpy", "cpu", "float32"), Xtr, Ytr, Xte, alphas=ALPHAS, gammas=g)
-    b = fit_predict_loo(get_ops("torch", "cuda", "float32"), Xtr, Ytr, Xte, alphas=ALPHAS, gammas=g)
+    b = fit_predict_loo(get_ops("torch", device, "float32"), Xtr, Ytr, Xte, alphas=ALPHAS, gammas=g)
     ok = np.isclose(a[1], b[1]).all(0)
     assert ok.mean() >= 0.95
     np.testing.assert_allclose(a[0][:, ok], b[0][:, ok], atol=1e-3 * Ytr.std())
