@@ -260,8 +260,7 @@ def _participant_node(work: Path) -> tuple[float, int]:
 
 def run_participant(args: argparse.Namespace) -> None:
     """A participant run with default resource flags against a plain loop (issue 19)."""
-    from bids_w2v.features import load_model as load
-    from bids_w2v.inputs.audio import audio_duration, load_audio
+    from bids_w2v.inputs.audio import audio_duration
     from bids_w2v.resources import available_cpus, available_memory_gb
     from bids_w2v.testing.simulator import SimulationSpec, simulate_dataset
 
@@ -298,22 +297,16 @@ def run_participant(args: argparse.Namespace) -> None:
                     continue
                 if threads is None:  # the peer needs the node's thread count: ours first
                     continue
-                fresh.append(_fresh_peer(args, model, stimuli, threads))
+                spec = _peer_spec(args, model, stimuli, threads)
+                fresh.append(_fresh_peer(spec))
                 print(f"  plain loop {repeat}, fresh process: {fresh[-1]['total']:.2f} s "
                       f"(imports {fresh[-1]['imports']:.2f} s, loading "
                       f"{fresh[-1]['loading']:.2f} s)", flush=True)  # fmt: skip
-                torch.set_num_threads(threads)
-                start = time.perf_counter()
-                loaded = load(model, random_init=not args.pretrained, seed=args.seed)
-                loaded_at = time.perf_counter()
-                for path in stimuli:
-                    audio = load_audio(path, loaded.sampling_rate)
-                    plain_loop(loaded, audio, args.window, args.stride, args.batch_size)
-                peer.append(time.perf_counter() - start)
-                peer_load.append(loaded_at - start)
+                loading, total = _plain_peer(spec)
+                peer.append(total)
+                peer_load.append(loading)
                 print(f"  plain loop {repeat}, this process: {peer[-1]:.2f} s (loading "
                       f"{peer_load[-1]:.2f} s)", flush=True)  # fmt: skip
-                del loaded
     best_ours, best_peer = min(ours), min(peer)
     fresh_totals = [f["total"] for f in fresh]
     best_fresh = min(fresh_totals)
@@ -330,38 +323,46 @@ def run_participant(args: argparse.Namespace) -> None:
           f"{best_ours / best_peer:.3f}x")  # fmt: skip
 
 
-def _fresh_peer(args: argparse.Namespace, model: str, stimuli: list[Path], threads: int) -> dict:
-    """The plain loop as a user's script: a fresh process, timed from before its imports."""
-    spec = json.dumps({
+def _peer_spec(args: argparse.Namespace, model: str, stimuli: list[Path], threads: int) -> dict:
+    """What the plain loop runs: the model, the stimuli, the windows and the node's threads."""
+    return {
         "model": model, "pretrained": args.pretrained, "seed": args.seed, "threads": threads,
         "window": args.window, "stride": args.stride, "batch_size": args.batch_size,
         "stimuli": [str(p) for p in stimuli],
-    })  # fmt: skip
+    }  # fmt: skip
+
+
+def _plain_peer(spec: dict) -> tuple[float, float]:
+    """Load the model and run the plain loop over every stimulus: (loading s, total s)."""
+    torch.set_num_threads(spec["threads"])
+    start = time.perf_counter()
+    loaded = load_model(spec["model"], random_init=not spec["pretrained"], seed=spec["seed"])
+    loaded_at = time.perf_counter()
+    for path in spec["stimuli"]:
+        audio = load_audio(path, loaded.sampling_rate)
+        plain_loop(loaded, audio, spec["window"], spec["stride"], spec["batch_size"])
+    return loaded_at - start, time.perf_counter() - start
+
+
+def _fresh_peer(spec: dict) -> dict:
+    """The plain loop as a user's script: a fresh process, timed from before its imports."""
     code = (
         "import time, sys; t0 = time.perf_counter(); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import extraction; extraction.peer_child(t0, sys.argv[1])"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, spec], check=True, capture_output=True, text=True
+        [sys.executable, "-c", code, json.dumps(spec)], check=True, capture_output=True, text=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def peer_child(t0: float, spec: str) -> None:
     """Body of :func:`_fresh_peer` (prints its timings as JSON)."""
-    cfg = json.loads(spec)
     imported = time.perf_counter()
-    torch.set_num_threads(cfg["threads"])
-    loaded = load_model(cfg["model"], random_init=not cfg["pretrained"], seed=cfg["seed"])
-    loaded_at = time.perf_counter()
-    for path in cfg["stimuli"]:
-        audio = load_audio(path, loaded.sampling_rate)
-        plain_loop(loaded, audio, cfg["window"], cfg["stride"], cfg["batch_size"])
+    loading, total = _plain_peer(json.loads(spec))
     end = time.perf_counter()
-    print(json.dumps({
-        "total": end - t0, "imports": imported - t0, "loading": loaded_at - imported,
-    }))  # fmt: skip
+    print(json.dumps({"total": end - t0, "imports": imported - t0, "loading": loading}))
 
 
 def main(argv: list[str] | None = None) -> None:
