@@ -58,20 +58,25 @@ class LooSelector:
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
 
-    def select(self, Yc: Array, Z: Array, search: str = "exact") -> np.ndarray:
+    def select(self, Yc: Array, Z: Array, search: str = "exact", pool=None) -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as scikit-learn).
 
         ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win
         by the bounds of :func:`bids_w2v.encoding.prune.loo_bounds`, with the same blocks and
         arithmetic as ``"full"``, hence the same choice (:mod:`bids_w2v.encoding.prune`).
+        The blocks run on ``pool`` (a :class:`bids_w2v.encoding.parallel.UnitPool`) if given.
         """
         width = plan_width(self.ops, Yc.shape[0], Yc.shape[1])
-        lo, hi, split = loo_bounds(self, Yc, Z, width)
+        lo, hi, split = loo_bounds(self, Yc, Z, width, pool=pool)
         best = np.zeros(Yc.shape[1], dtype=np.int64)
-        for idx, alphas in plan(lo, hi, split, width, prune=search == "exact"):
+
+        def block(item: tuple[np.ndarray, np.ndarray]) -> None:
+            idx, alphas = item
             cols = self.ops.index(idx)
-            values = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas)
-            best[idx] = values.argmin(0)
+            best[idx] = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas).argmin(0)
+
+        blocks = list(plan(lo, hi, split, width, prune=search == "exact"))
+        list(map(block, blocks) if pool is None else pool.map(block, blocks))
         return best
 
     def values(self, Yc: Array, Z: Array, split: np.ndarray, alphas: np.ndarray) -> np.ndarray:
@@ -136,16 +141,23 @@ class KFoldSelector:
             ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
             self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones))
 
-    def criterion(self, Y: Array) -> Array:
-        """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64."""
+    def criterion(self, Y: Array, pool=None) -> Array:
+        """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64.
+
+        Cache-sized blocks of voxels (as :class:`LooSelector`), on ``pool`` if given.
+        """
         ops = self.ops
         v = Y.shape[1]
         total = ops.full((self.log_alphas.shape[0], v), 0.0, high=True)
-        step = block_width(ops, Y.shape[0], v)  # cache-sized voxel blocks, as LooSelector
-        for b0 in range(0, v, step):
+        step = block_width(ops, Y.shape[0], v)
+
+        def block(b0: int) -> None:
             b1 = min(b0 + step, v)
             for fold in self.folds:
                 total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
+
+        starts = range(0, v, step)
+        list(map(block, starts) if pool is None else pool.map(block, starts))
         return -total / len(self.folds) + TIE_BREAK * self.log_alphas[:, None]
 
     def _fold_mse(self, fold: tuple, Y: Array) -> Array:
@@ -165,13 +177,13 @@ class KFoldSelector:
             rows.append((base + ops.to_high(ones @ Q)) / n_te)
         return _stack(ops, rows)
 
-    def select(self, Y: Array, search: str = "exact") -> np.ndarray:
+    def select(self, Y: Array, search: str = "exact", pool=None) -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as himalaya's argmax).
 
         ``"exact"`` and ``"full"`` both evaluate every alpha here (no bounds yet for the inner
         K-fold criterion), so they are identical.
         """
-        return self.ops.to_numpy(self.criterion(Y).argmax(0))
+        return self.ops.to_numpy(self.criterion(Y, pool).argmax(0))
 
     def _prepare(self, fold: tuple, Y: Array) -> tuple:
         """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""

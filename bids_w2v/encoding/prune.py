@@ -79,7 +79,7 @@ def plan(
 
 
 def loo_bounds(
-    sel, Yc: Array, Z: Array, width: int, z_float64: bool = True
+    sel, Yc: Array, Z: Array, width: int, z_float64: bool = True, pool=None
 ) -> tuple[np.ndarray, ...]:
     """Bounds ``lo, hi`` (n_alphas, v) on the leave-one-out values of :class:`LooSelector`.
 
@@ -100,6 +100,8 @@ def loo_bounds(
     the error of the computed ``P`` and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`).
+    Blocks of ``width`` voxels, on ``pool`` (:class:`bids_w2v.encoding.parallel.UnitPool`) if
+    given.
     """
     ops = sel.ops
     n, r = sel.n, sel.r
@@ -112,8 +114,8 @@ def loo_bounds(
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
     sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
     v = Yc.shape[1]
-    lo_all, hi_all, split_all = [], [], []
-    for b0 in range(0, v, width):
+
+    def block(b0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y = ops.to_high(Yc[:, b0 : b0 + width])
         z = ops.to_high(Z[:, b0 : b0 + width])
         y2, z2, az = y * y, z * z, abs(z)
@@ -147,10 +149,13 @@ def loo_bounds(
         term = ops.where(small, nP * pm2y, rss_hi)
         err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
         err = err + gamma(n + 2, u64) * cmax2 * yy
-        lo_all.append(ops.to_numpy(lo - err))
-        hi_all.append(ops.to_numpy(hi + err))
         small_np = ops.to_numpy(small)
-        split_all.append(np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0]))
+        split = np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0])
+        return ops.to_numpy(lo - err), ops.to_numpy(hi + err), split
+
+    starts = range(0, v, width)
+    blocks = list(map(block, starts) if pool is None else pool.map(block, starts))
+    lo_all, hi_all, split_all = zip(*blocks, strict=True) if blocks else ([], [], [])
     if not lo_all:
         empty = np.zeros((len(sel.alphas), 0))
         return empty, empty, np.zeros(0, dtype=np.int64)

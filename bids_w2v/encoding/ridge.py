@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from .backends import get_ops
 from .basis import mean0, pearson_columns, project, refit_predict, shrink_factors, svd_basis
 from .folds import Fold, make_folds
 from .inner import KFoldSelector, LooSelector
+from .parallel import UnitPool, resolve_threads, unit_pool, units
 from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
@@ -164,6 +166,7 @@ def cross_validated_scores(
     features_pca: int | None = None,
     alpha_search: str = "exact",
     progress: Callable[[int, int], None] | None = None,
+    n_threads: int | None = None,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -220,6 +223,11 @@ def cross_validated_scores(
         as names of ``"exact"``. For ``inner="kfold"`` both evaluate every alpha for now.
     progress : callable, optional
         Called as ``progress(done, total)`` after each (outer fold, voxel chunk) step.
+    n_threads : int, optional
+        CPU threads of the numpy backend: units of voxels are fitted side by side, each with
+        single-threaded BLAS (:mod:`bids_w2v.encoding.parallel`; the results do not depend on
+        it). Default: the number of threads BLAS may use (``threadpoolctl``'s limit, else all).
+        torch uses its own thread pool (``torch.set_num_threads``).
 
     Returns
     -------
@@ -255,6 +263,7 @@ def cross_validated_scores(
         raise ValueError(f"voxel_chunk must be a positive integer, got {voxel_chunk!r}.")
     if voxel_chunk < 1:
         raise ValueError(f"voxel_chunk must be a positive integer, got {voxel_chunk!r}.")
+    n_threads = resolve_threads(n_threads)
     n_samples, n_voxels = Y.shape
     if groups is None:
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
@@ -289,50 +298,43 @@ def cross_validated_scores(
         predictions = np.full((n_samples, n_voxels), np.nan, dtype=dtype)
     alphas_b = ops.asarray(alphas_np, high=True)
 
-    for k, (train, test) in enumerate(folds):
-        Xtr_np, Xte_np = _standardise(X[train], X[test])
-        Xtr, Xte = ops.asarray(Xtr_np, high=True), ops.asarray(Xte_np, high=True)
-        if n_pca is not None:
-            Xtr, Xte = pca_project(ops, Xtr, Xte, n_pca)
-        basis = svd_basis(ops, Xtr)
-        A = ops.to_work(Xte @ basis.Vt.T)
-        F = ops.to_work(shrink_factors(ops, basis.s, alphas_b))
-        if inner == "loo":
-            selector = LooSelector(ops, basis, alphas_b)
-        else:
-            selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
-        tr, te = ops.index(train), ops.index(test)
-        for start in range(0, cols.size, voxel_chunk):
-            sel = cols[start : start + voxel_chunk]
-            # a slice (a view) when the voxels are contiguous: no gather of the whole chunk
-            contiguous = sel.size and sel[-1] - sel[0] + 1 == sel.size
-            Ych = ops.asarray(Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])
-            Yc, Yte = Ych[tr], Ych[te]  # copies
-            del Ych
-            mean = ops.to_work(mean0(ops, Yc))
-            const = ops.ptp0_is_zero(Yc)
-            Yc -= mean  # centred training data (the intercept), in place
-            Yc[:, const] = 0.0
-            Z = project(ops, basis.U, Yc)
-            # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
+    with unit_pool(ops, n_threads) as pool:
+        for k, (train, test) in enumerate(folds):
+            Xtr_np, Xte_np = _standardise(X[train], X[test])
+            Xtr, Xte = ops.asarray(Xtr_np, high=True), ops.asarray(Xte_np, high=True)
+            if n_pca is not None:
+                Xtr, Xte = pca_project(ops, Xtr, Xte, n_pca)
+            basis = svd_basis(ops, Xtr)
             if inner == "loo":
-                best_np = selector.select(Yc, Z, search=alpha_search)
+                selector = LooSelector(ops, basis, alphas_b)
             else:
-                best_np = selector.select(Yc, search=alpha_search)
-            best = ops.index(best_np)
-            # r is shift invariant: correlate the centred prediction, so that the tiny
-            # variations of heavily regularised voxels are not rounded away by the mean.
-            pred = refit_predict(A, F, best, Z)
-            fold_scores[k, sel] = ops.to_numpy(pearson_columns(ops, pred, Yte))
-            chosen[k, sel] = alphas_np[best_np]
-            if predictions is not None:
-                predictions[np.ix_(test, sel)] = ops.to_numpy(
-                    pred if centred_predictions else pred + mean
-                )
-            del Yc, Yte, Z, pred
-            if progress is not None:
-                n_chunks = -(-cols.size // voxel_chunk)
-                progress(k * n_chunks + start // voxel_chunk + 1, n_f * n_chunks)
+                selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
+            fold = _Fold(
+                ops,
+                selector,
+                basis.U,
+                ops.to_work(Xte @ basis.Vt.T),
+                ops.to_work(shrink_factors(ops, basis.s, alphas_b)),
+                ops.index(train),
+                ops.index(test),
+                alpha_search,
+            )
+            for start in range(0, cols.size, voxel_chunk):
+                sel = cols[start : start + voxel_chunk]
+                # a slice (a view) when the voxels are contiguous: no gather of the whole chunk
+                contiguous = sel.size and sel[-1] - sel[0] + 1 == sel.size
+                Ych = ops.asarray(Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])
+                r, best_np, pred, mean = fold.fit(Ych, pool)
+                fold_scores[k, sel] = ops.to_numpy(r)
+                chosen[k, sel] = alphas_np[best_np]
+                if predictions is not None:
+                    predictions[np.ix_(test, sel)] = ops.to_numpy(
+                        pred if centred_predictions else pred + mean
+                    )
+                del Ych
+                if progress is not None:
+                    n_chunks = -(-cols.size // voxel_chunk)
+                    progress(k * n_chunks + start // voxel_chunk + 1, n_f * n_chunks)
 
     scores = fold_scores.mean(0) if n_voxels else np.zeros(0)
     return EncodingResult(
@@ -345,3 +347,55 @@ def cross_validated_scores(
         n_excluded_nonfinite=int(nonfinite.sum()),
         n_excluded_constant=int(constant.sum()),
     )
+
+
+@dataclass
+class _Fold:
+    """What one outer fold shares between its voxel units (see :meth:`fit`)."""
+
+    ops: Any
+    selector: LooSelector | KFoldSelector
+    U: Any  # (n_train, r) float64
+    A: Any  # X_test V, (n_test, r), working dtype
+    F: Any  # shrink factors, (n_alphas, r), working dtype
+    train: Any
+    test: Any
+    search: str
+
+    def fit(self, Ych: Any, pool: UnitPool) -> tuple[Any, np.ndarray, Any, Any]:
+        """Pearson r, chosen alpha indices, centred test predictions and training means of a
+        chunk of voxels ``Ych`` (all samples); the per-voxel steps run on ``pool``'s units."""
+        ops = self.ops
+        v = Ych.shape[1]
+        n_tr, n_te = self.train.shape[0], self.test.shape[0]
+        Yc, Yte, Z = ops.empty((n_tr, v)), ops.empty((n_te, v)), ops.empty((self.U.shape[1], v))
+        mean = ops.empty((v,))
+        parts = units(ops, v)
+
+        def prepare(part: slice) -> None:
+            y = Ych[:, part]
+            yc = y[self.train]
+            m = ops.to_work(mean0(ops, yc))
+            const = ops.ptp0_is_zero(yc)
+            yc -= m  # centred training data (the intercept)
+            yc[:, const] = 0.0
+            Yc[:, part], Yte[:, part], mean[part] = yc, y[self.test], m
+            Z[:, part] = project(ops, self.U, yc)
+
+        list(pool.map(prepare, parts))
+        # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
+        if isinstance(self.selector, LooSelector):
+            best_np = self.selector.select(Yc, Z, search=self.search, pool=pool)
+        else:
+            best_np = self.selector.select(Yc, search=self.search, pool=pool)
+        best = ops.index(best_np)
+        pred, r = ops.empty((n_te, v)), ops.full((v,), 0.0, high=True)
+
+        def finish(part: slice) -> None:
+            # r is shift invariant: correlate the centred prediction, so that the tiny
+            # variations of heavily regularised voxels are not rounded away by the mean.
+            pred[:, part] = refit_predict(self.A, self.F, best[part], Z[:, part])
+            r[part] = pearson_columns(ops, pred[:, part], Yte[:, part])
+
+        list(pool.map(finish, parts))
+        return r, best_np, pred, mean

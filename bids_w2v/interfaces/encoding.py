@@ -86,6 +86,7 @@ class FitEncoding(SimpleInterface):
                     backend=self.inputs.backend,
                     device=self.inputs.device,
                     voxel_chunk=self.inputs.voxel_chunk,
+                    n_threads=max(1, self.inputs.num_threads),
                     features_pca=self.inputs.features_pca,
                     return_predictions=self.inputs.participant_stats,
                     centred_predictions=True,
