@@ -6,17 +6,17 @@ element-wise operations run on one thread, so with BLAS alone on the node's thre
 of the fit used one core. Here a voxel chunk is cut into units of :data:`UNIT` voxels, fitted
 side by side on ``n_threads`` Python threads (numpy releases the GIL in its loops), each with
 single-threaded BLAS. The cut does not depend on the thread count and every unit runs the same
-single-threaded arithmetic, so the results do not depend on ``n_threads``.
-
-torch (CPU or CUDA) parallelises its own operations and fits a chunk as one unit.
+single-threaded arithmetic, so the results do not depend on ``n_threads``. The torch backend
+on CPUs does the same with ``torch.set_num_threads(1)`` inside the pool; on GPUs a chunk is one
+unit (the device parallelises it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -45,8 +45,8 @@ def resolve_threads(n_threads: int | None) -> int:
 
 
 def units(ops: Ops, n_voxels: int) -> list[slice]:
-    """Slices of a chunk of ``n_voxels``: :data:`UNIT`-wide on numpy, the whole chunk on torch."""
-    width = UNIT if isinstance(ops, NumpyOps) else max(n_voxels, 1)
+    """Slices of a chunk of ``n_voxels``: :data:`UNIT`-wide on CPUs, the whole chunk on GPUs."""
+    width = UNIT if ops.cpu else max(n_voxels, 1)
     return [slice(b0, min(b0 + width, n_voxels)) for b0 in range(0, n_voxels, width)]
 
 
@@ -56,17 +56,36 @@ class UnitPool:
     def __init__(self, executor: ThreadPoolExecutor | None) -> None:
         self.executor = executor
 
-    def map(self, fn: Callable[[slice], T], items: Sequence[slice]) -> Iterator[T]:
+    def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> Iterator[T]:
+        """``fn`` over ``items``, in order (lazily when serial: consume the result)."""
         if self.executor is None or len(items) < 2:
             return map(fn, items)
         return self.executor.map(fn, items)
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future:
+        """``fn(*args)`` queued on the pool (run now when serial); ``.result()`` waits."""
+        if self.executor is not None:
+            return self.executor.submit(fn, *args)
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
 
 @contextmanager
 def unit_pool(ops: Ops, n_threads: int) -> Iterator[UnitPool]:
-    """A :class:`UnitPool`; on numpy, BLAS is single-threaded inside (each thread is a core)."""
-    if not isinstance(ops, NumpyOps):
+    """A :class:`UnitPool` of ``n_threads`` on CPUs, inside which BLAS (numpy) or torch is
+    single-threaded (each thread is a core); serial on GPUs. Thread limits are restored."""
+    if not ops.cpu:
         yield UnitPool(None)
+        return
+    if not isinstance(ops, NumpyOps):
+        threads = ops.torch.get_num_threads()
+        ops.torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=n_threads) as executor:
+                yield UnitPool(executor if n_threads > 1 else None)
+        finally:
+            ops.torch.set_num_threads(threads)
         return
     with threadpool_limits(limits=1, user_api="blas"):
         if n_threads == 1:

@@ -298,27 +298,37 @@ def cross_validated_scores(
         predictions = np.full((n_samples, n_voxels), np.nan, dtype=dtype)
     alphas_b = ops.asarray(alphas_np, high=True)
 
+    def setup(k: int) -> _Fold:
+        """Standardised features, SVD basis and inner selector of outer fold ``k``."""
+        train, test = folds[k]
+        Xtr_np, Xte_np = _standardise(X[train], X[test])
+        Xtr, Xte = ops.asarray(Xtr_np, high=True), ops.asarray(Xte_np, high=True)
+        if n_pca is not None:
+            Xtr, Xte = pca_project(ops, Xtr, Xte, n_pca)
+        basis = svd_basis(ops, Xtr)
+        if inner == "loo":
+            selector = LooSelector(ops, basis, alphas_b)
+        else:
+            selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
+        return _Fold(
+            ops,
+            selector,
+            basis.U,
+            ops.to_work(Xte @ basis.Vt.T),
+            ops.to_work(shrink_factors(ops, basis.s, alphas_b)),
+            ops.index(train),
+            ops.index(test),
+            alpha_search,
+        )
+
     with unit_pool(ops, n_threads) as pool:
-        for k, (train, test) in enumerate(folds):
-            Xtr_np, Xte_np = _standardise(X[train], X[test])
-            Xtr, Xte = ops.asarray(Xtr_np, high=True), ops.asarray(Xte_np, high=True)
-            if n_pca is not None:
-                Xtr, Xte = pca_project(ops, Xtr, Xte, n_pca)
-            basis = svd_basis(ops, Xtr)
-            if inner == "loo":
-                selector = LooSelector(ops, basis, alphas_b)
-            else:
-                selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
-            fold = _Fold(
-                ops,
-                selector,
-                basis.U,
-                ops.to_work(Xte @ basis.Vt.T),
-                ops.to_work(shrink_factors(ops, basis.s, alphas_b)),
-                ops.index(train),
-                ops.index(test),
-                alpha_search,
-            )
+        # the next fold's setup (a single-threaded eigendecomposition) is queued before this
+        # fold's units, so that one thread prepares it while the others fit
+        pending = pool.submit(setup, 0)
+        for k, (_, test) in enumerate(folds):
+            fold = pending.result()
+            if k + 1 < n_f:
+                pending = pool.submit(setup, k + 1)
             for start in range(0, cols.size, voxel_chunk):
                 sel = cols[start : start + voxel_chunk]
                 # a slice (a view) when the voxels are contiguous: no gather of the whole chunk

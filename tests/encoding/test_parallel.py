@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from threadpoolctl import threadpool_limits
 
 from bids_w2v.encoding import cross_validated_scores, parallel
@@ -31,12 +32,20 @@ def small_units(monkeypatch):
     monkeypatch.setattr(parallel, "UNIT", 64)
 
 
-@pytest.mark.parametrize("inner", ["loo", "kfold"])
-def test_results_do_not_depend_on_threads(small_units, inner):
+@pytest.mark.parametrize(
+    ("backend", "inner"), [("numpy", "loo"), ("numpy", "kfold"), ("torch", "loo")]
+)
+def test_results_do_not_depend_on_threads(small_units, backend, inner):
     X, Y = _data()
     runs = {
         n: cross_validated_scores(
-            X, Y, inner=inner, n_threads=n, voxel_chunk=300, return_predictions=True
+            X,
+            Y,
+            inner=inner,
+            backend=backend,
+            n_threads=n,
+            voxel_chunk=300,
+            return_predictions=True,
         )
         for n in (1, 2, 3)
     }
@@ -71,16 +80,24 @@ def test_bad_thread_counts_are_explained(bad):
         cross_validated_scores(X, Y[:, :20], n_threads=bad)
 
 
-def test_units_cut_numpy_chunks_and_keep_torch_chunks_whole(small_units):
-    cuts = units(get_ops("numpy", "cpu", "float32"), 150)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_units_cut_cpu_chunks(small_units, backend):
+    cuts = units(get_ops(backend, "cpu", "float32"), 150)
     assert [(s.start, s.stop) for s in cuts] == [(0, 64), (64, 128), (128, 150)]
-    assert units(get_ops("torch", "cpu", "float32"), 150) == [slice(0, 150)]
 
 
-def test_pool_makes_blas_single_threaded_on_numpy_only():
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_units_keep_gpu_chunks_whole(small_units):
+    assert units(get_ops("torch", "cuda", "float32"), 150) == [slice(0, 150)]
+
+
+def test_pool_makes_blas_and_torch_single_threaded_and_restores_them():
+    before, torch_before = resolve_threads(None), torch.get_num_threads()
     with unit_pool(get_ops("numpy", "cpu", "float32"), 2) as pool:
         assert resolve_threads(None) == 1
         assert list(pool.map(lambda s: s.start, [slice(0, 1), slice(1, 2)])) == [0, 1]
-    before = resolve_threads(None)
+        assert pool.submit(pow, 2, 5).result() == 32
+    assert resolve_threads(None) == before
     with unit_pool(get_ops("torch", "cpu", "float32"), 2):
-        assert resolve_threads(None) == before
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == torch_before
