@@ -21,15 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from .backends import get_ops
-from .basis import mean0, pearson_columns, project, refit_predict, shrink_factors, svd_basis
+from .basis import shrink_factors, svd_basis
 from .folds import Fold, make_folds
 from .inner import KFoldSelector, LooSelector
-from .parallel import UnitPool, resolve_threads, unit_pool, units
+from .outer import OuterFold
+from .parallel import resolve_threads, unit_pool
 from .pca import check_n_components, pca_project
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
@@ -298,7 +298,7 @@ def cross_validated_scores(
         predictions = np.full((n_samples, n_voxels), np.nan, dtype=dtype)
     alphas_b = ops.asarray(alphas_np, high=True)
 
-    def setup(k: int) -> _Fold:
+    def setup(k: int) -> OuterFold:
         """Standardised features, SVD basis and inner selector of outer fold ``k``."""
         train, test = folds[k]
         Xtr_np, Xte_np = _standardise(X[train], X[test])
@@ -310,7 +310,7 @@ def cross_validated_scores(
             selector = LooSelector(ops, basis, alphas_b)
         else:
             selector = KFoldSelector(ops, Xtr, alphas_b, inner_folds)
-        return _Fold(
+        return OuterFold(
             ops,
             selector,
             basis.U,
@@ -357,55 +357,3 @@ def cross_validated_scores(
         n_excluded_nonfinite=int(nonfinite.sum()),
         n_excluded_constant=int(constant.sum()),
     )
-
-
-@dataclass
-class _Fold:
-    """What one outer fold shares between its voxel units (see :meth:`fit`)."""
-
-    ops: Any
-    selector: LooSelector | KFoldSelector
-    U: Any  # (n_train, r) float64
-    A: Any  # X_test V, (n_test, r), working dtype
-    F: Any  # shrink factors, (n_alphas, r), working dtype
-    train: Any
-    test: Any
-    search: str
-
-    def fit(self, Ych: Any, pool: UnitPool) -> tuple[Any, np.ndarray, Any, Any]:
-        """Pearson r, chosen alpha indices, centred test predictions and training means of a
-        chunk of voxels ``Ych`` (all samples); the per-voxel steps run on ``pool``'s units."""
-        ops = self.ops
-        v = Ych.shape[1]
-        n_tr, n_te = self.train.shape[0], self.test.shape[0]
-        Yc, Yte, Z = ops.empty((n_tr, v)), ops.empty((n_te, v)), ops.empty((self.U.shape[1], v))
-        mean = ops.empty((v,))
-        parts = units(ops, v)
-
-        def prepare(part: slice) -> None:
-            y = Ych[:, part]
-            yc = y[self.train]
-            m = ops.to_work(mean0(ops, yc))
-            const = ops.ptp0_is_zero(yc)
-            yc -= m  # centred training data (the intercept)
-            yc[:, const] = 0.0
-            Yc[:, part], Yte[:, part], mean[part] = yc, y[self.test], m
-            Z[:, part] = project(ops, self.U, yc)
-
-        list(pool.map(prepare, parts))
-        # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
-        if isinstance(self.selector, LooSelector):
-            best_np = self.selector.select(Yc, Z, search=self.search, pool=pool)
-        else:
-            best_np = self.selector.select(Yc, search=self.search, pool=pool)
-        best = ops.index(best_np)
-        pred, r = ops.empty((n_te, v)), ops.full((v,), 0.0, high=True)
-
-        def finish(part: slice) -> None:
-            # r is shift invariant: correlate the centred prediction, so that the tiny
-            # variations of heavily regularised voxels are not rounded away by the mean.
-            pred[:, part] = refit_predict(self.A, self.F, best[part], Z[:, part])
-            r[part] = pearson_columns(ops, pred[:, part], Yte[:, part])
-
-        list(pool.map(finish, parts))
-        return r, best_np, pred, mean

@@ -1,0 +1,70 @@
+"""One outer fold of :func:`bids_w2v.encoding.cross_validated_scores`: the fit of a voxel chunk.
+
+:class:`OuterFold` holds what a fold shares between its voxels (SVD basis, inner selector,
+test-set design, shrink factors) and fits a chunk of voxels with the per-voxel steps on the
+units of :mod:`bids_w2v.encoding.parallel`: centring and ``Z = U^T Y`` per unit, the inner
+alpha selection (whose blocks run on the same pool), then the refit and Pearson r per unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .basis import mean0, pearson_columns, project, refit_predict
+from .inner import KFoldSelector, LooSelector
+from .parallel import UnitPool, units
+
+
+@dataclass
+class OuterFold:
+    """What one outer fold shares between its voxels (see :meth:`fit`)."""
+
+    ops: Any
+    selector: LooSelector | KFoldSelector
+    U: Any  # (n_train, r) float64
+    A: Any  # X_test V, (n_test, r), working dtype
+    F: Any  # shrink factors, (n_alphas, r), working dtype
+    train: Any
+    test: Any
+    search: str
+
+    def fit(self, Ych: Any, pool: UnitPool) -> tuple[Any, np.ndarray, Any, Any]:
+        """Pearson r, chosen alpha indices, centred test predictions and training means of a
+        chunk of voxels ``Ych`` (all samples); the per-voxel steps run on ``pool``'s units."""
+        ops = self.ops
+        v = Ych.shape[1]
+        n_tr, n_te = self.train.shape[0], self.test.shape[0]
+        Yc, Yte, Z = ops.empty((n_tr, v)), ops.empty((n_te, v)), ops.empty((self.U.shape[1], v))
+        mean = ops.empty((v,))
+        parts = units(ops, v)
+
+        def prepare(part: slice) -> None:
+            y = Ych[:, part]
+            yc = y[self.train]
+            m = ops.to_work(mean0(ops, yc))
+            const = ops.ptp0_is_zero(yc)
+            yc -= m  # centred training data (the intercept)
+            yc[:, const] = 0.0
+            Yc[:, part], Yte[:, part], mean[part] = yc, y[self.test], m
+            Z[:, part] = project(ops, self.U, yc)
+
+        list(pool.map(prepare, parts))
+        # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
+        if isinstance(self.selector, LooSelector):
+            best_np = self.selector.select(Yc, Z, search=self.search, pool=pool)
+        else:
+            best_np = self.selector.select(Yc, search=self.search, pool=pool)
+        best = ops.index(best_np)
+        pred, r = ops.empty((n_te, v)), ops.full((v,), 0.0, high=True)
+
+        def finish(part: slice) -> None:
+            # r is shift invariant: correlate the centred prediction, so that the tiny
+            # variations of heavily regularised voxels are not rounded away by the mean.
+            pred[:, part] = refit_predict(self.A, self.F, best[part], Z[:, part])
+            r[part] = pearson_columns(ops, pred[:, part], Yte[:, part])
+
+        list(pool.map(finish, parts))
+        return r, best_np, pred, mean
