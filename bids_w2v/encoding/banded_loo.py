@@ -171,10 +171,11 @@ def _update(ops: Ops, selector, Yc, Z, refit, d: int, search: str, state) -> Non
         lo, hi, split = lo[:, act], np.minimum(hi[:, act], best_val[act][None]), split[act]
     else:
         act = np.arange(v)
-    for idx, alphas in plan(lo, hi, split, width, prune=search == "exact"):
+    full = search != "exact"
+    for idx, alphas, cand in plan(lo, hi, split, width, prune=not full):
         cols = act[idx]  # sorted by split, as LooSelector.values needs
         cols_b = ops.index(cols)
-        values = selector.values(Yc[:, cols_b], Z[:, cols_b], split[idx], alphas)
+        values = selector.values(Yc[:, cols_b], Z[:, cols_b], split[idx], alphas, cand, full)
         a = values.argmin(0)
         val = values[a, np.arange(cols.size)]
         better = val < best_val[cols]

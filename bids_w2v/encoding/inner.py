@@ -70,45 +70,72 @@ class LooSelector:
         lo, hi, split = loo_bounds(self, Yc, Z, width, pool=pool)
         best = np.zeros(Yc.shape[1], dtype=np.int64)
 
-        def block(item: tuple[np.ndarray, np.ndarray]) -> None:
-            idx, alphas = item
+        def block(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+            idx, alphas, cand = item
             cols = self.ops.index(idx)
-            best[idx] = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas).argmin(0)
+            values = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas, cand, rest=full)
+            best[idx] = values.argmin(0)
 
-        blocks = list(plan(lo, hi, split, width, prune=search == "exact"))
+        full = search != "exact"
+        blocks = list(plan(lo, hi, split, width, prune=not full))
         list(map(block, blocks) if pool is None else pool.map(block, blocks))
         return best
 
-    def values(self, Yc: Array, Z: Array, split: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    def values(
+        self,
+        Yc: Array,
+        Z: Array,
+        split: np.ndarray,
+        alphas: np.ndarray,
+        cand: np.ndarray | None = None,
+        rest: bool = False,
+    ) -> np.ndarray:
         """Sum of squared LOO errors of ``alphas`` for a block of voxels (float64, numpy).
 
-        Rows of the other alphas are +inf. Voxels must be sorted by ``split``: alpha ``a`` uses
-        the small-fit expansion ``sum c^2 y^2 + sum c^2 P (P - 2y)`` (first term in float64)
-        for the voxels with ``split <= a``, and the residual ``sum c^2 (y - P)^2`` for the
-        others, where ``P = U diag(g) z`` is one ``(n, r) @ (r, block)`` product per alpha.
+        Voxels must be sorted by ``split``: alpha ``a`` uses the small-fit expansion
+        ``sum c^2 y^2 + sum c^2 P (P - 2y)`` (first term in float64) for the voxels with
+        ``split <= a``, and the residual ``sum c^2 (y - P)^2`` for the others, where
+        ``P = U diag(g) z`` is one ``(n, r) @ (r, columns)`` product per alpha. With ``cand``
+        (an (n_alphas, block) mask), alpha ``a`` is evaluated on the columns ``cand[a]`` with
+        one product on those columns, then (``rest``) on the others with a second one; the
+        values a column gets do not depend on ``rest``. Entries not evaluated are +inf.
         """
-        ops, U = self.ops, self.U
-        out = np.full((self.g.shape[0], Yc.shape[1]), np.inf)
+        ops = self.ops
+        b = Yc.shape[1]
+        out = np.full((self.g.shape[0], b), np.inf)
         if not alphas.size:
             return out
-        T = ops.empty(tuple(Z.shape))
-        P = ops.empty(tuple(Yc.shape))
-        Q = ops.empty(tuple(Yc.shape))
         S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high[ops.index(alphas)], Yc))
         Y2 = Yc + Yc
+        every = np.arange(b)
         for m, a in enumerate(alphas):
-            j = int(np.searchsorted(split, a, side="right"))  # small-fit columns: [0, j)
-            ops.matmul(U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
-            if j:
-                ops.sub(P[:, :j], Y2[:, :j], out=Q[:, :j])
-                Q[:, :j] *= P[:, :j]
-            if j < Q.shape[1]:
-                ops.sub(P[:, j:], Yc[:, j:], out=Q[:, j:])
-                Q[:, j:] *= Q[:, j:]
-            val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
-            val[:j] += S1[m, :j]
-            out[a] = val
+            mask = None if cand is None else cand[a]
+            groups = [every] if mask is None else [np.flatnonzero(mask)]
+            if rest and mask is not None:
+                groups.append(np.flatnonzero(~mask))
+            for cols in groups:
+                if cols.size:
+                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[m])
         return out
+
+    def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1: np.ndarray) -> np.ndarray:
+        """Values of alpha ``a`` on the columns ``cols`` (ascending) of a block: one product."""
+        ops = self.ops
+        if cols.size < Yc.shape[1]:  # a gather; else the whole block, as it is
+            idx = ops.index(cols)
+            Yc, Y2, Z = Yc[:, idx], Y2[:, idx], Z[:, idx]
+        P = ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=None), out=None)
+        Q = ops.empty(tuple(P.shape))
+        j = int(np.searchsorted(split[cols], a, side="right"))  # small-fit columns: [0, j)
+        if j:
+            ops.sub(P[:, :j], Y2[:, :j], out=Q[:, :j])
+            Q[:, :j] *= P[:, :j]
+        if j < Q.shape[1]:
+            ops.sub(P[:, j:], Yc[:, j:], out=Q[:, j:])
+            Q[:, j:] *= Q[:, j:]
+        val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
+        val[:j] += S1[cols[:j]]
+        return val
 
 
 #: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).
@@ -233,7 +260,7 @@ def block_width(ops: Ops, n: int, v: int) -> int:
 
 #: Voxels per block of the alpha search on CPUs and GPUs: blocks of similar voxels let the exact
 #: search skip alphas, and products of this width still run near the peak rate.
-PLAN_BLOCK = {"cpu": 128, "gpu": 8192}
+PLAN_BLOCK = {"cpu": 256, "gpu": 8192}
 
 
 def plan_width(ops: Ops, n: int, v: int) -> int:

@@ -14,12 +14,16 @@ construction:
 2. An alpha is a candidate of a voxel when its ``lo`` does not exceed the smallest ``hi`` of
    the voxel. Any other alpha has ``F > min_b hi_b >= F_b`` for some candidate ``b``, so it is
    neither the minimum nor tied with it: the first minimiser is a candidate.
-3. The voxels are ordered by their candidate range and cut into cache-sized blocks; ``full``
-   and ``exact`` use the same order and blocks (:func:`plan`) and the same block arithmetic,
-   ``exact`` only skips the alphas that are a candidate of no voxel of the block. The values it
-   computes are therefore the full grid's, bit for bit, and its argmin is the full grid's.
+3. The voxels are ordered by their candidate range and cut into blocks; ``full`` and
+   ``exact`` use the same order and blocks (:func:`plan`). In both, each (block, alpha)
+   evaluates the block's candidate voxels of that alpha with one product on those columns
+   (:meth:`bids_w2v.encoding.inner.LooSelector.values`); ``full`` evaluates the block's other
+   voxels with a second product, ``exact`` skips them. The candidates' values are therefore
+   computed by the same operations on the same operands in both, bit for bit, and the other
+   values cannot be the full grid's minimum (step 2: the bounds hold whatever the order of the
+   sums), so the argmin is the full grid's.
 
-:data:`STATS` counts the (alpha, voxel) products evaluated, for ``benchmarks/encoding.py``.
+:data:`STATS` counts the (alpha, voxel) columns evaluated, for ``benchmarks/encoding.py``.
 """
 
 from __future__ import annotations
@@ -54,14 +58,16 @@ def candidates(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def plan(
     lo: np.ndarray, hi: np.ndarray, split: np.ndarray, width: int, prune: bool
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Blocks ``(voxel positions, alpha indices to evaluate)`` shared by ``exact`` and ``full``.
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Blocks ``(voxel positions, alpha indices, candidates)`` shared by ``exact`` and ``full``.
 
     Voxels are sorted by (first candidate, last candidate, ``split``) and cut into blocks of
     ``width``; within a block they are sorted by ``split`` (the first alpha of the small-fit
-    formula, :class:`bids_w2v.encoding.inner.LooSelector`), so each formula covers a
-    contiguous range of columns. With ``prune``, a block evaluates the union of its voxels'
-    candidates, else every alpha.
+    formula, :class:`bids_w2v.encoding.inner.LooSelector`), so that each formula covers a
+    contiguous range of any subset of the columns. ``candidates`` is the block's
+    (n_alphas, width) mask; the alphas are the candidates of any voxel of the block with
+    ``prune``, else every alpha. :data:`STATS` counts the candidate columns (``prune``) or
+    every column.
     """
     cand = candidates(lo, hi)
     n_alphas, v = cand.shape
@@ -72,10 +78,11 @@ def plan(
     for b0 in range(0, v, width):
         idx = order[b0 : b0 + width]
         idx = idx[np.argsort(split[idx], kind="stable")]
-        alphas = np.flatnonzero(cand[:, idx].any(1)) if prune else every
-        STATS["evaluated"] += int(alphas.size * idx.size)
+        block = cand[:, idx]
+        alphas = np.flatnonzero(block.any(1)) if prune else every
+        STATS["evaluated"] += int(block.sum()) if prune else int(n_alphas * idx.size)
         STATS["total"] += int(n_alphas * idx.size)
-        yield idx, alphas
+        yield idx, alphas, block
 
 
 def loo_bounds(
