@@ -108,6 +108,8 @@ class LooSelector:
         S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high[ops.index(alphas)], Yc))
         Y2 = Yc + Yc
         every = np.arange(b)
+        n, r = self.n, self.r
+        bufs = (ops.empty((r * b,)), ops.empty((n * b,)), ops.empty((n * b,)))  # T, P, Q
         for m, a in enumerate(alphas):
             mask = None if cand is None else cand[a]
             groups = [every] if mask is None else [np.flatnonzero(mask)]
@@ -115,17 +117,22 @@ class LooSelector:
                 groups.append(np.flatnonzero(~mask))
             for cols in groups:
                 if cols.size:
-                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[m])
+                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[m], bufs)
         return out
 
-    def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1: np.ndarray) -> np.ndarray:
-        """Values of alpha ``a`` on the columns ``cols`` (ascending) of a block: one product."""
+    def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1, bufs) -> np.ndarray:
+        """Values of alpha ``a`` on the columns ``cols`` (ascending) of a block: one product.
+
+        ``bufs``: flat work arrays of at least ``r``, ``n`` and ``n`` times the block width.
+        """
         ops = self.ops
         if cols.size < Yc.shape[1]:  # a gather; else the whole block, as it is
             idx = ops.index(cols)
             Yc, Y2, Z = Yc[:, idx], Y2[:, idx], Z[:, idx]
-        P = ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=None), out=None)
-        Q = ops.empty(tuple(P.shape))
+        k = cols.size
+        rows = (self.r, self.n, self.n)
+        T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))
+        ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
         j = int(np.searchsorted(split[cols], a, side="right"))  # small-fit columns: [0, j)
         if j:
             ops.sub(P[:, :j], Y2[:, :j], out=Q[:, :j])
