@@ -1,4 +1,4 @@
-"""Voxel units fitted side by side on CPU threads (numpy backend).
+"""Voxel units fitted side by side on CPU threads.
 
 Most of a fit's work after the per-fold SVD is per voxel: the projections, the bounds of the
 exact search, the element-wise passes of the inner criterion, the refit and Pearson r. numpy's
@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from .backends import NumpyOps, Ops
 
-#: Voxels per unit on the numpy backend: large enough for the products to run at the BLAS
+#: Voxels per unit on CPUs: large enough for the products to run at the BLAS
 #: rate, small enough for a 20,000-voxel chunk to keep up to ~8 threads busy.
 UNIT = 1024
 
