@@ -105,19 +105,21 @@ class LooSelector:
         out = np.full((self.g.shape[0], b), np.inf)
         if not alphas.size:
             return out
-        S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high[ops.index(alphas)], Yc))
+        # every alpha's row, whichever are evaluated: the float64 product's rounding must not
+        # depend on the set of alphas (exact and full evaluate different sets)
+        S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high, Yc))
         Y2 = Yc + Yc
         every = np.arange(b)
         n, r = self.n, self.r
         bufs = (ops.empty((r * b,)), ops.empty((n * b,)), ops.empty((n * b,)))  # T, P, Q
-        for m, a in enumerate(alphas):
+        for a in alphas:
             mask = None if cand is None else cand[a]
             groups = [every] if mask is None else [np.flatnonzero(mask)]
             if rest and mask is not None:
                 groups.append(np.flatnonzero(~mask))
             for cols in groups:
                 if cols.size:
-                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[m], bufs)
+                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)
         return out
 
     def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1, bufs) -> np.ndarray:

@@ -73,6 +73,31 @@ def test_bounds_contain_the_full_grid_values(kind, dtype) -> None:
         assert (lo[:, order] <= values).all() and (values <= hi[:, order]).all()
 
 
+@pytest.mark.parametrize("kind", ["wide", "near-ties", "constant"])
+def test_candidate_columns_get_the_same_values_in_both_searches(kind) -> None:
+    """Per (block, alpha), the candidates' values do not depend on whether the other voxels are
+    evaluated too (full) or skipped (exact), and those others lie above the best candidate."""
+    ops = get_ops("numpy", "cpu", "float32")
+    X, Y = design(kind, 0)
+    Xs, _ = _standardise(X, X[:1])
+    basis = svd_basis(ops, Xs)
+    sel = LooSelector(ops, basis, DEFAULT_ALPHAS)
+    Yc = ops.asarray(Y - Y.mean(0))
+    Yc[:, np.ptp(Y, 0) == 0] = 0.0
+    Z = project(ops, basis.U, Yc)
+    lo, hi, split = prune.loo_bounds(sel, Yc, Z, 16)
+    skipped = 0
+    for idx, alphas, cand in prune.plan(lo, hi, split, 16, prune=True):
+        exact = sel.values(Yc[:, idx], Z[:, idx], split[idx], alphas, cand, rest=False)
+        full = sel.values(Yc[:, idx], Z[:, idx], split[idx], np.arange(20), cand, rest=True)
+        np.testing.assert_array_equal(exact[cand], full[cand])
+        assert np.isinf(exact[~cand]).all() and np.isfinite(full).all()
+        best = np.where(cand, full, np.inf).min(0)
+        assert (full[~cand] > np.broadcast_to(best, full.shape)[~cand]).all()
+        skipped += int((~cand).sum())
+    assert skipped > 0
+
+
 SLOW = pytest.mark.slow
 
 
