@@ -7,6 +7,8 @@ and torch tensors.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -39,11 +41,15 @@ class NumpyOps:
     def index(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx)
 
+    def single_threaded(self) -> AbstractContextManager:
+        """BLAS on one thread inside the block (restored after)."""
+        return threadpool_limits(limits=1, user_api="blas")
+
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # LAPACK's symmetric eigensolver is a long chain of small BLAS-2 steps: extra BLAS
         # threads do not speed it up and slow it down when other processes share the cores
         # (measured in benchmarks/README.md, "Eigendecompositions single-threaded").
-        with threadpool_limits(limits=1, user_api="blas"):
+        with self.single_threaded():
             return np.linalg.eigh(a)
 
     def empty(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -116,16 +122,21 @@ class TorchOps:
     def index(self, idx: np.ndarray) -> Any:
         return self.torch.as_tensor(np.asarray(idx), device=self.device)
 
-    def eigh(self, a: Any) -> tuple[Any, Any]:
-        if self.device.type != "cpu":
-            return self.torch.linalg.eigh(a)
-        # Same reason as NumpyOps.eigh (benchmarks/README.md).
+    @contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        """torch's CPU thread pool on one thread inside the block (restored after)."""
         threads = self.torch.get_num_threads()
         self.torch.set_num_threads(1)
         try:
-            return self.torch.linalg.eigh(a)
+            yield
         finally:
             self.torch.set_num_threads(threads)
+
+    def eigh(self, a: Any) -> tuple[Any, Any]:
+        if self.device.type != "cpu":
+            return self.torch.linalg.eigh(a)
+        with self.single_threaded():  # same reason as NumpyOps.eigh (benchmarks/README.md)
+            return self.torch.linalg.eigh(a)
 
     def empty(self, shape: tuple[int, ...]) -> Any:
         return self.torch.empty(shape, dtype=self.work, device=self.device)

@@ -69,6 +69,7 @@ class LooSelector:
         width = plan_width(self.ops, Yc.shape[0], Yc.shape[1])
         lo, hi, split = loo_bounds(self, Yc, Z, width, pool=pool)
         best = np.zeros(Yc.shape[1], dtype=np.int64)
+        full = search != "exact"
 
         def block(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
             idx, alphas, cand = item
@@ -76,7 +77,6 @@ class LooSelector:
             values = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas, cand, rest=full)
             best[idx] = values.argmin(0)
 
-        full = search != "exact"
         blocks = list(plan(lo, hi, split, width, prune=not full))
         list(map(block, blocks) if pool is None else pool.map(block, blocks))
         return best

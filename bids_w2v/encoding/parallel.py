@@ -18,9 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
-from .backends import NumpyOps, Ops
+from .backends import Ops
 
 #: Voxels per unit on CPUs: large enough for the products to run at the BLAS
 #: rate, small enough for a 20,000-voxel chunk to keep up to ~8 threads busy.
@@ -78,16 +78,7 @@ def unit_pool(ops: Ops, n_threads: int) -> Iterator[UnitPool]:
     if not ops.cpu:
         yield UnitPool(None)
         return
-    if not isinstance(ops, NumpyOps):
-        threads = ops.torch.get_num_threads()
-        ops.torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=n_threads) as executor:
-                yield UnitPool(executor if n_threads > 1 else None)
-        finally:
-            ops.torch.set_num_threads(threads)
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with ops.single_threaded():
         if n_threads == 1:
             yield UnitPool(None)
             return

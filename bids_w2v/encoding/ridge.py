@@ -224,10 +224,10 @@ def cross_validated_scores(
     progress : callable, optional
         Called as ``progress(done, total)`` after each (outer fold, voxel chunk) step.
     n_threads : int, optional
-        CPU threads of the numpy backend: units of voxels are fitted side by side, each with
-        single-threaded BLAS (:mod:`bids_w2v.encoding.parallel`; the results do not depend on
-        it). Default: the number of threads BLAS may use (``threadpoolctl``'s limit, else all).
-        torch uses its own thread pool (``torch.set_num_threads``).
+        CPU threads: units of voxels are fitted side by side, each with single-threaded BLAS
+        (numpy) or torch (:mod:`bids_w2v.encoding.parallel`; the results do not depend on it).
+        Default: the number of threads BLAS may use (``threadpoolctl``'s limit, else all).
+        Ignored on GPUs.
 
     Returns
     -------
