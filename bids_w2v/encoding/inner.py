@@ -13,7 +13,7 @@ import numpy as np
 from .backends import Array, NumpyOps, Ops
 from .basis import Basis, mean0, shrink_factors, svd_basis
 from .folds import contiguous_folds
-from .prune import loo_bounds, plan
+from .prune import STATS, loo_bounds, pick, plan
 
 
 class LooSelector:
@@ -54,6 +54,8 @@ class LooSelector:
         self.gc = ops.to_work(gc)
         self.c2 = ops.to_work(self.c2_high)
         self.U = ops.to_work(U)
+        self.U_high = U
+        self.refiner = None  # second-stage bounds, made on the first select
         self.s = s
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
@@ -61,25 +63,86 @@ class LooSelector:
     def select(self, Yc: Array, Z: Array, search: str = "exact", pool=None) -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as scikit-learn).
 
-        ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win
-        by the bounds of :func:`bids_w2v.encoding.prune.loo_bounds`, with the same blocks and
-        arithmetic as ``"full"``, hence the same choice (:mod:`bids_w2v.encoding.prune`).
+        ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win,
+        in two stages per block of voxels (:func:`bids_w2v.encoding.prune.plan`): first one
+        alpha per voxel (:func:`bids_w2v.encoding.prune.pick`: the candidate of
+        :func:`bids_w2v.encoding.prune.loo_bounds` with the smallest midpoint of its bounds),
+        then the candidates that the second-stage bounds from its residual
+        (:mod:`bids_w2v.encoding.refine`) cannot exclude. ``"full"`` runs the same two stages
+        with the same products, then evaluates the other columns with further products, so each
+        value that ``"exact"`` computes is computed identically in ``"full"`` and the other
+        values cannot be its minimum: the same choice, by construction.
         The blocks run on ``pool`` (a :class:`bids_w2v.encoding.parallel.UnitPool`) if given.
         """
+        from .refine import Refiner
+
+        if self.refiner is None:
+            self.refiner = Refiner(self)
         width = plan_width(self.ops, Yc.shape[0], Yc.shape[1])
-        lo, hi, split = loo_bounds(self, Yc, Z, width, pool=pool)
+        lo, hi, split, det = loo_bounds(self, Yc, Z, width, pool=pool, detail=True)
         best = np.zeros(Yc.shape[1], dtype=np.int64)
         full = search != "exact"
+        first = pick(lo, hi)
 
-        def block(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-            idx, alphas, cand = item
+        def block(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+            idx, _, cand = item
             cols = self.ops.index(idx)
-            values = self.values(Yc[:, cols], Z[:, cols], split[idx], alphas, cand, rest=full)
+            values, used = self.two_stage(
+                Yc[:, cols], Z[:, cols], split[idx], cand, first[idx],
+                {key: val[..., idx] if key != "rel" else val for key, val in det.items()},
+                rest=full,
+            )  # fmt: skip
             best[idx] = values.argmin(0)
+            return used
 
-        blocks = list(plan(lo, hi, split, width, prune=not full))
-        list(map(block, blocks) if pool is None else pool.map(block, blocks))
+        blocks = list(plan(lo, hi, split, width, prune=True, count=False, key=first))
+        used = list(map(block, blocks) if pool is None else pool.map(block, blocks))
+        STATS["evaluated"] += sum(used)
+        STATS["total"] += lo.size
         return best
+
+    def two_stage(self, Yc, Z, split, cand, first, det, rest: bool = False) -> tuple:
+        """Values (n_alphas, k) of a block of :meth:`select` and the number evaluated.
+
+        Stage 1 evaluates one candidate alpha per voxel (``first``), stage 2 the candidates
+        whose second-stage lower bound minus the full grid's rounding ``err`` does not exceed
+        the value of stage 1 (every candidate where that value is not finite); with ``rest``,
+        every other column too. Entries not evaluated are +inf.
+        """
+        ops = self.ops
+        k = Yc.shape[1]
+        n_alphas = self.g.shape[0]
+        every = np.arange(k)
+        out = np.full((n_alphas, k), np.inf)
+        S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high, Yc))
+        Y2 = Yc + Yc
+        n, r = self.n, self.r
+        bufs = (ops.empty((r * k,)), ops.empty((n * k,)), ops.empty((n * k,)))  # T, P, Q
+        half = (n_alphas, k)
+        ta, dw, wn2 = np.zeros(half), np.zeros(half), np.zeros(k)
+        for a in np.unique(first):
+            cols = np.flatnonzero(first == a)
+            out[a, cols], st = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs, True)
+            ta[:, cols], dw[:, cols], wn2[cols] = st
+        zh = ops.to_numpy(ops.to_high(Z)).astype(np.float64, copy=False)
+        lo2 = self.refiner.lower(
+            zh, first, ta, dw, wn2, det["dP"][first, every], det["e"], det["rel"]
+        )
+        fstar = out[first, every]
+        second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])
+        second[first, every] = False
+        done = second.copy()
+        done[first, every] = True
+        for a in np.flatnonzero(second.any(1)):
+            cols = np.flatnonzero(second[a])
+            out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)
+        if rest:
+            for a in range(n_alphas):
+                cols = np.flatnonzero(~done[a])
+                if cols.size:
+                    out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)
+            return out, out.size
+        return out, int(done.sum())
 
     def values(
         self,
@@ -122,10 +185,12 @@ class LooSelector:
                     out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)
         return out
 
-    def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1, bufs) -> np.ndarray:
+    def _columns(self, Yc, Y2, Z, split, a: int, cols: np.ndarray, S1, bufs, stats=False):
         """Values of alpha ``a`` on the columns ``cols`` (ascending) of a block: one product.
 
         ``bufs``: flat work arrays of at least ``r``, ``n`` and ``n`` times the block width.
+        With ``stats``, also :meth:`bids_w2v.encoding.refine.Refiner.stats` of the computed
+        residuals ``P - y``.
         """
         ops = self.ops
         if cols.size < Yc.shape[1]:  # a gather; else the whole block, as it is
@@ -144,7 +209,9 @@ class LooSelector:
             Q[:, j:] *= Q[:, j:]
         val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
         val[:j] += S1[cols[:j]]
-        return val
+        if not stats:
+            return val
+        return val, self.refiner.stats(ops.sub(P, Yc, out=Q))
 
 
 #: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).

@@ -1,0 +1,148 @@
+"""Second-stage bounds of the exact alpha search, from one evaluated alpha per voxel.
+
+The first-stage bounds of :func:`bids_w2v.encoding.prune.loo_bounds` use the range of the
+leave-one-out weights ``c_i^2`` over the samples, which is wide at small alphas: a voxel whose
+best alpha is small keeps ~10 candidates. Once the criterion of one alpha ``a`` has been
+evaluated for a voxel, its residual ``w = P_a - y`` (computed anyway) gives much tighter
+bounds on every other alpha ``b``. With ``d = P_b - P_a = U (Delta g * z)`` (``Delta g =
+g_b - g_a``), ``P_b - y = w + d`` and, splitting ``c_b^2 = cbar_b + delta_i``,
+
+``L_b = sum c_b^2 w^2 + 2 cbar_b <w, d> + 2 sum delta w d + sum c_b^2 d^2``
+
+where ``<w, d> = -sum_k (1 - g_a,k) Delta g_k z_k^2`` exactly (``U^T w = -(1 - g_a) z``),
+``|sum delta w d| <= ||delta * w|| ||d||``, ``||d|| = ||Delta g * z||`` and the last term lies
+in ``[cmin_b^2, cmax_b^2] ||d||^2``. ``sum c_b^2 w^2`` and ``||delta * w||`` cost one
+``(2 n_alphas, n) @ (n, v)`` float64 product; the rest is ``O(n_alphas * r)`` per voxel.
+
+Every quantity is bounded with the rounding of the computed ``w`` (``||w_hat - w|| <= dP_a +
+u ||w_hat||``, ``dP`` from :func:`~bids_w2v.encoding.prune.loo_bounds`), of ``Z`` (``rel |z_k| +
+e``), of the float64 sums (``gamma64``) and the distance of the float64 ``U`` from orthonormal
+(``||U^T U - I||_F``, measured per fold), so ``lower`` is a rigorous lower bound of the exact
+criterion; :meth:`bids_w2v.encoding.inner.LooSelector.select` subtracts the full grid's
+rounding (``err``) and keeps only the alphas whose bound does not exceed the value computed for
+``a``: the others cannot be the full grid's first minimiser.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backends import Array, Ops
+from .prune import gamma
+
+U64 = 2.0**-53
+
+
+class Refiner:
+    """Per-fold constants of the second-stage bounds of a :class:`LooSelector`."""
+
+    def __init__(self, sel) -> None:
+        ops = self.ops = sel.ops
+        c2 = sel.c2_high  # (n_alphas, n)
+        cmin2 = _to_np(ops, c2.min(1) if isinstance(c2, np.ndarray) else c2.amin(1))
+        cmax2 = _to_np(ops, c2.max(1) if isinstance(c2, np.ndarray) else c2.amax(1))
+        self.cmin2, self.cbar = cmin2, (cmin2 + cmax2) / 2
+        cbar = _from_np(ops, self.cbar)[:, None]
+        self.stack = _cat(ops, [c2, (c2 - cbar) ** 2])  # (2 n_alphas, n) float64
+        g, gc = _to_np(ops, sel.g_high), _to_np(ops, sel.gc_high)
+        self.g2one = np.concatenate([g * g, np.ones((1, g.shape[1]))])
+        # per alpha a: rows g_b gc_a then g_b g_a, for every b
+        self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None]], 1)
+        diff = g[:, None, :] - g[None, :, :]  # (b, a, r): g_b - g_a
+        self.md = np.abs(diff).max(2)  # max_k |g_b,k - g_a,k|
+        self.mx = np.abs(diff * gc[None, :, :]).max(2)  # max_k |gc_a,k (g_b,k - g_a,k)|
+        off = _to_np(ops, sel.U_high.T @ sel.U_high)  # U^T U - I: U is orthonormal to ~1e-11
+        off -= np.eye(off.shape[0])
+        r, n = off.shape[0], sel.n
+        self.orth = float(np.sqrt((off**2).sum()) * (1 + 4 * U64) + gamma(n + 2, U64) * r)
+        self.n, self.r = n, r
+        self.u = 2.0**-24 if ops.itemsize == 4 else U64
+
+    def stats(self, W: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``sum c^2 w^2`` and ``||delta * w||^2`` (n_alphas, k) and ``||w||^2`` (k,), float64."""
+        ops = self.ops
+        w = ops.to_high(W)
+        w2 = w * w  # exact: squares of working-dtype numbers
+        both = _to_np(ops, self.stack @ w2)
+        half = both.shape[0] // 2
+        return both[:half], both[half:], _to_np(ops, w2.sum(0))
+
+    def lower(
+        self,
+        Zh: np.ndarray,
+        first: np.ndarray,
+        ta: np.ndarray,
+        dw: np.ndarray,
+        wn2: np.ndarray,
+        dP: np.ndarray,
+        e: np.ndarray,
+        rel: float,
+    ) -> np.ndarray:
+        """Lower bounds (n_alphas, k) on the exact criterion of every alpha, float64.
+
+        ``Zh``: the block's ``Z`` (r, k) in float64; ``first``: the evaluated alpha per voxel;
+        ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the bound on the error
+        of its computed ``P`` (k,); ``e, rel``: the error of ``Z`` is at most ``rel |z| + e``.
+        """
+        n, r, u = self.n, self.r, self.u
+        k = Zh.shape[1]
+        cols = np.arange(k)
+        z2 = Zh * Zh
+        # sums over k of g_b^2 z^2, z^2 (the last row) and, per first alpha a, g_b gc_a z^2 and
+        # g_b g_a z^2: float64 products of nonnegative terms, relative error gamma64_{r+2}
+        q = self.g2one @ z2  # (n_alphas + 1, k)
+        R, R2 = np.empty_like(q[:-1]), np.empty_like(q[:-1])
+        for a in np.unique(first):
+            sel = np.flatnonzero(first == a)
+            both = self.pairs[a] @ z2[:, sel]
+            R[:, sel], R2[:, sel] = both[: R.shape[0]], both[R.shape[0] :]
+        Ra, R2a = R[first, cols][None, :], R2[first, cols][None, :]
+        big = 1.0 + gamma(n + r + 8, U64)  # inflation of computed positive quantities
+        # S_b = sum_k gc_a (g_b - g_a) z^2 and ||(g_b - g_a) z||^2 for the computed z
+        s_hat = R - Ra
+        dn2 = q[:-1] - 2.0 * R2 + R2a
+        dn2_err = gamma(r + 4, U64) * (q[:-1] + 2.0 * R2 + R2a)
+        # z within t = rel |z_hat| + e: ||t|| <= rel ||z_hat|| + sqrt(r) e, sum_k |z^2 - z_hat^2|
+        # <= 2 ||z_hat|| ||t|| + ||t||^2
+        zn = np.sqrt(q[-1]) * big
+        tn = (rel * zn + np.sqrt(r) * e) * big
+        zt = (2.0 * zn + tn) * tn * big
+        s_err = gamma(r + 4, U64) * (R + Ra) + self.mx[:, first] * zt[None, :]
+        dt = self.md[:, first] * tn[None, :]
+        orth = self.orth
+        d_hi = (np.sqrt(np.maximum(dn2 + dn2_err, 0.0)) * big + dt) * np.sqrt(1.0 + orth)
+        d_lo = np.sqrt(np.maximum(dn2 - dn2_err, 0.0)) / big - dt
+        d_lo = np.maximum(d_lo, 0.0) * np.sqrt(max(1.0 - orth, 0.0))
+        nw = np.sqrt(wn2) * big
+        eps = (dP + 1.01 * u * nw) * big  # ||w_hat - w||
+        ndw = np.sqrt(np.maximum(dw, 0.0)) * big
+        pa = (np.sqrt(R2a[0]) + tn) * big  # >= ||g_a z|| (g <= 1)
+        cbar = self.cbar[:, None]
+        # <w, d> = -S_b + (g_a z)^T (U^T U - I) (Delta g z), and <w_hat, d - eps> = <w, d> +
+        # <eps, d> - <w_hat, eps>
+        cross_err = eps[None, :] * (d_hi + nw[None, :]) + orth * pa[None, :] * d_hi
+        cross = -s_hat - s_err - cross_err
+        quad = self.cmin2[:, None] * np.maximum(d_lo - eps[None, :], 0.0) ** 2
+        lo = ta * (1.0 - gamma(n + 2, U64)) + 2.0 * cbar * cross
+        lo = lo - 2.0 * ndw * (d_hi + eps[None, :]) + quad
+        lo = lo - gamma(16, U64) * (ta + 2.0 * cbar * np.abs(cross) + quad)
+        lo[np.isnan(lo)] = -np.inf
+        lo[first, cols] = -np.inf  # the evaluated alpha itself
+        return lo
+
+
+def _to_np(ops: Ops, a: Array) -> np.ndarray:
+    return np.asarray(ops.to_numpy(a), dtype=np.float64)
+
+
+def _from_np(ops: Ops, a: np.ndarray) -> Array:
+    full = ops.full((a.shape[0],), 0.0, high=True)
+    if isinstance(full, np.ndarray):
+        return a.copy()
+    return ops.torch.as_tensor(a, dtype=full.dtype, device=full.device)
+
+
+def _cat(ops: Ops, arrays: list[Array]) -> Array:
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays)
+    return ops.torch.cat(arrays)
