@@ -206,7 +206,9 @@ def exact_flops(name: str, n: int, p: int, v: int, evaluated: int) -> tuple[floa
 
     Per fold (5 contiguous): ``n_tr = 4 n / 5`` training scans, ``r = min(n_tr, p)``. LOO:
     ``2 n_tr r`` per evaluated pair; ``Z = U^T Y`` in float64 and the bounds' products
-    (``(n_alphas, n_tr)`` and ``(3 n_alphas + n_alphas, r)`` by each voxel) in float64.
+    (``(n_alphas, n_tr)`` and ``(3 n_alphas + n_alphas, r)`` by each voxel) in float64; the
+    second stage's (``(2 n_alphas, n_tr)`` by the residuals, ``(n_alphas, n_tr)`` for
+    ``sum c^2 y^2`` and ``(3 n_alphas + 1, r)`` by ``z^2``) in float64.
     K-fold: every alpha and inner fold, ``2 n_tr r`` per pair plus ``U^T Y`` per inner fold.
     """
     n_tr = 4 * n // 5
@@ -217,6 +219,7 @@ def exact_flops(name: str, n: int, p: int, v: int, evaluated: int) -> tuple[floa
         return work, 5 * 2.0 * n_tr * r * v
     work = evaluated * 2.0 * n_tr * r + 5 * 2.0 * (n - n_tr) * r * v  # criterion + refit
     high = 5 * (2.0 * n_tr * r * v + 2.0 * a * n_tr * v + 2.0 * 4 * a * r * v)
+    high += 5 * (2.0 * 3 * a * n_tr * v + 2.0 * (3 * a + 1) * r * v)
     return work, high
 
 

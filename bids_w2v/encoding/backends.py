@@ -41,6 +41,10 @@ class NumpyOps:
     def index(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx)
 
+    def columns(self, a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``a[:, idx]`` (``take`` gathers twice as fast as fancy indexing)."""
+        return np.take(a, idx, axis=1)
+
     def single_threaded(self) -> AbstractContextManager:
         """BLAS on one thread inside the block (restored after)."""
         return threadpool_limits(limits=1, user_api="blas")
@@ -121,6 +125,10 @@ class TorchOps:
 
     def index(self, idx: np.ndarray) -> Any:
         return self.torch.as_tensor(np.asarray(idx), device=self.device)
+
+    def columns(self, a: Any, idx: Any) -> Any:
+        """``a[:, idx]``."""
+        return a.index_select(1, idx)
 
     @contextmanager
     def single_threaded(self) -> Iterator[None]:

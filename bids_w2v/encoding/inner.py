@@ -88,7 +88,7 @@ class LooSelector:
             idx, _, cand = item
             cols = self.ops.index(idx)
             values, used = self.two_stage(
-                Yc[:, cols], Z[:, cols], split[idx], cand, first[idx],
+                self.ops.columns(Yc, cols), self.ops.columns(Z, cols), split[idx], cand, first[idx],
                 {key: val[..., idx] if key != "rel" else val for key, val in det.items()},
                 rest=full,
             )  # fmt: skip
@@ -114,7 +114,7 @@ class LooSelector:
         n_alphas = self.g.shape[0]
         every = np.arange(k)
         out = np.full((n_alphas, k), np.inf)
-        S1 = ops.to_numpy(weighted_sumsq(ops, self.c2_high, Yc))
+        S1 = det["S1"]  # sum c^2 y^2 for every alpha, float64 (from the bounds)
         Y2 = Yc + Yc
         n, r = self.n, self.r
         bufs = (ops.empty((r * k,)), ops.empty((n * k,)), ops.empty((n * k,)))  # T, P, Q
@@ -195,7 +195,7 @@ class LooSelector:
         ops = self.ops
         if cols.size < Yc.shape[1]:  # a gather; else the whole block, as it is
             idx = ops.index(cols)
-            Yc, Y2, Z = Yc[:, idx], Y2[:, idx], Z[:, idx]
+            Yc, Y2, Z = ops.columns(Yc, idx), ops.columns(Y2, idx), ops.columns(Z, idx)
         k = cols.size
         rows = (self.r, self.n, self.n)
         T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))

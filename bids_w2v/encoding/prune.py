@@ -126,8 +126,9 @@ def loo_bounds(
     the error of the computed ``P`` and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`);
-    with ``detail``, also ``err``, ``dP`` (n_alphas, v) and the bound ``rel |z_k| + e`` on the
-    error of ``Z`` as ``(rel, e)`` with ``e`` of shape (v,) (for :mod:`bids_w2v.encoding.refine`).
+    with ``detail``, also a dict of ``err``, ``dP``, ``S1`` (n_alphas, v), and ``rel``, ``e``
+    (shape (v,)) of the bound ``rel |z_k| + e`` on the error of ``Z`` (for the second stage,
+    :meth:`bids_w2v.encoding.inner.LooSelector.two_stage`).
     Blocks of ``width`` voxels, on ``pool`` (:class:`bids_w2v.encoding.parallel.UnitPool`) if
     given.
     """
@@ -182,7 +183,7 @@ def loo_bounds(
         out = ops.to_numpy(lo - err), ops.to_numpy(hi + err), split
         if detail:
             e_np = np.broadcast_to(ops.to_numpy(e64 + 0.0 * yy), (1, z.shape[1]))[0]
-            out += (ops.to_numpy(err), ops.to_numpy(dP), e_np)
+            out += (ops.to_numpy(err), ops.to_numpy(dP), e_np, ops.to_numpy(S1))
         return out
 
     starts = range(0, v, width)
@@ -191,12 +192,14 @@ def loo_bounds(
         empty = np.zeros((len(sel.alphas), 0))
         out = (empty, empty, np.zeros(0, dtype=np.int64))
         if detail:
-            out += (empty, empty, np.zeros(0))
+            out += (empty, empty, np.zeros(0), empty)
     else:
         parts = list(zip(*blocks, strict=True))
         out = tuple(np.concatenate(p, -1) for p in parts)
     if detail:
-        return out[:3] + ({"err": out[3], "dP": out[4], "e": out[5], "rel": u if z_float64 else 0.0},)
+        rel = u if z_float64 else 0.0
+        keys = ("err", "dP", "e", "S1")
+        return out[:3] + ({"rel": rel} | dict(zip(keys, out[3:], strict=True)),)
     return out
 
 
