@@ -56,6 +56,7 @@ class LooSelector:
         self.U = ops.to_work(U)
         self.U_high = U
         self.refiner = None  # second-stage bounds, made on the first select
+        self.abs_norm = None  # bound on || |U| x || (prune.abs_norm), made on the first bounds
         self.s = s
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
@@ -193,19 +194,22 @@ class LooSelector:
         residuals ``P - y``.
         """
         ops = self.ops
-        if cols.size < Yc.shape[1]:  # a gather; else the whole block, as it is
-            idx = ops.index(cols)
-            Yc, Y2, Z = ops.columns(Yc, idx), ops.columns(Y2, idx), ops.columns(Z, idx)
         k = cols.size
+        j = int(np.searchsorted(split[cols], a, side="right"))  # small-fit columns: [0, j)
+        if k < Yc.shape[1]:  # gather what the two formulas need; else the block, as it is
+            Z = ops.columns(Z, ops.index(cols))
+            Y2 = ops.columns(Y2, ops.index(cols[:j]))
+            Yc = ops.columns(Yc, ops.index(cols if stats else cols[j:]))
+        else:
+            Y2 = Y2[:, :j]
         rows = (self.r, self.n, self.n)
         T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))
         ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
-        j = int(np.searchsorted(split[cols], a, side="right"))  # small-fit columns: [0, j)
         if j:
-            ops.sub(P[:, :j], Y2[:, :j], out=Q[:, :j])
+            ops.sub(P[:, :j], Y2, out=Q[:, :j])
             Q[:, :j] *= P[:, :j]
-        if j < Q.shape[1]:
-            ops.sub(P[:, j:], Yc[:, j:], out=Q[:, j:])
+        if j < k:
+            ops.sub(P[:, j:], Yc[:, -(k - j) :], out=Q[:, j:])
             Q[:, j:] *= Q[:, j:]
         val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
         val[:j] += S1[cols[:j]]

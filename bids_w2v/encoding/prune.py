@@ -38,6 +38,9 @@ from .backends import Array, Ops
 #: (one ``(n, r) @ (r, 1)``-sized product each), for the benchmark's FLOP bound.
 STATS = {"evaluated": 0, "total": 0}
 
+#: Unit roundoff of float64.
+U64 = 2.0**-53
+
 
 def unit_roundoff(ops: Ops) -> float:
     """Unit roundoff of the working dtype (``2**-24`` for float32, ``2**-53`` for float64)."""
@@ -122,8 +125,9 @@ def loo_bounds(
     ``Z`` is the rounded ``U^T y``: each of its entries is within ``e = gamma_n ||y||`` of the
     exact one, which widens the sums above. The full grid's computed value differs from the
     exact ``L`` by at most ``err = cmax^2 (2 ||y - P|| dP + dP^2 + gamma_{n+3} T) +
-    gamma64_{n+2} cmax^2 ||y||^2`` where ``dP = gamma_{r+2} sqrt(r) ||P|| + e ||g||`` bounds
-    the error of the computed ``P`` and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
+    gamma64_{n+2} cmax^2 ||y||^2`` where ``dP = gamma_{r+2} B + rel ||g z|| + e ||g||`` bounds
+    the error of the computed ``P`` (``B >= || |U| |g z| ||``, from :func:`abs_norm`) and
+    ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`);
     with ``detail``, also a dict of ``err``, ``dP``, ``S1`` (n_alphas, v), and ``rel``, ``e``
@@ -138,10 +142,14 @@ def loo_bounds(
     u64 = 2.0**-53
     g, gc, c2 = sel.g_high, sel.gc_high, sel.c2_high
     g2, gc2 = g * g, gc * gc
-    gstack = _cat(ops, [g, g2, gc2]).T  # (r, 3 n_alphas): one product for the three sums
-    cmin2, cmax2 = _extreme(c2, max_=False)[:, None], _extreme(c2, max_=True)[:, None]
+    gstack = cat(ops, [g, g2, gc2]).T  # (r, 3 n_alphas): one product for the three sums
+    cmin2, cmax2 = extreme(c2, max_=False)[:, None], extreme(c2, max_=True)[:, None]
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
     sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
+    if getattr(sel, "abs_norm", None) is None:
+        sel.abs_norm = abs_norm(ops, sel.U_high)
+    lam, vec, rho = sel.abs_norm
+    gcat = cat(ops, [g, g * vec[None, :]]).T  # (r, 2 n_alphas): sums of g |z| and g v |z|
     v = Yc.shape[1]
 
     def block(b0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,7 +165,7 @@ def loo_bounds(
         rel, e64 = (
             (u, gamma(n, u64) * ops.sqrt(yy)) if z_float64 else (0.0, gamma(n, u) * ops.sqrt(yy))
         )
-        gaz = (az.T @ g.T).T
+        gaz, gvz = (az.T @ gcat).T.reshape(2, -1, az.shape[1])
         f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
         dG1 = f1 * G1 + f2 * e64 * gaz + e64 * e64 * sum_g  # also bounds the G2 error
         perp = yy - zz
@@ -174,7 +182,8 @@ def loo_bounds(
         hi = ops.where(mid + slack < hi_b, mid + slack, hi_b)
         small = G2 <= W  # fit smaller than the residual in the span of U: expansion formula
         rss_hi = rss + d_rss
-        dP = gamma(r + 2, u) * np.sqrt(r) * nP + rel * ops.sqrt(G2) + e64 * norm_g
+        B = ops.sqrt(lam * gvz * gvz + rho * G2) * (1.0 + gamma(r + 8, u64))
+        dP = gamma(r + 2, u) * B + rel * ops.sqrt(G2) + e64 * norm_g
         term = ops.where(small, nP * pm2y, rss_hi)
         err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
         err = err + gamma(n + 2, u64) * cmax2 * yy
@@ -203,14 +212,46 @@ def loo_bounds(
     return out
 
 
-def _extreme(a: Array, max_: bool) -> Array:
+def abs_norm(ops: Ops, U: Array) -> tuple[float, Array, float]:
+    """``(lam, v, rho)`` such that ``|| |U| x ||^2 <= lam (v.x)^2 + rho ||x||^2`` for every
+    ``x`` (float64 ``U``, ``|U|`` elementwise).
+
+    Any ``lam`` and unit ``v`` give such a bound with ``rho >= ||M - lam v v^T||_2``,
+    ``M = |U|^T |U|``; ``lam, v`` are M's leading eigenpair from a power iteration (``|U|``
+    has one large singular value, ~0.8 sqrt(r), and the others ~1), and ``rho`` is the
+    Frobenius norm of the remainder plus the rounding of ``M``. For the error of ``U @ t``
+    this replaces ``sqrt(r) ||t||`` (the bound for any orthonormal ``U``) by a value ~4 times
+    smaller on spread ``t``.
+    """
+    A = abs(U)
+    M = np.asarray(ops.to_numpy(A.T @ A), dtype=np.float64)
+    r, n = M.shape[0], int(U.shape[0])
+    v = np.full(r, 1.0 / np.sqrt(max(r, 1)))
+    lam = 0.0
+    for _ in range(30):
+        w = M @ v
+        lam = float(np.sqrt(w @ w))
+        if lam == 0.0:
+            break
+        v = np.abs(w / lam)
+    v = v / max(float(np.sqrt(v @ v)), 1e-300)
+    lam = float(v @ M @ v)
+    fro = float(np.sqrt((M * M).sum()))
+    rest = float(np.sqrt(((M - lam * np.outer(v, v)) ** 2).sum()))
+    # M's rounding (sums of n nonnegative terms), the remainder's and the norms' roundings
+    rho = (rest + gamma(n + r + 8, U64) * (fro + abs(lam))) * (1.0 + gamma(r + 8, U64))
+    vec = ops.asarray(v, high=True)
+    return lam * (1.0 + gamma(8, U64)), vec, rho
+
+
+def extreme(a: Array, max_: bool) -> Array:
     """Row-wise minimum or maximum of a numpy array or torch tensor."""
     if isinstance(a, np.ndarray):
         return a.max(1) if max_ else a.min(1)
     return a.amax(1) if max_ else a.amin(1)
 
 
-def _cat(ops: Ops, arrays: list[Array]) -> Array:
+def cat(ops: Ops, arrays: list[Array]) -> Array:
     """Concatenate along the first axis (numpy or torch)."""
     if isinstance(arrays[0], np.ndarray):
         return np.concatenate(arrays)

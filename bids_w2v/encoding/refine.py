@@ -28,9 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import Array, Ops
-from .prune import gamma
-
-U64 = 2.0**-53
+from .prune import U64, cat, extreme, gamma
 
 
 class Refiner:
@@ -39,11 +37,10 @@ class Refiner:
     def __init__(self, sel) -> None:
         ops = self.ops = sel.ops
         c2 = sel.c2_high  # (n_alphas, n)
-        cmin2 = _to_np(ops, c2.min(1) if isinstance(c2, np.ndarray) else c2.amin(1))
-        cmax2 = _to_np(ops, c2.max(1) if isinstance(c2, np.ndarray) else c2.amax(1))
+        cmin2, cmax2 = _to_np(ops, extreme(c2, False)), _to_np(ops, extreme(c2, True))
         self.cmin2, self.cbar = cmin2, (cmin2 + cmax2) / 2
-        cbar = _from_np(ops, self.cbar)[:, None]
-        self.stack = _cat(ops, [c2, (c2 - cbar) ** 2])  # (2 n_alphas, n) float64
+        cbar = ops.asarray(self.cbar, high=True)[:, None]
+        self.stack = cat(ops, [c2, (c2 - cbar) ** 2])  # (2 n_alphas, n) float64
         g, gc = _to_np(ops, sel.g_high), _to_np(ops, sel.gc_high)
         self.g2one = np.concatenate([g * g, np.ones((1, g.shape[1]))])
         # per alpha a: rows g_b gc_a then g_b g_a, for every b
@@ -133,16 +130,3 @@ class Refiner:
 
 def _to_np(ops: Ops, a: Array) -> np.ndarray:
     return np.asarray(ops.to_numpy(a), dtype=np.float64)
-
-
-def _from_np(ops: Ops, a: np.ndarray) -> Array:
-    full = ops.full((a.shape[0],), 0.0, high=True)
-    if isinstance(full, np.ndarray):
-        return a.copy()
-    return ops.torch.as_tensor(a, dtype=full.dtype, device=full.device)
-
-
-def _cat(ops: Ops, arrays: list[Array]) -> Array:
-    if isinstance(arrays[0], np.ndarray):
-        return np.concatenate(arrays)
-    return ops.torch.cat(arrays)

@@ -202,3 +202,24 @@ def test_alpha_search_flag_reaches_the_fit_node_sidecar_and_methods(
         assert meta["AlphaSearch"].startswith("every alpha")
     with pytest.raises(SystemExit):
         build_parser().parse_args([str(root), str(tmp_path), "participant", "--alpha-search", "x"])
+
+
+@pytest.mark.parametrize("kind", ["wide", "collinear", "ar-noise"])
+def test_abs_norm_bounds_every_product_with_abs_u(kind) -> None:
+    """|| |U| x ||^2 <= lam (v.x)^2 + rho ||x||^2 for nonnegative and signed x, and the bound is
+    well below the sqrt(r) ||x|| that holds for any orthonormal U (on spread x)."""
+    ops = get_ops("numpy", "cpu", "float32")
+    X, _ = design(kind, 0)
+    Xs, _ = _standardise(X, X[:1])
+    U = svd_basis(ops, Xs).U
+    lam, v, rho = prune.abs_norm(ops, U)
+    rng = np.random.default_rng(0)
+    r = U.shape[1]
+    for x in [np.abs(rng.standard_normal((r, 200))), rng.standard_normal((r, 200)),
+              np.eye(r), np.ones((r, 1))]:  # fmt: skip
+        lhs = ((np.abs(U) @ x) ** 2).sum(0)
+        rhs = lam * (v @ x) ** 2 + rho * (x * x).sum(0)
+        assert (lhs <= rhs).all()
+    x = np.abs(rng.standard_normal((r, 200)))
+    bound = np.sqrt(lam * (v @ x) ** 2 + rho * (x * x).sum(0))
+    assert np.median(bound / (np.sqrt(r) * np.sqrt((x * x).sum(0)))) < 0.95
