@@ -9,7 +9,8 @@ bounds of the exact search (:func:`bids_w2v.encoding.prune.loo_bounds`), then pr
   the voxel's minimum (any rigorous pruning must keep, per voxel, every alpha that its bounds
   cannot separate from the minimum, so with bounds of relative width ``w`` it keeps at least
   about that many alphas);
-* the candidates the exact search keeps today, and the relative width of its bounds;
+* the candidates of the first-stage bounds and their relative width, and the alphas the exact
+  search evaluates in its two stages (:meth:`bids_w2v.encoding.inner.LooSelector.two_stage`);
 * both per best alpha (which voxels set the cost).
 
 Usage::
@@ -33,7 +34,8 @@ from bids_w2v.encoding import DEFAULT_ALPHAS  # noqa: E402
 from bids_w2v.encoding.backends import NumpyOps  # noqa: E402
 from bids_w2v.encoding.basis import project, svd_basis  # noqa: E402
 from bids_w2v.encoding.inner import LooSelector, plan_width  # noqa: E402
-from bids_w2v.encoding.prune import candidates, loo_bounds  # noqa: E402
+from bids_w2v.encoding.prune import candidates, loo_bounds, pick, plan  # noqa: E402
+from bids_w2v.encoding.refine import Refiner  # noqa: E402
 
 WIDTHS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     rel = (values - vmin) / vmin
     best = values.argmin(0)
     cand = candidates(lo, hi).sum(0)
+    evaluated = two_stage_counts(sel, Yc, Z)
     width = ((hi - lo) / vmin)[best, np.arange(best.size)]
     print(
         f"n_train={train.size} n_features={args.n_features} n_voxels={args.n_voxels} "
@@ -72,22 +75,38 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"w={w:g}: {(rel <= w).sum(0).mean():.2f}" for w in WIDTHS)
     )
     print(
-        f"exact search today: {cand.mean():.2f} candidates per voxel; relative width of the "
-        f"bounds at the best alpha: median {np.median(width):.1e}"
+        f"first stage: {cand.mean():.2f} candidates per voxel; relative width of the bounds at "
+        f"the best alpha: median {np.median(width):.1e}; evaluated by the exact search (two "
+        f"stages): {evaluated.mean():.2f} per voxel"
     )
     print(
-        "| best alpha | voxels | candidates (bounds) | within 1e-3 | within 1e-4 | within 1e-5 "
-        "| bound width at best (median) |"
+        "| best alpha | voxels | candidates (bounds) | evaluated (two stages) | within 1e-3 "
+        "| within 1e-4 | within 1e-5 | bound width at best (median) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for a in np.unique(best):
         m = best == a
         within = [(rel[:, m] <= w).sum(0).mean() for w in (1e-3, 1e-4, 1e-5)]
         print(
             f"| {DEFAULT_ALPHAS[a]:.1e} | {m.sum()} | {cand[m].mean():.2f} | "
+            f"{evaluated[m].mean():.2f} | "
             + " | ".join(f"{x:.2f}" for x in within)
             + f" | {np.median(width[m]):.1e} |"
         )
+
+
+def two_stage_counts(sel: LooSelector, Yc: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Alphas the exact search evaluates per voxel (both stages), as ``LooSelector.select``."""
+    sel.refiner = Refiner(sel)
+    width = plan_width(sel.ops, *Yc.shape)
+    lo, hi, split, det = loo_bounds(sel, Yc, Z, width, detail=True)
+    first = pick(lo, hi)
+    out = np.zeros(Yc.shape[1], dtype=np.int64)
+    for idx, _, cand in plan(lo, hi, split, width, prune=True, count=False, key=first):
+        part = {key: val[..., idx] if key != "rel" else val for key, val in det.items()}
+        values, _ = sel.two_stage(Yc[:, idx], Z[:, idx], split[idx], cand, first[idx], part)
+        out[idx] = np.isfinite(values).sum(0)
+    return out
 
 
 if __name__ == "__main__":
