@@ -14,6 +14,7 @@ from .backends import Array, NumpyOps, Ops
 from .basis import Basis, mean0, shrink_factors, svd_basis
 from .folds import contiguous_folds
 from .prune import STATS, loo_bounds, pick, plan
+from .refine import Refiner
 
 
 class LooSelector:
@@ -35,7 +36,8 @@ class LooSelector:
       ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the first term in float64, the second small and
       accurate in float32; otherwise the residual ``y - P`` is squared directly.
     * ``Z = U^T Y`` is computed in float64 (:func:`bids_w2v.encoding.basis.project`), and
-      which alphas are evaluated is decided by :mod:`bids_w2v.encoding.prune`.
+      which alphas are evaluated is decided by :mod:`bids_w2v.encoding.prune` (first stage)
+      and :mod:`bids_w2v.encoding.refine` (second stage).
     """
 
     def __init__(self, ops: Ops, basis: Basis, alphas: Array) -> None:
@@ -75,8 +77,6 @@ class LooSelector:
         values cannot be its minimum: the same choice, by construction.
         The blocks run on ``pool`` (a :class:`bids_w2v.encoding.parallel.UnitPool`) if given.
         """
-        from .refine import Refiner
-
         if self.refiner is None:
             self.refiner = Refiner(self)
         width = plan_width(self.ops, Yc.shape[0], Yc.shape[1])
