@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import Array, Ops
-from .prune import U64, cat, extreme, gamma
+from .prune import U64, cat, extreme, gamma, unit_roundoff
 
 
 class Refiner:
@@ -53,7 +53,7 @@ class Refiner:
         r, n = off.shape[0], sel.n
         self.orth = float(np.sqrt((off**2).sum()) * (1 + 4 * U64) + gamma(n + 2, U64) * r)
         self.n, self.r = n, r
-        self.u = 2.0**-24 if ops.itemsize == 4 else U64
+        self.u = unit_roundoff(ops)
 
     def stats(self, W: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``sum c^2 w^2`` and ``||delta * w||^2`` (n_alphas, k) and ``||w||^2`` (k,), float64."""
