@@ -103,7 +103,7 @@ def two_stage_counts(sel: LooSelector, Yc: np.ndarray, Z: np.ndarray) -> np.ndar
     first = pick(lo, hi)
     out = np.zeros(Yc.shape[1], dtype=np.int64)
     for idx, _, cand in plan(lo, hi, split, width, prune=True, count=False, key=first):
-        part = {key: val[..., idx] if key != "rel" else val for key, val in det.items()}
+        part = {key: val[..., idx] for key, val in det.items()}
         values, _ = sel.two_stage(Yc[:, idx], Z[:, idx], split[idx], cand, first[idx], part)
         out[idx] = np.isfinite(values).sum(0)
     return out

@@ -13,7 +13,7 @@ import numpy as np
 from .backends import Array, NumpyOps, Ops
 from .basis import Basis, mean0, shrink_factors, svd_basis
 from .folds import contiguous_folds
-from .prune import STATS, loo_bounds, pick, plan
+from .prune import STATS, abs_norm, loo_bounds, pick, plan
 from .refine import Refiner
 
 
@@ -58,7 +58,7 @@ class LooSelector:
         self.U = ops.to_work(U)
         self.U_high = U
         self.refiner = None  # second-stage bounds, made on the first select
-        self.abs_norm = None  # bound on || |U| x || (prune.abs_norm), made on the first bounds
+        self.abs_norm = abs_norm(ops, U)  # bound on || |U| x || for the bounds' rounding
         self.s = s
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
@@ -90,7 +90,7 @@ class LooSelector:
             cols = self.ops.index(idx)
             values, used = self.two_stage(
                 self.ops.columns(Yc, cols), self.ops.columns(Z, cols), split[idx], cand, first[idx],
-                {key: val[..., idx] if key != "rel" else val for key, val in det.items()},
+                {key: val[..., idx] for key, val in det.items()},
                 rest=full,
             )  # fmt: skip
             best[idx] = values.argmin(0)
@@ -125,7 +125,7 @@ class LooSelector:
             cols = np.flatnonzero(first == a)
             out[a, cols], st = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs, True)
             ta[:, cols], dw[:, cols], wn2[cols] = st
-        zh = ops.to_numpy(ops.to_high(Z)).astype(np.float64, copy=False)
+        zh = ops.to_numpy(ops.to_high(Z))
         lo2 = self.refiner.lower(
             zh, first, ta, dw, wn2, det["dP"][first, every], det["e"], det["rel"]
         )

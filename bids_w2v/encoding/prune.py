@@ -135,8 +135,9 @@ def loo_bounds(
     ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`);
-    with ``detail``, also a dict of ``err``, ``dP``, ``S1`` (n_alphas, v), and ``rel``, ``e``
-    (shape (v,)) of the bound ``rel |z_k| + e`` on the error of ``Z`` (for the second stage,
+    with ``detail``, also a dict of per-voxel arrays (last axis ``v``): ``err``, ``dP``, ``S1``
+    (n_alphas, v), and ``rel``, ``e`` (v,) of the bound ``rel |z_k| + e`` on the error of ``Z``
+    (for the second stage,
     :meth:`bids_w2v.encoding.inner.LooSelector.two_stage`).
     Blocks of ``width`` voxels, on ``pool`` (:class:`bids_w2v.encoding.parallel.UnitPool`) if
     given.
@@ -144,15 +145,12 @@ def loo_bounds(
     ops = sel.ops
     n, r = sel.n, sel.r
     u = unit_roundoff(ops)
-    u64 = 2.0**-53
     g, gc, c2 = sel.g_high, sel.gc_high, sel.c2_high
     g2, gc2 = g * g, gc * gc
     gstack = cat(ops, [g, g2, gc2]).T  # (r, 3 n_alphas): one product for the three sums
     cmin2, cmax2 = extreme(c2, max_=False)[:, None], extreme(c2, max_=True)[:, None]
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
     sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
-    if getattr(sel, "abs_norm", None) is None:
-        sel.abs_norm = abs_norm(ops, sel.U_high)
     lam, vec, rho = sel.abs_norm
     gcat = cat(ops, [g, g * vec[None, :]]).T  # (r, 2 n_alphas): sums of g |z| and g v |z|
     v = Yc.shape[1]
@@ -168,7 +166,7 @@ def loo_bounds(
         # dtype (basis.project: rel = u, e = gamma64_n ||y||), or in the working dtype
         # (rel = 0, e = gamma_n ||y||, as the columns of U have unit norm)
         rel, e64 = (
-            (u, gamma(n, u64) * ops.sqrt(yy)) if z_float64 else (0.0, gamma(n, u) * ops.sqrt(yy))
+            (u, gamma(n, U64) * ops.sqrt(yy)) if z_float64 else (0.0, gamma(n, u) * ops.sqrt(yy))
         )
         gaz, gvz = (az.T @ gcat).T.reshape(2, -1, az.shape[1])
         f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
@@ -187,17 +185,18 @@ def loo_bounds(
         hi = ops.where(mid + slack < hi_b, mid + slack, hi_b)
         small = G2 <= W  # fit smaller than the residual in the span of U: expansion formula
         rss_hi = rss + d_rss
-        B = ops.sqrt(lam * gvz * gvz + rho * G2) * (1.0 + gamma(r + 8, u64))
+        B = ops.sqrt(lam * gvz * gvz + rho * G2) * (1.0 + gamma(r + 8, U64))
         dP = gamma(r + 2, u) * B + rel * ops.sqrt(G2) + e64 * norm_g
         term = ops.where(small, nP * pm2y, rss_hi)
         err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
-        err = err + gamma(n + 2, u64) * cmax2 * yy
+        err = err + gamma(n + 2, U64) * cmax2 * yy
         small_np = ops.to_numpy(small)
         split = np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0])
         out = ops.to_numpy(lo - err), ops.to_numpy(hi + err), split
         if detail:
-            e_np = np.broadcast_to(ops.to_numpy(e64 + 0.0 * yy), (1, z.shape[1]))[0]
-            out += (ops.to_numpy(err), ops.to_numpy(dP), e_np, ops.to_numpy(S1))
+            e_np = ops.to_numpy(e64)[0]
+            out += (ops.to_numpy(err), ops.to_numpy(dP), e_np, np.full_like(e_np, rel))
+            out += (ops.to_numpy(S1),)
         return out
 
     starts = range(0, v, width)
@@ -206,14 +205,13 @@ def loo_bounds(
         empty = np.zeros((len(sel.alphas), 0))
         out = (empty, empty, np.zeros(0, dtype=np.int64))
         if detail:
-            out += (empty, empty, np.zeros(0), empty)
+            out += (empty, empty, np.zeros(0), np.zeros(0), empty)
     else:
         parts = list(zip(*blocks, strict=True))
         out = tuple(np.concatenate(p, -1) for p in parts)
     if detail:
-        rel = u if z_float64 else 0.0
-        keys = ("err", "dP", "e", "S1")
-        return out[:3] + ({"rel": rel} | dict(zip(keys, out[3:], strict=True)),)
+        keys = ("err", "dP", "e", "rel", "S1")
+        return out[:3] + (dict(zip(keys, out[3:], strict=True)),)
     return out
 
 

@@ -73,13 +73,13 @@ class Refiner:
         wn2: np.ndarray,
         dP: np.ndarray,
         e: np.ndarray,
-        rel: float,
+        rel: np.ndarray,
     ) -> np.ndarray:
         """Lower bounds (n_alphas, k) on the exact criterion of every alpha, float64.
 
         ``Zh``: the block's ``Z`` (r, k) in float64; ``first``: the evaluated alpha per voxel;
         ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the bound on the error
-        of its computed ``P`` (k,); ``e, rel``: the error of ``Z`` is at most ``rel |z| + e``.
+        of its computed ``P`` (k,); ``e, rel`` (k,): the error of ``Z`` is at most ``rel |z| + e``.
         """
         n, r, u = self.n, self.r, self.u
         k = Zh.shape[1]

@@ -28,7 +28,7 @@ def _setup(kind: str, seed: int, dtype: str):
     lo, hi, split, det = prune.loo_bounds(sel, Yc, Z, 64, detail=True)
     order = np.argsort(split, kind="stable")  # one block, sorted as the plan sorts a block
     Yc, Z, split, lo, hi = Yc[:, order], Z[:, order], split[order], lo[:, order], hi[:, order]
-    det = {key: val[..., order] if key != "rel" else val for key, val in det.items()}
+    det = {key: val[..., order] for key, val in det.items()}
     return ops, basis, sel, Yc, Z, split, lo, hi, det
 
 
