@@ -83,6 +83,10 @@ class NumpyOps:
     def to_high(self, a: np.ndarray) -> np.ndarray:
         return a.astype(self.high, copy=False)
 
+    def square_high(self, a: np.ndarray) -> np.ndarray:
+        """``a**2`` in float64 in one pass (exact for float32 ``a``)."""
+        return np.square(a, dtype=self.high)
+
     def log(self, a: np.ndarray) -> np.ndarray:
         return np.log(a)
 
@@ -176,6 +180,10 @@ class TorchOps:
 
     def to_high(self, a: Any) -> Any:
         return a.to(self.high)
+
+    def square_high(self, a: Any) -> Any:
+        """``a**2`` in float64 (exact for float32 ``a``)."""
+        return self.torch.square(a.to(self.high))
 
     def log(self, a: Any) -> Any:
         return self.torch.log(a)

@@ -85,7 +85,7 @@ def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:
 
 def mean0(ops: Ops, Y: Array) -> Array:
     """Column means accumulated in float64."""
-    return ops.to_high(Y).mean(0) if Y.dtype != ops.high else Y.mean(0)
+    return Y.mean(0, dtype=ops.high)  # = to_high(Y).mean(0), without the float64 copy
 
 
 def refit_predict(A: Array, F: Array, best: Array, Z: Array) -> Array:
@@ -98,13 +98,17 @@ def refit_predict(A: Array, F: Array, best: Array, Z: Array) -> Array:
 
 
 def pearson_columns(ops: Ops, pred: Array, target: Array) -> Array:
-    """Pearson r per column in float64; 0 where either column is constant."""
-    const = ops.ptp0_is_zero(pred) | ops.ptp0_is_zero(target)
+    """Pearson r per column in float64; 0 where either column is constant.
+
+    A column is constant exactly when its centred float64 copy is zero (the mean of equal
+    working-dtype values is exact in float64), i.e. when its sum of squares is 0.
+    """
     p = ops.to_high(pred)
     y = ops.to_high(target)
-    p = p - p.mean(0)
+    p = p - p.mean(0)  # (not in place: to_high returns float64 inputs themselves)
     y = y - y.mean(0)
     num = (p * y).sum(0)
-    den = ops.sqrt((p * p).sum(0) * (y * y).sum(0))
-    ok = (~const) & (den > 0)
+    pp, yy = (p * p).sum(0), (y * y).sum(0)
+    den = ops.sqrt(pp * yy)
+    ok = (pp > 0) & (yy > 0) & (den > 0)
     return ops.where(ok, num / ops.where(ok, den, 1.0 + 0.0 * den), 0.0 * den)

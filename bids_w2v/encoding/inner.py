@@ -84,20 +84,30 @@ class LooSelector:
         best = np.zeros(Yc.shape[1], dtype=np.int64)
         full = search != "exact"
         first = pick(lo, hi)
+        blocks = list(plan(lo, hi, split, width, prune=True, count=False, key=first))
+        # the voxels in plan order, so that each block is a slice (a block of columns gathered
+        # from the whole chunk reads a cache line per element); restored afterwards
+        order = np.concatenate([item[0] for item in blocks] or [np.zeros(0, np.int64)])
+        split, first = split[order], first[order]
+        det = {key: np.take(val, order, axis=-1) for key, val in det.items()}
+        starts = np.cumsum([0] + [item[0].size for item in blocks])
 
-        def block(item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-            idx, _, cand = item
-            cols = self.ops.index(idx)
+        def block(i: int) -> int:
+            b = slice(starts[i], starts[i + 1])
             values, used = self.two_stage(
-                self.ops.columns(Yc, cols), self.ops.columns(Z, cols), split[idx], cand, first[idx],
-                {key: val[..., idx] for key, val in det.items()},
+                Yc[:, b], Z[:, b], split[b], blocks[i][2], first[b],
+                {key: val[..., b] for key, val in det.items()},
                 rest=full,
             )  # fmt: skip
-            best[idx] = values.argmin(0)
+            best[blocks[i][0]] = values.argmin(0)
             return used
 
-        blocks = list(plan(lo, hi, split, width, prune=True, count=False, key=first))
-        used = list(map(block, blocks) if pool is None else pool.map(block, blocks))
+        permute_columns(self.ops, (Yc, Z), order, pool)
+        try:
+            items = range(len(blocks))
+            used = list(map(block, items) if pool is None else pool.map(block, items))
+        finally:
+            permute_columns(self.ops, (Yc, Z), np.argsort(order), pool)
         STATS["evaluated"] += sum(used)
         STATS["total"] += lo.size
         return best
@@ -125,10 +135,10 @@ class LooSelector:
             cols = np.flatnonzero(first == a)
             out[a, cols], st = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs, True)
             ta[:, cols], dw[:, cols], wn2[cols] = st
-        zh = ops.to_numpy(ops.to_high(Z))
+        z2 = ops.to_numpy(ops.square_high(Z))
         lo2 = self.refiner.lower(
-            zh, first, ta, dw, wn2, det["dP"][first, every], det["e"], det["rel"]
-        )
+            z2, first, ta, dw, wn2, det["dP"][first, every], det["e"], det["rel"]
+        )  # fmt: skip
         fstar = out[first, every]
         second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])
         second[first, every] = False
@@ -216,6 +226,18 @@ class LooSelector:
         if not stats:
             return val
         return val, self.refiner.stats(ops.sub(P, Yc, out=Q))
+
+
+def permute_columns(ops: Ops, arrays: tuple, order: np.ndarray, pool=None, rows: int = 64) -> None:
+    """``A[:] = A[:, order]`` for each array, in place, by slabs of ``rows`` rows (on ``pool``)."""
+    idx = ops.index(order)
+    slabs = [(A, slice(r0, r0 + rows)) for A in arrays for r0 in range(0, A.shape[0], rows)]
+
+    def slab(item: tuple) -> None:
+        A, part = item
+        A[part] = ops.columns(A[part], idx)
+
+    list(map(slab, slabs) if pool is None else pool.map(slab, slabs))
 
 
 #: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).

@@ -45,9 +45,9 @@ class OuterFold:
             y = Ych[:, part]
             yc = y[self.train]
             m = ops.to_work(mean0(ops, yc))
-            const = ops.ptp0_is_zero(yc)
-            yc -= m  # centred training data (the intercept)
-            yc[:, const] = 0.0
+            # centred training data (the intercept); a constant voxel becomes exactly 0, as
+            # the float64 mean of equal working-dtype values is exact
+            yc -= m
             Yc[:, part], Yte[:, part], mean[part] = yc, y[self.test], m
             Z[:, part] = project(ops, self.U, yc)
 

@@ -153,14 +153,16 @@ def loo_bounds(
     sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
     lam, vec, rho = sel.abs_norm
     gcat = cat(ops, [g, g * vec[None, :]]).T  # (r, 2 n_alphas): sums of g |z| and g v |z|
+    c2one = cat(ops, [c2, ops.full((1, n), 1.0, high=True)]).T  # S1 and ||y||^2: one product
     v = Yc.shape[1]
 
     def block(b0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y = ops.to_high(Yc[:, b0 : b0 + width])
+        y2 = ops.square_high(Yc[:, b0 : b0 + width])  # exact
         z = ops.to_high(Z[:, b0 : b0 + width])
-        y2, z2, az = y * y, z * z, abs(z)
-        yy, zz, sz = y2.sum(0)[None, :], z2.sum(0)[None, :], az.sum(0)[None, :]
-        S1 = (y2.T @ c2.T).T  # (faster than c2 @ y2 for BLAS with few rows)
+        z2, az = z * z, abs(z)
+        zz, sz = z2.sum(0)[None, :], az.sum(0)[None, :]
+        S1 = (y2.T @ c2one).T  # (faster than c2 @ y2 for BLAS with few rows)
+        S1, yy = S1[:-1], S1[-1:]
         G1, G2, W = (z2.T @ gstack).T.reshape(3, -1, z2.shape[1])
         # |z_k - (U^T y)_k| <= rel |z_k| + e: Z computed in float64 and rounded to the working
         # dtype (basis.project: rel = u, e = gamma64_n ||y||), or in the working dtype

@@ -40,11 +40,13 @@ class Refiner:
         cmin2, cmax2 = _to_np(ops, extreme(c2, False)), _to_np(ops, extreme(c2, True))
         self.cmin2, self.cbar = cmin2, (cmin2 + cmax2) / 2
         cbar = ops.asarray(self.cbar, high=True)[:, None]
-        self.stack = cat(ops, [c2, (c2 - cbar) ** 2])  # (2 n_alphas, n) float64
+        ones = ops.full((1, sel.n), 1.0, high=True)
+        self.stack = cat(ops, [c2, (c2 - cbar) ** 2, ones])  # (2 n_alphas + 1, n) float64
         g, gc = _to_np(ops, sel.g_high), _to_np(ops, sel.gc_high)
-        self.g2one = np.concatenate([g * g, np.ones((1, g.shape[1]))])
-        # per alpha a: rows g_b gc_a then g_b g_a, for every b
-        self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None]], 1)
+        # per alpha a: rows g_b gc_a, g_b g_a and g_b^2 for every b, then a row of ones
+        g2one = np.concatenate([g * g, np.ones((1, g.shape[1]))])[None]
+        g2one = np.broadcast_to(g2one, (len(g),) + g2one.shape[1:])
+        self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None], g2one], 1)
         diff = g[:, None, :] - g[None, :, :]  # (b, a, r): g_b - g_a
         self.md = np.abs(diff).max(2)  # max_k |g_b,k - g_a,k|
         self.mx = np.abs(diff * gc[None, :, :]).max(2)  # max_k |gc_a,k (g_b,k - g_a,k)|
@@ -58,15 +60,14 @@ class Refiner:
     def stats(self, W: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``sum c^2 w^2`` and ``||delta * w||^2`` (n_alphas, k) and ``||w||^2`` (k,), float64."""
         ops = self.ops
-        w = ops.to_high(W)
-        w2 = w * w  # exact: squares of working-dtype numbers
+        w2 = ops.square_high(W)  # exact: squares of working-dtype numbers
         both = _to_np(ops, self.stack @ w2)
         half = both.shape[0] // 2
-        return both[:half], both[half:], _to_np(ops, w2.sum(0))
+        return both[:half], both[half:-1], both[-1]
 
     def lower(
         self,
-        Zh: np.ndarray,
+        z2: np.ndarray,
         first: np.ndarray,
         ta: np.ndarray,
         dw: np.ndarray,
@@ -77,22 +78,26 @@ class Refiner:
     ) -> np.ndarray:
         """Lower bounds (n_alphas, k) on the exact criterion of every alpha, float64.
 
-        ``Zh``: the block's ``Z`` (r, k) in float64; ``first``: the evaluated alpha per voxel;
-        ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the bound on the error
-        of its computed ``P`` (k,); ``e, rel`` (k,): the error of ``Z`` is at most ``rel |z| + e``.
+        ``z2``: the squares of the block's ``Z`` (r, k) in float64; ``first``: the evaluated
+        alpha per voxel; ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the
+        bound on the error of its computed ``P`` (k,); ``e, rel`` (k,): the error of ``Z`` is at
+        most ``rel |z| + e``.
         """
         n, r, u = self.n, self.r, self.u
-        k = Zh.shape[1]
+        k = z2.shape[1]
         cols = np.arange(k)
-        z2 = Zh * Zh
-        # sums over k of g_b^2 z^2, z^2 (the last row) and, per first alpha a, g_b gc_a z^2 and
-        # g_b g_a z^2: float64 products of nonnegative terms, relative error gamma64_{r+2}
-        q = self.g2one @ z2  # (n_alphas + 1, k)
-        R, R2 = np.empty_like(q[:-1]), np.empty_like(q[:-1])
-        for a in np.unique(first):
+        # sums over k of g_b^2 z^2, z^2 (the last row) and, with a = first of the voxel,
+        # g_b gc_a z^2 and g_b g_a z^2: float64 products of nonnegative terms, relative error
+        # gamma64_{r+2}
+        sums = np.empty((self.pairs.shape[1], k))
+        for a in np.unique(first):  # (blocks are sorted by first: mostly one alpha)
             sel = np.flatnonzero(first == a)
-            both = self.pairs[a] @ z2[:, sel]
-            R[:, sel], R2[:, sel] = both[: R.shape[0]], both[R.shape[0] :]
+            if sel.size == k:
+                sums = self.pairs[a] @ z2
+            else:
+                sums[:, sel] = self.pairs[a] @ np.take(z2, sel, axis=1)
+        m = len(self.cbar)
+        R, R2, q = sums[:m], sums[m : 2 * m], sums[2 * m :]  # q: g_b^2 z^2, then z^2
         Ra, R2a = R[first, cols][None, :], R2[first, cols][None, :]
         big = 1.0 + gamma(n + r + 8, U64)  # inflation of computed positive quantities
         # S_b = sum_k gc_a (g_b - g_a) z^2 and ||(g_b - g_a) z||^2 for the computed z
@@ -112,9 +117,17 @@ class Refiner:
         d_lo = np.maximum(d_lo, 0.0) * np.sqrt(max(1.0 - orth, 0.0))
         nw = np.sqrt(wn2) * big
         eps = (dP + 1.01 * u * nw) * big  # ||w_hat - w||
-        ndw = np.sqrt(np.maximum(dw, 0.0)) * big
         pa = (np.sqrt(R2a[0]) + tn) * big  # >= ||g_a z|| (g <= 1)
-        cbar = self.cbar[:, None]
+        # the centre of c_b^2 in the split (any constant is valid): the w^2-weighted mean of
+        # c_b^2, which minimises ||(c_b^2 - centre) w||^2 = dw + (centre - cbar) ((centre +
+        # cbar) ||w||^2 - 2 ta) (dw is computed for the midpoint cbar of c_b^2's range)
+        mid, wn = self.cbar[:, None], wn2[None, :]
+        cbar = np.where(wn > 0, ta / np.where(wn > 0, wn, 1.0), mid)
+        shift = cbar - mid
+        both = (cbar + mid) * wn
+        v = dw + shift * (both - 2.0 * ta)
+        v_err = gamma(n + 16, U64) * (np.abs(dw) + np.abs(shift) * (both + 2.0 * ta))
+        ndw = np.sqrt(np.maximum(v + v_err, 0.0)) * big
         # <w, d> = -S_b + (g_a z)^T (U^T U - I) (Delta g z), and <w_hat, d - eps> = <w, d> +
         # <eps, d> - <w_hat, eps>
         cross_err = eps[None, :] * (d_hi + nw[None, :]) + orth * pa[None, :] * d_hi
