@@ -76,6 +76,8 @@ class LooSelector:
         value that ``"exact"`` computes is computed identically in ``"full"`` and the other
         values cannot be its minimum: the same choice, by construction.
         The blocks run on ``pool`` (a :class:`bids_w2v.encoding.parallel.UnitPool`) if given.
+        The columns of ``Yc`` and ``Z`` are permuted in place into the blocks' order during the
+        call (:func:`permute_columns`) and restored before it returns.
         """
         if self.refiner is None:
             self.refiner = Refiner(self)

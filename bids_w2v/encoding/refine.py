@@ -5,14 +5,16 @@ leave-one-out weights ``c_i^2`` over the samples, which is wide at small alphas:
 best alpha is small keeps ~10 candidates. Once the criterion of one alpha ``a`` has been
 evaluated for a voxel, its residual ``w = P_a - y`` (computed anyway) gives much tighter
 bounds on every other alpha ``b``. With ``d = P_b - P_a = U (Delta g * z)`` (``Delta g =
-g_b - g_a``), ``P_b - y = w + d`` and, splitting ``c_b^2 = cbar_b + delta_i``,
+g_b - g_a``), ``P_b - y = w + d`` and, splitting ``c_b^2 = cbar_b + delta_i`` around any
+constant ``cbar_b`` (here the ``w^2``-weighted mean of ``c_b^2``, which minimises
+``||delta * w||``),
 
 ``L_b = sum c_b^2 w^2 + 2 cbar_b <w, d> + 2 sum delta w d + sum c_b^2 d^2``
 
 where ``<w, d> = -sum_k (1 - g_a,k) Delta g_k z_k^2`` exactly (``U^T w = -(1 - g_a) z``),
 ``|sum delta w d| <= ||delta * w|| ||d||``, ``||d|| = ||Delta g * z||`` and the last term lies
-in ``[cmin_b^2, cmax_b^2] ||d||^2``. ``sum c_b^2 w^2`` and ``||delta * w||`` cost one
-``(2 n_alphas, n) @ (n, v)`` float64 product; the rest is ``O(n_alphas * r)`` per voxel.
+in ``[cmin_b^2, cmax_b^2] ||d||^2``. ``sum c_b^2 w^2``, ``||delta * w||`` and ``||w||`` cost
+one ``(2 n_alphas + 1, n) @ (n, v)`` float64 product; the rest is ``O(n_alphas * r)`` per voxel.
 
 Every quantity is bounded with the rounding of the computed ``w`` (``||w_hat - w|| <= dP_a +
 u ||w_hat||``, ``dP`` from :func:`~bids_w2v.encoding.prune.loo_bounds`), of ``Z`` (``rel |z_k| +
