@@ -7,6 +7,7 @@ and torch tensors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -44,6 +45,9 @@ class NumpyOps:
     def columns(self, a: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """``a[:, idx]`` (``take`` gathers twice as fast as fancy indexing)."""
         return np.take(a, idx, axis=1)
+
+    def check_ieee(self) -> None:
+        """numpy's (BLAS) float32 products are IEEE float32: nothing to check."""
 
     def single_threaded(self) -> AbstractContextManager:
         """BLAS on one thread inside the block (restored after)."""
@@ -134,6 +138,25 @@ class TorchOps:
         """``a[:, idx]``."""
         return a.index_select(1, idx)
 
+    def check_ieee(self) -> None:
+        """Raise ``ValueError`` if float32 products may not be IEEE float32 (TF32 or bf16).
+
+        The exact alpha search (:mod:`bids_w2v.encoding.prune`) bounds the rounding of the
+        float32 products; TF32 (``torch.set_float32_matmul_precision("high")``,
+        ``TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1``) or bf16 products round ~1,000x more, so the
+        bounds would not hold. float64 is not affected.
+        """
+        if self.work != self.torch.float32:
+            return
+        problem = reduced_precision(self.torch, self.device.type)
+        if problem:
+            raise ValueError(
+                f"The exact alpha search needs IEEE float32 matrix products on {self.device}, "
+                f"but {problem}, so its rounding bounds would not hold. Call "
+                "torch.set_float32_matmul_precision('highest') before fitting (and unset "
+                "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE), or use dtype='float64'."
+            )
+
     @contextmanager
     def single_threaded(self) -> Iterator[None]:
         """torch's CPU thread pool on one thread inside the block (restored after)."""
@@ -197,6 +220,28 @@ class TorchOps:
 
     def sqrt(self, a: Any) -> Any:
         return self.torch.sqrt(a)
+
+
+def reduced_precision(torch: Any, device_type: str) -> str:
+    """Why torch's float32 products on ``device_type`` may be TF32 or bf16 ('' if IEEE)."""
+    if device_type == "cuda" and os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "0") != "0":
+        return "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set"
+    try:  # raises when the legacy and the per-backend settings were mixed
+        legacy = torch.get_float32_matmul_precision()
+    except RuntimeError:
+        legacy = "highest"  # the per-backend settings below decide
+    if legacy != "highest":
+        return f"torch.get_float32_matmul_precision() is {legacy!r}"
+    name = {"cuda": "cuda", "cpu": "mkldnn"}.get(device_type)
+    settings = [("torch.backends.fp32_precision", torch.backends)]
+    if name is not None:
+        module = getattr(torch.backends, name)
+        settings.append((f"torch.backends.{name}.matmul.fp32_precision", module.matmul))
+    for label, obj in settings:
+        value = getattr(obj, "fp32_precision", "none")
+        if value not in ("none", "ieee"):
+            return f"{label} is {value!r}"
+    return ""
 
 
 #: Either backend (what the ridge algebra receives).

@@ -47,9 +47,9 @@ class OuterFold:
             m = ops.to_work(mean0(ops, yc))
             # centred training data (the intercept); a constant voxel becomes exactly 0, as
             # the float64 mean of equal working-dtype values is exact
-            yc -= m
-            Yc[:, part], Yte[:, part], mean[part] = yc, y[self.test], m
-            Z[:, part] = project(ops, self.U, yc)
+            ops.sub(yc, m, out=Yc[:, part])
+            Yte[:, part], mean[part] = y[self.test], m
+            Z[:, part] = project(ops, self.U, Yc[:, part])
 
         list(pool.map(prepare, parts))
         # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)

@@ -143,6 +143,7 @@ def loo_bounds(
     given.
     """
     ops = sel.ops
+    ops.check_ieee()  # the rounding bounds below assume IEEE products
     n, r = sel.n, sel.r
     u = unit_roundoff(ops)
     g, gc, c2 = sel.g_high, sel.gc_high, sel.c2_high

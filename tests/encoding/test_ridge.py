@@ -228,6 +228,29 @@ def test_inputs_are_not_modified(backend: str) -> None:
     np.testing.assert_array_equal(Y32, Y0)
 
 
+def test_torch_float32_refuses_reduced_precision_products() -> None:
+    """TF32/bf16 products round far more than the exact search's bounds allow: a clear error,
+    and float64 (not affected) still runs."""
+    X, Y = planted(p=30)
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with pytest.raises(ValueError, match="IEEE float32.*set_float32_matmul_precision"):
+            cross_validated_scores(X, Y[:, :10], backend="torch", dtype="float32")
+        cross_validated_scores(X, Y[:, :10], backend="torch", dtype="float64")
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    cross_validated_scores(X, Y[:, :10], backend="torch", dtype="float32")
+
+
+def test_reduced_precision_sees_the_cublas_override(monkeypatch) -> None:
+    from bids_w2v.encoding.backends import reduced_precision
+
+    assert reduced_precision(torch, "cuda") == "" and reduced_precision(torch, "cpu") == ""
+    monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
+    assert "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" in reduced_precision(torch, "cuda")
+    assert reduced_precision(torch, "cpu") == ""  # cuBLAS only
+
+
 def test_defaults() -> None:
     np.testing.assert_allclose(DEFAULT_ALPHAS, np.logspace(1, 8, 20))
     X, Y = planted(p=30)
