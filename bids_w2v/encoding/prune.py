@@ -113,7 +113,7 @@ def plan(
 
 
 def loo_bounds(
-    sel, Yc: Array, Z: Array, width: int, z_float64: bool = True, pool=None, detail: bool = False
+    sel, Yc: Array, Z: Array, width: int, pool=None, detail: bool = False
 ) -> tuple[np.ndarray, ...]:
     """Bounds ``lo, hi`` (n_alphas, v) on the leave-one-out values of :class:`LooSelector`.
 
@@ -166,11 +166,8 @@ def loo_bounds(
         S1, yy = S1[:-1], S1[-1:]
         G1, G2, W = (z2.T @ gstack).T.reshape(3, -1, z2.shape[1])
         # |z_k - (U^T y)_k| <= rel |z_k| + e: Z computed in float64 and rounded to the working
-        # dtype (basis.project: rel = u, e = gamma64_n ||y||), or in the working dtype
-        # (rel = 0, e = gamma_n ||y||, as the columns of U have unit norm)
-        rel, e64 = (
-            (u, gamma(n, U64) * ops.sqrt(yy)) if z_float64 else (0.0, gamma(n, u) * ops.sqrt(yy))
-        )
+        # dtype (basis.project: rel = u, e = gamma64_n ||y||, as the columns of U have unit norm)
+        rel, e64 = u, gamma(n, U64) * ops.sqrt(yy)
         gaz, gvz = (az.T @ gcat).T.reshape(2, -1, az.shape[1])
         f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
         dG1 = f1 * G1 + f2 * e64 * gaz + e64 * e64 * sum_g  # also bounds the G2 error
