@@ -337,8 +337,7 @@ def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) ->
     """
     out = None
     for start in range(0, Y.shape[0], block):
-        y = ops.to_high(Y[start : start + block])
-        part = W[:, start : start + block] @ (y * y)
+        part = W[:, start : start + block] @ ops.square_high(Y[start : start + block])
         out = part if out is None else out + part
     if rows is None:
         return out

@@ -64,8 +64,8 @@ class Refiner:
         ops = self.ops
         w2 = ops.square_high(W)  # exact: squares of working-dtype numbers
         both = _to_np(ops, self.stack @ w2)
-        half = both.shape[0] // 2
-        return both[:half], both[half:-1], both[-1]
+        m = len(self.cbar)  # rows: c^2, (c^2 - cbar)^2 per alpha, then ones
+        return both[:m], both[m:-1], both[-1]
 
     def lower(
         self,
