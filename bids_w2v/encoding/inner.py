@@ -63,7 +63,9 @@ class LooSelector:
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
 
-    def select(self, Yc: Array, Z: Array, search: str = "exact", pool=None) -> np.ndarray:
+    def select(
+        self, Yc: Array, Z: Array, search: str = "exact", pool=None, keep_yc: bool = True
+    ) -> np.ndarray:
         """Index of the best alpha per voxel (first one on ties, as scikit-learn).
 
         ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win,
@@ -77,7 +79,8 @@ class LooSelector:
         values cannot be its minimum: the same choice, by construction.
         The blocks run on ``pool`` (a :class:`bids_w2v.encoding.parallel.UnitPool`) if given.
         The columns of ``Yc`` and ``Z`` are permuted in place into the blocks' order during the
-        call (:func:`permute_columns`) and restored before it returns.
+        call (:func:`permute_columns`) and restored before it returns (``Z`` only, with
+        ``keep_yc=False``: ``Yc`` is then left in an unspecified column order).
         """
         if self.refiner is None:
             self.refiner = Refiner(self)
@@ -109,7 +112,7 @@ class LooSelector:
             items = range(len(blocks))
             used = list(map(block, items) if pool is None else pool.map(block, items))
         finally:
-            permute_columns(self.ops, (Yc, Z), np.argsort(order), pool)
+            permute_columns(self.ops, (Yc, Z) if keep_yc else (Z,), np.argsort(order), pool)
         STATS["evaluated"] += sum(used)
         STATS["total"] += lo.size
         return best

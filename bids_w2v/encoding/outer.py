@@ -30,6 +30,7 @@ class OuterFold:
     train: Any
     test: Any
     search: str
+    runs: tuple[slice, ...] = ()  # the training rows as runs of consecutive rows (:func:`runs`)
 
     def fit(self, Ych: Any, pool: UnitPool) -> tuple[Any, np.ndarray, Any, Any]:
         """Pearson r, chosen alpha indices, centred test predictions and training means of a
@@ -43,18 +44,31 @@ class OuterFold:
 
         def prepare(part: slice) -> None:
             y = Ych[:, part]
-            yc = y[self.train]
-            m = ops.to_work(mean0(ops, yc))
-            # centred training data (the intercept); a constant voxel becomes exactly 0, as
-            # the float64 mean of equal working-dtype values is exact
-            ops.sub(yc, m, out=Yc[:, part])
+            # centred training data (the intercept), straight from the runs of training rows
+            # (no gathered copy); a constant voxel becomes exactly 0, as the float64 mean of
+            # equal working-dtype values is exact
+            if self.runs:
+                total = y[self.runs[0]].sum(0, dtype=ops.high)
+                for rows in self.runs[1:]:
+                    total += y[rows].sum(0, dtype=ops.high)
+                m = ops.to_work(total / n_tr)
+                start = 0
+                for rows in self.runs:
+                    stop = start + rows.stop - rows.start
+                    ops.sub(y[rows], m, out=Yc[start:stop, part])
+                    start = stop
+            else:
+                yc = y[self.train]
+                m = ops.to_work(mean0(ops, yc))
+                ops.sub(yc, m, out=Yc[:, part])
             Yte[:, part], mean[part] = y[self.test], m
             Z[:, part] = project(ops, self.U, Yc[:, part])
 
         list(pool.map(prepare, parts))
         # (the K-fold selector re-centres each inner fold, so Yc is as good as Y there)
         if isinstance(self.selector, LooSelector):
-            best_np = self.selector.select(Yc, Z, search=self.search, pool=pool)
+            # (Yc is not used after the selection: its columns need not be put back)
+            best_np = self.selector.select(Yc, Z, search=self.search, pool=pool, keep_yc=False)
         else:
             best_np = self.selector.select(Yc, search=self.search, pool=pool)
         best = ops.index(best_np)
@@ -68,3 +82,16 @@ class OuterFold:
 
         list(pool.map(finish, parts))
         return r, best_np, pred, mean
+
+
+def runs(idx: np.ndarray) -> tuple[slice, ...]:
+    """Sorted row indices as slices of consecutive rows (a fold's training rows: one or two
+    runs, more with gaps); ``()`` if ``idx`` is not increasing."""
+    idx = np.asarray(idx)
+    if idx.size == 0 or np.any(np.diff(idx) <= 0):
+        return ()
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [idx.size]])
+    pairs = zip(starts, stops, strict=True)
+    return tuple(slice(int(idx[a]), int(idx[b - 1]) + 1) for a, b in pairs)

@@ -148,27 +148,30 @@ def loo_bounds(
     u = unit_roundoff(ops)
     g, gc, c2 = sel.g_high, sel.gc_high, sel.c2_high
     g2, gc2 = g * g, gc * gc
-    gstack = cat(ops, [g, g2, gc2]).T  # (r, 3 n_alphas): one product for the three sums
+    ones_r = ops.full((1, r), 1.0, high=True)
+    gstack = cat(ops, [g, g2, gc2, ones_r])  # (3 n_alphas + 1, r): one product, four sums
     cmin2, cmax2 = extreme(c2, max_=False)[:, None], extreme(c2, max_=True)[:, None]
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
     sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
     lam, vec, rho = sel.abs_norm
-    gcat = cat(ops, [g, g * vec[None, :]]).T  # (r, 2 n_alphas): sums of g |z| and g v |z|
-    c2one = cat(ops, [c2, ops.full((1, n), 1.0, high=True)]).T  # S1 and ||y||^2: one product
+    gcat = cat(ops, [g, g * vec[None, :], ones_r])  # sums of g |z|, g v |z| and |z|
+    c2one = cat(ops, [c2, ops.full((1, n), 1.0, high=True)])  # S1 and ||y||^2: one product
     v = Yc.shape[1]
 
     def block(b0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y2 = ops.square_high(Yc[:, b0 : b0 + width])  # exact
-        z = ops.to_high(Z[:, b0 : b0 + width])
-        z2, az = z * z, abs(z)
-        zz, sz = z2.sum(0)[None, :], az.sum(0)[None, :]
-        S1 = (y2.T @ c2one).T  # (faster than c2 @ y2 for BLAS with few rows)
+        z2, az = ops.square_high(Z[:, b0 : b0 + width]), ops.abs_high(Z[:, b0 : b0 + width])
+        S1 = c2one @ y2
         S1, yy = S1[:-1], S1[-1:]
-        G1, G2, W = (z2.T @ gstack).T.reshape(3, -1, z2.shape[1])
+        G = gstack @ z2
+        G1, G2, W = G[:-1].reshape(3, -1, z2.shape[1])
+        zz = G[-1:]
         # |z_k - (U^T y)_k| <= rel |z_k| + e: Z computed in float64 and rounded to the working
         # dtype (basis.project: rel = u, e = gamma64_n ||y||, as the columns of U have unit norm)
         rel, e64 = u, gamma(n, U64) * ops.sqrt(yy)
-        gaz, gvz = (az.T @ gcat).T.reshape(2, -1, az.shape[1])
+        A = gcat @ az
+        gaz, gvz = A[:-1].reshape(2, -1, az.shape[1])
+        sz = A[-1:]
         f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
         dG1 = f1 * G1 + f2 * e64 * gaz + e64 * e64 * sum_g  # also bounds the G2 error
         perp = yy - zz

@@ -28,7 +28,7 @@ from .backends import get_ops
 from .basis import shrink_factors, svd_basis
 from .folds import Fold, make_folds
 from .inner import KFoldSelector, LooSelector
-from .outer import OuterFold
+from .outer import OuterFold, runs
 from .parallel import resolve_threads, unit_pool
 from .pca import check_n_components, pca_project
 
@@ -319,6 +319,7 @@ def cross_validated_scores(
             ops.index(train),
             ops.index(test),
             alpha_search,
+            runs(train),
         )
 
     with unit_pool(ops, n_threads) as pool:

@@ -89,3 +89,9 @@ def test_second_stage_prunes_first_stage_candidates() -> None:
     # select permutes the columns of Yc and Z into its blocks' order and restores them
     np.testing.assert_array_equal(Yc, Yc0)
     np.testing.assert_array_equal(Z, Z0)
+    # keep_yc=False (the fit, which discards Yc afterwards): Z restored, Yc a column permutation
+    best = sel.select(Yc, Z, search="exact", pool=None)
+    assert (sel.select(Yc, Z, search="exact", pool=None, keep_yc=False) == best).all()
+    np.testing.assert_array_equal(Z, Z0)
+    order = np.lexsort(Yc)  # Yc's columns, sorted, are Yc0's
+    np.testing.assert_array_equal(Yc[:, order], Yc0[:, np.lexsort(Yc0)])
