@@ -99,12 +99,17 @@ class LooSelector:
 
         def block(i: int) -> int:
             b = slice(starts[i], starts[i + 1])
+            cand = blocks[i][2]
             values, used = self.two_stage(
-                Yc[:, b], Z[:, b], split[b], blocks[i][2], first[b],
+                Yc[:, b], Z[:, b], split[b], cand, first[b],
                 {key: val[..., b] for key, val in det.items()},
                 rest=full,
             )  # fmt: skip
-            best[blocks[i][0]] = values.argmin(0)
+            choice = values.argmin(0)
+            if not full:  # a voxel with one candidate: that alpha, not evaluated
+                one = cand.sum(0) == 1
+                choice[one] = first[b][one]
+            best[blocks[i][0]] = choice
             return used
 
         permute_columns(self.ops, (Yc, Z), order, pool)
@@ -120,24 +125,28 @@ class LooSelector:
     def two_stage(self, Yc, Z, split, cand, first, det, rest: bool = False) -> tuple:
         """Values (n_alphas, k) of a block of :meth:`select` and the number evaluated.
 
-        Stage 1 evaluates one candidate alpha per voxel (``first``), stage 2 the candidates
-        whose second-stage lower bound minus the full grid's rounding ``err`` does not exceed
-        the value of stage 1 (every candidate where that value is not finite); with ``rest``,
-        every other column too. Entries not evaluated are +inf.
+        Stage 1 evaluates one candidate alpha per voxel (``first``) unless it is the voxel's
+        only candidate (the first-stage bounds then decide: that alpha is the full grid's
+        choice), stage 2 the candidates whose second-stage lower bound minus the full grid's
+        rounding ``err`` does not exceed the value of stage 1 (every candidate where that value
+        is not finite); with ``rest``, every other column too. Entries not evaluated are +inf.
         """
         ops = self.ops
         k = Yc.shape[1]
         n_alphas = self.g.shape[0]
         every = np.arange(k)
         out = np.full((n_alphas, k), np.inf)
+        several = cand.sum(0) > 1  # (a voxel with one candidate has nothing to compare)
+        if not (rest or several.any()):
+            return out, 0
         S1 = det["S1"]  # sum c^2 y^2 for every alpha, float64 (from the bounds)
         Y2 = Yc + Yc
         n, r = self.n, self.r
         bufs = (ops.empty((r * k,)), ops.empty((n * k,)), ops.empty((n * k,)))  # T, P, Q
         half = (n_alphas, k)
         ta, dw, wn2 = np.zeros(half), np.zeros(half), np.zeros(k)
-        for a in np.unique(first):
-            cols = np.flatnonzero(first == a)
+        for a in np.unique(first[several]):
+            cols = np.flatnonzero((first == a) & several)
             out[a, cols], st = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs, True)
             ta[:, cols], dw[:, cols], wn2[cols] = st
         z2 = ops.to_numpy(ops.square_high(Z))
@@ -148,7 +157,7 @@ class LooSelector:
         second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])
         second[first, every] = False
         done = second.copy()
-        done[first, every] = True
+        done[first[several], every[several]] = True
         for a in np.flatnonzero(second.any(1)):
             cols = np.flatnonzero(second[a])
             out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)

@@ -98,6 +98,37 @@ def test_candidate_columns_get_the_same_values_in_both_searches(kind) -> None:
     assert skipped > 0
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_voxels_with_one_candidate_are_decided_without_evaluation(kind) -> None:
+    """A voxel whose first-stage bounds leave one candidate gets that alpha with no evaluated
+    column (the first minimiser is a candidate), and it is the full grid's choice."""
+    ops = get_ops("numpy", "cpu", "float32")
+    decided = 0
+    for seed in range(3):
+        X, Y = design(kind, seed)
+        Xs, _ = _standardise(X, X[:1])
+        basis = svd_basis(ops, Xs)
+        sel = LooSelector(ops, basis, DEFAULT_ALPHAS)
+        Yc = ops.asarray(Y - Y.mean(0))
+        Yc[:, np.ptp(Y, 0) == 0] = 0.0
+        Z = project(ops, basis.U, Yc)
+        lo, hi, split = prune.loo_bounds(sel, Yc, Z, 16)
+        one = prune.candidates(lo, hi).sum(0) == 1
+        decided += int(one.sum())
+        order = np.argsort(split, kind="stable")  # (values wants voxels sorted by split)
+        full = sel.values(Yc[:, order], Z[:, order], split[order], np.arange(20))
+        first_min = np.empty(Y.shape[1], dtype=np.int64)
+        first_min[order] = full.argmin(0)
+        exact = sel.select(Yc.copy(), Z.copy(), search="exact")
+        np.testing.assert_array_equal(exact, sel.select(Yc.copy(), Z.copy(), search="full"))
+        np.testing.assert_array_equal(exact[one], first_min[one])
+        np.testing.assert_array_equal(exact[one], prune.pick(lo, hi)[one])
+        prune.STATS.update(evaluated=0, total=0)
+        sel.select(Yc[:, one].copy(), Z[:, one].copy(), search="exact")
+        assert prune.STATS["evaluated"] == 0
+    assert decided > 0
+
+
 SLOW = pytest.mark.slow
 
 
