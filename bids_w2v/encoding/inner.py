@@ -1,4 +1,5 @@
-"""Inner alpha selection on one outer training fold: leave-one-out or K-fold, per voxel.
+"""Inner alpha selection on one outer training fold by leave-one-out, per voxel (the inner
+K-fold selector is in :mod:`bids_w2v.encoding.kfold`).
 
 The selectors reuse the float64 SVD basis of the fold (:mod:`bids_w2v.encoding.basis`); the
 products with the voxel data (the expensive part, ``O(n * r * n_voxels)`` per alpha) run in the
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import Array, NumpyOps, Ops
-from .basis import Basis, mean0, shrink_factors, svd_basis
-from .folds import contiguous_folds
+from .backends import Array, Ops
+from .basis import Basis
 from .prune import STATS, abs_norm, loo_bounds, pick, plan
 from .refine import Refiner
 
@@ -53,6 +53,7 @@ class LooSelector:
         self.gc_high = gc
         self.c2_high = inv_1mh**2
         self.g = ops.to_work(self.g_high)
+        self.gT = ops.to_work(self.g_high.T + 0.0)  # (r, n_alphas), a copy: columns g_a for _pairs
         self.gc = ops.to_work(gc)
         self.c2 = ops.to_work(self.c2_high)
         self.U = ops.to_work(U)
@@ -71,7 +72,8 @@ class LooSelector:
         ``search="full"`` evaluates every alpha; ``"exact"`` only the alphas that can still win,
         in two stages per block of voxels (:func:`bids_w2v.encoding.prune.plan`): first one
         alpha per voxel (:func:`bids_w2v.encoding.prune.pick`: the candidate of
-        :func:`bids_w2v.encoding.prune.loo_bounds` with the smallest midpoint of its bounds),
+        :func:`bids_w2v.encoding.prune.loo_bounds` with the smallest midpoint of its bounds;
+        none for a voxel with one candidate, which is then the choice),
         then the candidates that the second-stage bounds from its residual
         (:mod:`bids_w2v.encoding.refine`) cannot exclude. ``"full"`` runs the same two stages
         with the same products, then evaluates the other columns with further products, so each
@@ -129,7 +131,8 @@ class LooSelector:
         only candidate (the first-stage bounds then decide: that alpha is the full grid's
         choice), stage 2 the candidates whose second-stage lower bound minus the full grid's
         rounding ``err`` does not exceed the value of stage 1 (every candidate where that value
-        is not finite); with ``rest``, every other column too. Entries not evaluated are +inf.
+        is not finite; all of the block's pairs in one product, :meth:`_pairs`); with ``rest``,
+        every other column too. Entries not evaluated are +inf.
         """
         ops = self.ops
         k = Yc.shape[1]
@@ -158,9 +161,9 @@ class LooSelector:
         second[first, every] = False
         done = second.copy()
         done[first[several], every[several]] = True
-        for a in np.flatnonzero(second.any(1)):
-            cols = np.flatnonzero(second[a])
-            out[a, cols] = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs)
+        pa, pc = np.nonzero(second)  # the second stage's (alpha, voxel) pairs, by alpha
+        if pa.size:
+            out[pa, pc] = self._pairs(Yc, Y2, Z, split, pa, pc, S1, bufs)
         if rest:
             for a in range(n_alphas):
                 cols = np.flatnonzero(~done[a])
@@ -241,6 +244,43 @@ class LooSelector:
             return val
         return val, self.refiner.stats(ops.sub(P, Yc, out=Q))
 
+    def _pairs(self, Yc, Y2, Z, split, pa, pc, S1, bufs) -> np.ndarray:
+        """Values of the (alpha, column) pairs ``(pa, pc)`` (sorted by alpha) of a block, with
+        one product ``U @ [g_a z_j]`` per block width of pairs instead of one per alpha (a
+        product with few columns spends most of its time packing ``U``); each pair as in
+        :meth:`_columns` (small-fit formula where ``split <= a``), the small-fit pairs first.
+        """
+        ops = self.ops
+        small = split[pc] <= pa
+        order = np.argsort(~small, kind="stable")  # small-fit pairs first, each part by alpha
+        pa, pc, small = pa[order], pc[order], small[order]
+        out = np.empty(pa.size)
+        width = bufs[1].shape[0] // self.n
+        for m0 in range(0, pa.size, width):
+            a, c = pa[m0 : m0 + width], pc[m0 : m0 + width]
+            m, j = a.size, int(small[m0 : m0 + width].sum())
+            T, P, Q = (
+                buf[: h * m].reshape(h, m)
+                for buf, h in zip(bufs, (self.r, self.n, self.n), strict=True)
+            )
+            ops.mul(ops.columns(self.gT, ops.index(a)), ops.columns(Z, ops.index(c)), out=T)
+            ops.matmul(self.U, T, out=P)
+            if j:
+                ops.sub(P[:, :j], ops.columns(Y2, ops.index(c[:j])), out=Q[:, :j])
+                Q[:, :j] *= P[:, :j]
+            if j < m:
+                ops.sub(P[:, j:], ops.columns(Yc, ops.index(c[j:])), out=Q[:, j:])
+                Q[:, j:] *= Q[:, j:]
+            val = np.empty(m)
+            cuts = np.flatnonzero((a[1:] != a[:-1]) | (np.arange(1, m) == j)) + 1
+            for b0, b1 in zip(np.r_[0, cuts], np.r_[cuts, m], strict=True):
+                val[b0:b1] = ops.to_numpy(ops.to_high(self.c2[a[b0]] @ Q[:, b0:b1]))
+            val[:j] += S1[a[:j], c[:j]]
+            out[m0 : m0 + m] = val
+        res = np.empty_like(out)
+        res[order] = out
+        return res
+
 
 def permute_columns(ops: Ops, arrays: tuple, order: np.ndarray, pool=None, rows: int = 64) -> None:
     """``A[:] = A[:, order]`` for each array, in place, by slabs of ``rows`` rows (on ``pool``)."""
@@ -252,93 +292,6 @@ def permute_columns(ops: Ops, arrays: tuple, order: np.ndarray, pool=None, rows:
         A[part] = ops.columns(A[part], idx)
 
     list(map(slab, slabs) if pool is None else pool.map(slab, slabs))
-
-
-#: Weight of ``log(alpha)`` added to the inner K-fold score (himalaya's tie-break).
-TIE_BREAK = 1e-10
-
-
-class KFoldSelector:
-    """Alpha selection by contiguous K-fold inside the training set, as himalaya's ``RidgeCV``.
-
-    Matches ``himalaya.ridge.RidgeCV(alphas, cv=KFold(k), fit_intercept=True)``: in each inner
-    fold, X and Y are centred with the inner-training means, the score is the negative mean
-    squared error over the inner test samples, averaged over inner folds, plus
-    ``TIE_BREAK * log(alpha)`` (himalaya's tie-break towards larger alphas); the argmax wins.
-    Predictions use ``P = (X_te V) diag(s/(s^2+a)) (U^T Y_tr)``, one ``n_te x r x v`` product
-    per alpha and inner fold, and the squared error is accumulated as
-    ``||y||^2 + sum P (P - 2y)``, accurate for the tiny differences between large alphas.
-    """
-
-    def __init__(self, ops: Ops, X: Array, alphas: Array, n_inner: int) -> None:
-        self.ops = ops
-        self.log_alphas = ops.log(alphas)
-        self.folds = []
-        for train, test in contiguous_folds(X.shape[0], n_inner):
-            tr, te = ops.index(train), ops.index(test)
-            mean = X[tr].mean(0)
-            basis = svd_basis(ops, X[tr] - mean)
-            A_high = (X[te] - mean) @ basis.Vt.T
-            F_high = shrink_factors(ops, basis.s, alphas)
-            A, F = ops.to_work(A_high), ops.to_work(F_high)
-            ones = ops.to_work(ops.full((len(test),), 1.0, high=True))
-            self.folds.append((tr, te, ops.to_work(basis.U), A, F, ones))
-
-    def criterion(self, Y: Array, pool=None) -> Array:
-        """Himalaya's score (higher is better), shape (n_alphas, n_voxels), float64.
-
-        Cache-sized blocks of voxels (as :class:`LooSelector`), on ``pool`` if given.
-        """
-        ops = self.ops
-        v = Y.shape[1]
-        total = ops.full((self.log_alphas.shape[0], v), 0.0, high=True)
-        step = block_width(ops, Y.shape[0], v)
-
-        def block(b0: int) -> None:
-            b1 = min(b0 + step, v)
-            for fold in self.folds:
-                total[:, b0:b1] += self._fold_mse(fold, Y[:, b0:b1])
-
-        starts = range(0, v, step)
-        list(map(block, starts) if pool is None else pool.map(block, starts))
-        return -total / len(self.folds) + TIE_BREAK * self.log_alphas[:, None]
-
-    def _fold_mse(self, fold: tuple, Y: Array) -> Array:
-        """Mean squared error of every alpha on one inner test fold: (n_alphas, n_voxels)."""
-        ops = self.ops
-        B, Yte, base, A, F, ones = self._prepare(fold, Y)
-        n_te = Yte.shape[0]
-        Yte2 = Yte + Yte
-        T = ops.empty(tuple(B.shape))
-        P = ops.empty(tuple(Yte.shape))
-        Q = ops.empty(tuple(Yte.shape))
-        rows = []
-        for a in range(F.shape[0]):
-            ops.matmul(A, ops.mul(F[a][:, None], B, out=T), out=P)
-            ops.sub(P, Yte2, out=Q)
-            Q *= P
-            rows.append((base + ops.to_high(ones @ Q)) / n_te)
-        return _stack(ops, rows)
-
-    def select(self, Y: Array, search: str = "exact", pool=None) -> np.ndarray:
-        """Index of the best alpha per voxel (first one on ties, as himalaya's argmax).
-
-        ``"exact"`` and ``"full"`` both evaluate every alpha here (no bounds yet for the inner
-        K-fold criterion), so they are identical.
-        """
-        return self.ops.to_numpy(self.criterion(Y, pool).argmax(0))
-
-    def _prepare(self, fold: tuple, Y: Array) -> tuple:
-        """Per inner fold: ``B = U^T Y_tr``, centred ``Y_te``, ``||Y_te||^2``, as ``_fold_mse``."""
-        ops = self.ops
-        tr, te, U, A, F, ones = fold
-        Ytr = Y[tr]
-        mean = ops.to_work(mean0(ops, Ytr))
-        Ytr -= mean
-        B = U.T @ Ytr
-        del Ytr
-        Yte = Y[te] - mean
-        return B, Yte, ops.sum0(Yte * Yte), A, F, ones
 
 
 def weighted_sumsq(ops: Ops, W: Array, Y: Array, block: int = 256, rows=None) -> Array:
@@ -383,9 +336,3 @@ def plan_width(ops: Ops, n: int, v: int) -> int:
     if not ops.cpu:
         return max(1, min(v, PLAN_BLOCK["gpu"]))
     return max(1, min(PLAN_BLOCK["cpu"], block_width(ops, n, v)))
-
-
-def _stack(ops: Ops, rows: list[Array]) -> Array:
-    if isinstance(ops, NumpyOps):
-        return np.stack(rows)
-    return ops.torch.stack(rows)

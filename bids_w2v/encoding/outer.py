@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .basis import mean0, pearson_columns, project, refit_predict
-from .inner import KFoldSelector, LooSelector
+from .inner import LooSelector
+from .kfold import KFoldSelector
 from .parallel import UnitPool, units
 
 

@@ -13,16 +13,19 @@ construction:
    sums of ``k`` terms, i.e. twice the classical ``k u / (1 - k u)``).
 2. An alpha is a candidate of a voxel when its ``lo`` does not exceed the smallest ``hi`` of
    the voxel. Any other alpha has ``F > min_b hi_b >= F_b`` for some candidate ``b``, so it is
-   neither the minimum nor tied with it: the first minimiser is a candidate.
+   neither the minimum nor tied with it: the first minimiser is a candidate. A voxel with
+   one candidate is therefore decided without evaluating any alpha (about a quarter of the
+   benchmark's voxels: noise voxels, whose best alpha is the largest).
 3. Second stage (:mod:`bids_w2v.encoding.refine`): one candidate per voxel (:func:`pick`) is
    evaluated first; its computed residual bounds every other alpha far more tightly (no
    leverage-spread term), and an alpha stays a candidate only if that lower bound, minus the
    full grid's rounding, does not exceed the value just computed.
 4. The voxels are ordered by (first alpha, candidate range) and cut into blocks; ``full`` and
-   ``exact`` use the same order and blocks (:func:`plan`). In both, each (block, alpha)
-   evaluates the voxels of the first stage, then those of the second stage, each group with
-   one product on those columns (:meth:`bids_w2v.encoding.inner.LooSelector.two_stage`);
-   ``full`` evaluates the block's other voxels with further products, ``exact`` skips them.
+   ``exact`` use the same order and blocks (:func:`plan`). In both, each block evaluates the
+   voxels of the first stage (those with two or more candidates) with one product per alpha,
+   then the (alpha, voxel) pairs of the second stage with one product for all of them
+   (:meth:`bids_w2v.encoding.inner.LooSelector.two_stage`); ``full`` evaluates the block's
+   other columns with further products, ``exact`` skips them.
    The values ``exact`` computes are therefore computed by the same operations on the same
    operands in both, bit for bit (the second stage's decisions depend only on the first
    stage's values, the same in both), and the other values cannot be the full grid's

@@ -27,7 +27,8 @@ import numpy as np
 from .backends import get_ops
 from .basis import shrink_factors, svd_basis
 from .folds import Fold, make_folds
-from .inner import KFoldSelector, LooSelector
+from .inner import LooSelector
+from .kfold import KFoldSelector
 from .outer import OuterFold, runs
 from .parallel import resolve_threads, unit_pool
 from .pca import check_n_components, pca_project
