@@ -95,3 +95,26 @@ def test_second_stage_prunes_first_stage_candidates() -> None:
     np.testing.assert_array_equal(Z, Z0)
     order = np.lexsort(Yc)  # Yc's columns, sorted, are Yc0's
     np.testing.assert_array_equal(Yc[:, order], Yc0[:, np.lexsort(Yc0)])
+
+
+@pytest.mark.parametrize("kind", ["ar-noise", "near-ties", "tiny-scale"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batched_pairs_match_the_criterion(kind, dtype) -> None:
+    """The second stage's batched product (``_pairs``: every (alpha, voxel) pair of a block in
+    one product, both formulas, more pairs than one product holds) gives each pair's value as
+    the per-alpha evaluation does, and the criterion from its definition."""
+    ops, basis, sel, Yc, Z, split, lo, hi, det = _setup(kind, 0, dtype)
+    k = 16
+    idx = np.linspace(0, Yc.shape[1] - 1, k).astype(int)  # spread over split (still sorted)
+    Yc, Z, split = Yc[:, idx], Z[:, idx], split[idx]
+    rng = np.random.default_rng(1)
+    mask = rng.random((len(DEFAULT_ALPHAS), k)) < 0.4
+    pa, pc = np.nonzero(mask)
+    assert pa.size > k and (split[pc] <= pa).any() and (split[pc] > pa).any()
+    S1 = np.asarray(sel.c2_high @ np.asarray(Yc, dtype=np.float64) ** 2)
+    bufs = tuple(ops.empty((m * k,)) for m in (sel.r, sel.n, sel.n))
+    got = sel._pairs(Yc, Yc + Yc, Z, split, pa, pc, S1, bufs)
+    ref = sel.values(Yc, Z, split, np.arange(len(DEFAULT_ALPHAS)))[pa, pc]
+    np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == "float32" else 1e-12)
+    exact = _exact_criterion(basis, sel, Yc)[pa, pc]
+    np.testing.assert_allclose(got, exact, rtol=1e-3 if dtype == "float32" else 1e-9)
