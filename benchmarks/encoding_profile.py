@@ -6,8 +6,9 @@ over the pool's threads) by wrapping the engine's functions for the duration of 
 
 * ``project``: ``Z = U^T Y`` in float64 (a GEMM at the float64 rate);
 * ``bounds``: the first-stage bounds (:func:`bids_w2v.encoding.prune.loo_bounds`);
-* ``evaluate``: the evaluated columns of the criterion (:meth:`LooSelector._columns`: one
-  float32 GEMM each, plus their element-wise passes), without ``stats``;
+* ``evaluate``: the evaluated columns of the criterion (:meth:`LooSelector._columns` and the
+  second stage's :meth:`LooSelector._pairs`: float32 GEMMs plus their gathers and
+  element-wise passes), without ``stats``;
 * ``stats`` and ``lower``: the second stage (:mod:`bids_w2v.encoding.refine`);
 * ``permute``: the chunk's columns put into the search's order and back;
 * ``refit`` and ``pearson``: predictions on the held-out fold and their r;
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     wrap(outer, "project", "project")
     wrap(inner, "loo_bounds", "bounds")
     wrap(inner.LooSelector, "_columns", "evaluate")
+    wrap(inner.LooSelector, "_pairs", "evaluate")  # the second stage's batched product
     wrap(refine.Refiner, "stats", "stats")
     wrap(refine.Refiner, "lower", "lower")
     wrap(inner, "permute_columns", "permute")
