@@ -73,18 +73,23 @@ def test_bounds_contain_the_full_grid_values(kind, dtype) -> None:
         assert (lo[:, order] <= values).all() and (values <= hi[:, order]).all()
 
 
-@pytest.mark.parametrize("kind", ["wide", "near-ties", "constant"])
-def test_candidate_columns_get_the_same_values_in_both_searches(kind) -> None:
-    """Per (block, alpha), the candidates' values do not depend on whether the other voxels are
-    evaluated too (full) or skipped (exact), and those others lie above the best candidate."""
+def _selector_and_data(kind: str, seed: int):
+    """Float32 selector of a design's (whole-sample) fold, centred data and ``Z = U^T Yc``."""
     ops = get_ops("numpy", "cpu", "float32")
-    X, Y = design(kind, 0)
+    X, Y = design(kind, seed)
     Xs, _ = _standardise(X, X[:1])
     basis = svd_basis(ops, Xs)
     sel = LooSelector(ops, basis, DEFAULT_ALPHAS)
     Yc = ops.asarray(Y - Y.mean(0))
     Yc[:, np.ptp(Y, 0) == 0] = 0.0
-    Z = project(ops, basis.U, Yc)
+    return sel, Yc, project(ops, basis.U, Yc)
+
+
+@pytest.mark.parametrize("kind", ["wide", "near-ties", "constant"])
+def test_candidate_columns_get_the_same_values_in_both_searches(kind) -> None:
+    """Per (block, alpha), the candidates' values do not depend on whether the other voxels are
+    evaluated too (full) or skipped (exact), and those others lie above the best candidate."""
+    sel, Yc, Z = _selector_and_data(kind, 0)
     lo, hi, split = prune.loo_bounds(sel, Yc, Z, 16)
     skipped = 0
     for idx, alphas, cand in prune.plan(lo, hi, split, 16, prune=True):
@@ -102,22 +107,15 @@ def test_candidate_columns_get_the_same_values_in_both_searches(kind) -> None:
 def test_voxels_with_one_candidate_are_decided_without_evaluation(kind) -> None:
     """A voxel whose first-stage bounds leave one candidate gets that alpha with no evaluated
     column (the first minimiser is a candidate), and it is the full grid's choice."""
-    ops = get_ops("numpy", "cpu", "float32")
     decided = 0
     for seed in range(3):
-        X, Y = design(kind, seed)
-        Xs, _ = _standardise(X, X[:1])
-        basis = svd_basis(ops, Xs)
-        sel = LooSelector(ops, basis, DEFAULT_ALPHAS)
-        Yc = ops.asarray(Y - Y.mean(0))
-        Yc[:, np.ptp(Y, 0) == 0] = 0.0
-        Z = project(ops, basis.U, Yc)
+        sel, Yc, Z = _selector_and_data(kind, seed)
         lo, hi, split = prune.loo_bounds(sel, Yc, Z, 16)
         one = prune.candidates(lo, hi).sum(0) == 1
         decided += int(one.sum())
         order = np.argsort(split, kind="stable")  # (values wants voxels sorted by split)
         full = sel.values(Yc[:, order], Z[:, order], split[order], np.arange(20))
-        first_min = np.empty(Y.shape[1], dtype=np.int64)
+        first_min = np.empty(Yc.shape[1], dtype=np.int64)
         first_min[order] = full.argmin(0)
         exact = sel.select(Yc.copy(), Z.copy(), search="exact")
         np.testing.assert_array_equal(exact, sel.select(Yc.copy(), Z.copy(), search="full"))
