@@ -22,8 +22,8 @@ the mean |delta r| over (fold, voxel) pairs; ``ours-*`` (exact) is also compared
 FLOP bound: each worker of ours measures the single-precision (and double-precision) GEMM rate
 of this machine just before its fit, with the same threads, on a product of the shape the
 fit uses, and counts the GEMM flops of its fit: ``2 n_train r`` per evaluated (alpha, voxel)
-pair of the inner criterion (working dtype), ``2 n_train r`` per voxel and fold for
-``Z = U^T Y`` (float64) and the small products of the bounds (float64). The bound is that
+pair of the inner criterion and per voxel and fold for ``Z = U^T Y`` (working dtype), and the
+small products of the bounds (float64). The bound is that
 count divided by the measured rates; "of bound" is bound / measured time.
 
 Usage::
@@ -205,10 +205,11 @@ def exact_flops(name: str, n: int, p: int, v: int, evaluated: int) -> tuple[floa
     """GEMM flops of our fit: (working dtype, float64), from the evaluated (alpha, voxel) pairs.
 
     Per fold (5 contiguous): ``n_tr = 4 n / 5`` training scans, ``r = min(n_tr, p)``. LOO:
-    ``2 n_tr r`` per evaluated pair; ``Z = U^T Y`` in float64 and the bounds' products
+    ``2 n_tr r`` per evaluated pair and ``Z = U^T Y`` in the working dtype; the bounds' products
     (``(n_alphas, n_tr)`` and ``(3 n_alphas + n_alphas, r)`` by each voxel) in float64; the
     second stage's (``(2 n_alphas, n_tr)`` by the residuals, ``(n_alphas, n_tr)`` for
-    ``sum c^2 y^2`` and ``(3 n_alphas + 1, r)`` by ``z^2``) in float64.
+    ``sum c^2 y^2``, ``(3 n_alphas + 1, r)`` by ``z^2`` and ``(n_alphas, r)`` by ``|z|``) in
+    float64.
     K-fold: every alpha and inner fold, ``2 n_tr r`` per pair plus ``U^T Y`` per inner fold.
     """
     n_tr = 4 * n // 5
@@ -216,10 +217,11 @@ def exact_flops(name: str, n: int, p: int, v: int, evaluated: int) -> tuple[floa
     a = len(ALPHAS)
     if "-kfold" in name:
         work = 5 * (a * 2.0 * n_tr * r * v + 5 * 2.0 * (4 * n_tr // 5) * r * v)
-        return work, 5 * 2.0 * n_tr * r * v
+        return work + 5 * 2.0 * n_tr * r * v, 0.0
     work = evaluated * 2.0 * n_tr * r + 5 * 2.0 * (n - n_tr) * r * v  # criterion + refit
-    high = 5 * (2.0 * n_tr * r * v + 2.0 * a * n_tr * v + 2.0 * 4 * a * r * v)
-    high += 5 * (2.0 * 3 * a * n_tr * v + 2.0 * (3 * a + 1) * r * v)
+    work += 5 * 2.0 * n_tr * r * v  # Z
+    high = 5 * (2.0 * a * n_tr * v + 2.0 * 4 * a * r * v)
+    high += 5 * (2.0 * 3 * a * n_tr * v + 2.0 * (4 * a + 1) * r * v)
     return work, high
 
 

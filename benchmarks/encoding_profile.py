@@ -4,7 +4,7 @@ Runs ``bids_w2v.encoding.cross_validated_scores`` on ``benchmarks/encoding.py``'
 generator, float32, 5 outer folds, 20 alphas) and charges each step's thread CPU time (summed
 over the pool's threads) by wrapping the engine's functions for the duration of the run:
 
-* ``project``: ``Z = U^T Y`` in float64 (a GEMM at the float64 rate);
+* ``project``: ``Z = U^T Y`` in float32 (by blocks of rows, ``basis.project``);
 * ``bounds``: the first-stage bounds (:func:`bids_w2v.encoding.prune.loo_bounds`);
 * ``evaluate``: the evaluated columns of the criterion (:meth:`LooSelector._columns` and the
   second stage's :meth:`LooSelector._pairs`: float32 GEMMs plus their gathers and
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     f32, f64 = gemm_rate(np.float32, n_tr, r), gemm_rate(np.float64, n_tr, r)
     folds = 5
     gemm = {
-        "project": 2.0 * n_tr * r * args.n_voxels * folds / f64,
+        "project": 2.0 * n_tr * r * args.n_voxels * folds / f32,
         "evaluate": 2.0 * n_tr * r * prune.STATS["evaluated"] / f32,
         "refit": 2.0 * (args.n_samples // 5) * r * args.n_voxels * folds / f32,
     }

@@ -5,7 +5,8 @@ Everything here works on one outer training fold whose features are already stan
 of the smaller Gram matrix) and reused for every alpha, voxel chunk and the refit.
 
 Notation: ``X = U diag(s) Vt`` is the thin SVD of the centred training features (rank ``r``
-after dropping numerically-zero singular values), ``Z = U^T Y`` for centred targets ``Y``.
+after dropping numerically-zero singular values), ``Z = U^T Y`` for centred targets ``Y``
+(computed in the working dtype, :func:`project`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from dataclasses import dataclass
 from .backends import Array, Ops
 
 __all__ = [
+    "PROJECT_ROWS",
     "RANK_TOL",
     "Basis",
     "mean0",
     "pearson_columns",
     "project",
+    "project_error",
     "refit_predict",
     "shrink_factors",
     "svd_basis",
@@ -66,16 +69,38 @@ def svd_basis(ops: Ops, X: Array) -> Basis:
     return Basis(U, s, Vt)
 
 
-def project(ops: Ops, U: Array, Y: Array, width: int = 2048) -> Array:
-    """``U^T Y`` computed in float64 (by blocks of columns) and rounded to the working dtype.
+#: Rows per block of :func:`project`: each block's product sums at most this many terms in the
+#: working dtype, which bounds the rounding of ``Z`` (:func:`project_error`); blocks of 200 rows
+#: run at the rate of one product (measured in ``benchmarks/README.md``).
+PROJECT_ROWS = 200
 
-    Each entry is then within one rounding (relative) of the exact product, which keeps the
-    bounds of the exact alpha search (:mod:`bids_w2v.encoding.prune`) tight.
+
+def project(ops: Ops, U: Array, Y: Array, rows: int = PROJECT_ROWS) -> Array:
+    """``U^T Y`` in the working dtype, summed over blocks of ``rows`` rows of ``U`` and ``Y``.
+
+    ``U`` (float64 or already in the working dtype) is rounded to the working dtype. Each entry
+    ``z_kj`` is within :func:`project_error` ``* ||y_j||`` of the exact ``(U^T y_j)_k`` when
+    the columns of ``U`` have unit norm: the bound the exact alpha search uses
+    (:mod:`bids_w2v.encoding.prune`).
     """
-    out = ops.empty((U.shape[1], Y.shape[1]))
-    for b0 in range(0, Y.shape[1], width):
-        out[:, b0 : b0 + width] = ops.to_work(U.T @ ops.to_high(Y[:, b0 : b0 + width]))
+    Uw = ops.to_work(U)
+    out = Uw[:rows].T @ Y[:rows]
+    for r0 in range(rows, U.shape[0], rows):
+        out += Uw[r0 : r0 + rows].T @ Y[r0 : r0 + rows]
     return out
+
+
+def project_error(ops: Ops, n: int, rows: int = PROJECT_ROWS) -> float:
+    """``f`` with ``|z_k - (U^T y)_k| <= f ||U_k|| ||y||`` for :func:`project`'s ``z``.
+
+    Standard model (unit roundoff ``u`` of the working dtype): ``U`` rounded (``u |U|``), a
+    product of at most ``rows`` terms per block (``gamma_rows |U|^T |y|``) and the sum of the
+    ``b`` blocks (``gamma_b``), with ``|U_k|^T |y| <= ||U_k|| ||y||`` and ``gamma_k = 2 k u``
+    (twice the classical ``k u / (1 - k u)``): ``f = gamma_{rows + b + 3}``.
+    """
+    u = 2.0**-24 if ops.itemsize == 4 else 2.0**-53
+    blocks = max(-(-n // rows), 1)
+    return 2.0 * (min(rows, n) + blocks + 3) * u
 
 
 def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:

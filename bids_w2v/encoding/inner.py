@@ -13,7 +13,7 @@ import numpy as np
 
 from .backends import Array, Ops
 from .basis import Basis
-from .prune import STATS, abs_norm, loo_bounds, pick, plan
+from .prune import STATS, abs_norm, loo_bounds, orthonormality, pick, plan
 from .refine import Refiner
 
 
@@ -35,9 +35,10 @@ class LooSelector:
       neighbouring alphas differ by ~1e-8 in relative error), the error is expanded as
       ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the first term in float64, the second small and
       accurate in float32; otherwise the residual ``y - P`` is squared directly.
-    * ``Z = U^T Y`` is computed in float64 (:func:`bids_w2v.encoding.basis.project`), and
-      which alphas are evaluated is decided by :mod:`bids_w2v.encoding.prune` (first stage)
-      and :mod:`bids_w2v.encoding.refine` (second stage).
+    * ``Z = U^T Y`` is computed in the working dtype (:func:`bids_w2v.encoding.basis.project`),
+      and the criterion is that of the computed ``Z`` (``P = U diag(g) Z``); which alphas are
+      evaluated is decided by :mod:`bids_w2v.encoding.prune` (first stage) and
+      :mod:`bids_w2v.encoding.refine` (second stage).
     """
 
     def __init__(self, ops: Ops, basis: Basis, alphas: Array) -> None:
@@ -60,6 +61,7 @@ class LooSelector:
         self.U_high = U
         self.refiner = None  # second-stage bounds, made on the first select
         self.abs_norm = abs_norm(ops, U)  # bound on || |U| x || for the bounds' rounding
+        self.orth = orthonormality(ops, U)  # bound on ||U^T U - I||_2
         self.s = s
         self.alphas = alphas
         self.n, self.r = n, int(U.shape[1])
@@ -154,7 +156,7 @@ class LooSelector:
             ta[:, cols], dw[:, cols], wn2[cols] = st
         z2 = ops.to_numpy(ops.square_high(Z))
         lo2 = self.refiner.lower(
-            z2, first, ta, dw, wn2, det["dP"][first, every], det["e"], det["rel"]
+            z2, first, ta, dw, wn2, det["dP"][first, every], det["e"]
         )  # fmt: skip
         fstar = out[first, every]
         second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])

@@ -2,8 +2,9 @@
 
 :class:`OuterFold` holds what a fold shares between its voxels (SVD basis, inner selector,
 test-set design, shrink factors) and fits a chunk of voxels with the per-voxel steps on the
-units of :mod:`bids_w2v.encoding.parallel`: centring and ``Z = U^T Y`` per unit, the inner
-alpha selection (whose blocks run on the same pool), then the refit and Pearson r per unit.
+units of :mod:`bids_w2v.encoding.parallel`: centring and ``Z = U^T Y`` (:func:`project`) per
+unit, the inner alpha selection (whose blocks run on the same pool), then the refit and
+Pearson r per unit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class OuterFold:
 
     ops: Any
     selector: LooSelector | KFoldSelector
-    U: Any  # (n_train, r) float64
+    U: Any  # (n_train, r), working dtype
     A: Any  # X_test V, (n_test, r), working dtype
     F: Any  # shrink factors, (n_alphas, r), working dtype
     train: Any

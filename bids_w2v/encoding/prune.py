@@ -7,7 +7,9 @@ construction:
 1. For every alpha and voxel, cheap float64 bounds ``lo <= F <= hi`` on the criterion value
    ``F`` that the full grid computes (in the working dtype) are formed from ``Z = U^T Y`` in
    ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`; the inner K-fold criterion has
-   no bounds yet and evaluates every alpha): bounds on the exact criterion, widened by a
+   no bounds yet and evaluates every alpha): bounds on the exact criterion of the computed
+   ``Z`` (whose own rounding, bounded by :func:`~bids_w2v.encoding.basis.project_error`,
+   enters through ``U^T y``), widened by a
    bound on the rounding error of the full grid's arithmetic (standard model,
    ``|fl(x op y) - x op y| <= u |x op y|``, worst-case accumulation ``gamma_k = 2 k u`` for
    sums of ``k`` terms, i.e. twice the classical ``k u / (1 - k u)``).
@@ -41,6 +43,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .backends import Array, Ops
+from .basis import project_error
 
 #: Evaluated and possible (alpha, voxel) columns of the exact criterion since the last reset
 #: (one ``(n, r) @ (r, 1)``-sized product each), for the benchmark's FLOP bound.
@@ -130,17 +133,18 @@ def loo_bounds(
       ``d ||P|| ||P - 2y||`` (tight for large alphas, where ``P`` is small);
     * ``cmin^2 RSS <= L <= cmax^2 RSS`` with ``RSS = ||y||^2 - ||z||^2 + sum (1 - g)^2 z^2``.
 
-    ``Z`` is the rounded ``U^T y``: each of its entries is within ``e = gamma_n ||y||`` of the
-    exact one, which widens the sums above. The full grid's computed value differs from the
-    exact ``L`` by at most ``err = cmax^2 (2 ||y - P|| dP + dP^2 + gamma_{n+3} T) +
-    gamma64_{n+2} cmax^2 ||y||^2`` where ``dP = gamma_{r+2} B + rel ||g z|| + e ||g||`` bounds
-    the error of the computed ``P`` (``B >= || |U| |g z| ||``, from :func:`abs_norm`) and
-    ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
+    ``L`` is the criterion of the computed ``z`` (:func:`bids_w2v.encoding.basis.project`, in
+    the working dtype), the one the full grid evaluates: each entry of ``z`` is within ``e =
+    f ||y||`` of ``(U^T y)_k`` (:func:`~bids_w2v.encoding.basis.project_error`), so ``P.y =
+    sum g z^2`` up to ``e sum g |z|``, and ``||P||^2 = sum g^2 z^2`` up to the orthonormality
+    of ``U``. The full grid's computed value differs from ``L`` by at most ``err = cmax^2
+    (2 ||y - P|| dP + dP^2 + gamma_{n+3} T) + gamma64_{n+2} cmax^2 ||y||^2`` where ``dP =
+    gamma_{r+2} B`` bounds the rounding of the computed ``P`` (``B >= || |U| |g z| ||``, from
+    :func:`abs_norm`) and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`);
     with ``detail``, also a dict of per-voxel arrays (last axis ``v``): ``err``, ``dP``, ``S1``
-    (n_alphas, v), and ``rel``, ``e`` (v,) of the bound ``rel |z_k| + e`` on the error of ``Z``
-    (for the second stage,
+    (n_alphas, v) and ``e`` (v,), the bound on the error of ``z`` (for the second stage,
     :meth:`bids_w2v.encoding.inner.LooSelector.two_stage`).
     Blocks of ``width`` voxels, on ``pool`` (:class:`bids_w2v.encoding.parallel.UnitPool`) if
     given.
@@ -155,9 +159,12 @@ def loo_bounds(
     gstack = cat(ops, [g, g2, gc2, ones_r])  # (3 n_alphas + 1, r): one product, four sums
     cmin2, cmax2 = extreme(c2, max_=False)[:, None], extreme(c2, max_=True)[:, None]
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
-    sum_g, norm_g = g.sum(1)[:, None], ops.sqrt(g2.sum(1))[:, None]
     lam, vec, rho = sel.abs_norm
-    gcat = cat(ops, [g, g * vec[None, :], ones_r])  # sums of g |z|, g v |z| and |z|
+    gcat = cat(ops, [g, g * vec[None, :]])  # sums of g |z| and g v |z|
+    # Z from basis.project: |z_k - (U^T y)_k| <= e_fac ||y||; float64 sums of nonnegative terms
+    # and the orthonormality of U: relative error f1
+    e_fac = project_error(ops, n) * (1.0 + sel.orth) * (1.0 + gamma(n + 8, U64))
+    f1 = 2.0 * (gamma(n + r + 8, U64) + sel.orth)
     c2one = cat(ops, [c2, ops.full((1, n), 1.0, high=True)])  # S1 and ||y||^2: one product
     v = Yc.shape[1]
 
@@ -169,30 +176,26 @@ def loo_bounds(
         G = gstack @ z2
         G1, G2, W = G[:-1].reshape(3, -1, z2.shape[1])
         zz = G[-1:]
-        # |z_k - (U^T y)_k| <= rel |z_k| + e: Z computed in float64 and rounded to the working
-        # dtype (basis.project: rel = u, e = gamma64_n ||y||, as the columns of U have unit norm)
-        rel, e64 = u, gamma(n, U64) * ops.sqrt(yy)
-        A = gcat @ az
-        gaz, gvz = A[:-1].reshape(2, -1, az.shape[1])
-        sz = A[-1:]
-        f1, f2 = 2 * rel + rel * rel, 2 + 2 * rel
-        dG1 = f1 * G1 + f2 * e64 * gaz + e64 * e64 * sum_g  # also bounds the G2 error
-        perp = yy - zz
-        rss = ops.where(perp > 0, perp, 0.0 * perp) + W
-        d_rss = f1 * zz + f2 * e64 * sz + e64 * e64 * r
+        # |z_k - (U^T y)_k| <= e for Z = basis.project(U, y) (||U_k||^2 <= 1 + orth)
+        e = e_fac * ops.sqrt(yy)
+        gaz, gvz = (gcat @ az).reshape(2, -1, az.shape[1])
+        # P.y = sum g z (U^T y) = G1 - sum g z (z - U^T y); ||P||^2 = G2 (1 +- orth)
+        dG1 = f1 * G1 + 1.01 * e * gaz  # also bounds the error of G2 as ||P||^2
+        rss = (yy - zz) + W  # = yy - 2 G1 + G2
+        d_rss = f1 * (yy + zz + W) + 2.02 * e * gaz
         nP = ops.sqrt(G2 + dG1)
         pm = G2 - 4.0 * G1 + 4.0 * yy
-        pm2y = ops.sqrt(ops.where(pm > 0, pm, 0.0 * pm) + 5.0 * dG1)
+        pm2y = ops.sqrt(ops.where(pm > 0, pm, 0.0 * pm) + 5.0 * dG1 + 4.0 * f1 * yy)
         mid = S1 + cbar * (G2 - 2.0 * G1)
         slack = 3.0 * cbar * dG1 + dlt * nP * pm2y
-        rss_lo = rss - d_rss
+        rss_lo = ops.where(rss > d_rss, rss - d_rss, 0.0 * rss)
         lo = ops.where(mid - slack > cmin2 * rss_lo, mid - slack, cmin2 * rss_lo)
         hi_b = cmax2 * (rss + d_rss)
         hi = ops.where(mid + slack < hi_b, mid + slack, hi_b)
         small = G2 <= W  # fit smaller than the residual in the span of U: expansion formula
         rss_hi = rss + d_rss
         B = ops.sqrt(lam * gvz * gvz + rho * G2) * (1.0 + gamma(r + 8, U64))
-        dP = gamma(r + 2, u) * B + rel * ops.sqrt(G2) + e64 * norm_g
+        dP = gamma(r + 2, u) * B
         term = ops.where(small, nP * pm2y, rss_hi)
         err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
         err = err + gamma(n + 2, U64) * cmax2 * yy
@@ -200,9 +203,7 @@ def loo_bounds(
         split = np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0])
         out = ops.to_numpy(lo - err), ops.to_numpy(hi + err), split
         if detail:
-            e_np = ops.to_numpy(e64)[0]
-            out += (ops.to_numpy(err), ops.to_numpy(dP), e_np, np.full_like(e_np, rel))
-            out += (ops.to_numpy(S1),)
+            out += (ops.to_numpy(err), ops.to_numpy(dP), ops.to_numpy(e)[0], ops.to_numpy(S1))
         return out
 
     starts = range(0, v, width)
@@ -211,12 +212,12 @@ def loo_bounds(
         empty = np.zeros((len(sel.alphas), 0))
         out = (empty, empty, np.zeros(0, dtype=np.int64))
         if detail:
-            out += (empty, empty, np.zeros(0), np.zeros(0), empty)
+            out += (empty, empty, np.zeros(0), empty)
     else:
         parts = list(zip(*blocks, strict=True))
         out = tuple(np.concatenate(p, -1) for p in parts)
     if detail:
-        keys = ("err", "dP", "e", "rel", "S1")
+        keys = ("err", "dP", "e", "S1")
         return out[:3] + (dict(zip(keys, out[3:], strict=True)),)
     return out
 
@@ -251,6 +252,15 @@ def abs_norm(ops: Ops, U: Array) -> tuple[float, Array, float]:
     rho = (rest + gamma(n + r + 8, U64) * (fro + abs(lam))) * (1.0 + gamma(r + 8, U64))
     vec = ops.asarray(v, high=True)
     return lam * (1.0 + gamma(8, U64)), vec, rho
+
+
+def orthonormality(ops: Ops, U: Array) -> float:
+    """A bound on ``||U^T U - I||_2`` for a float64 ``U`` (its Frobenius norm, computed, plus the
+    rounding of ``U^T U``): the SVD basis is orthonormal to ~1e-11."""
+    off = np.asarray(ops.to_numpy(U.T @ U), dtype=np.float64)
+    off -= np.eye(off.shape[0])
+    r, n = off.shape[0], int(U.shape[0])
+    return float(np.sqrt((off**2).sum()) * (1 + 4 * U64) + gamma(n + 2, U64) * r)
 
 
 def extreme(a: Array, max_: bool) -> Array:

@@ -11,18 +11,20 @@ constant ``cbar_b`` (here the ``w^2``-weighted mean of ``c_b^2``, which minimise
 
 ``L_b = sum c_b^2 w^2 + 2 cbar_b <w, d> + 2 sum delta w d + sum c_b^2 d^2``
 
-where ``<w, d> = -sum_k (1 - g_a,k) Delta g_k z_k^2`` exactly (``U^T w = -(1 - g_a) z``),
-``|sum delta w d| <= ||delta * w|| ||d||``, ``||d|| = ||Delta g * z||`` and the last term lies
-in ``[cmin_b^2, cmax_b^2] ||d||^2``. ``sum c_b^2 w^2``, ``||delta * w||`` and ``||w||`` cost
-one ``(2 n_alphas + 1, n) @ (n, v)`` float64 product; the rest is ``O(n_alphas * r)`` per voxel.
+where ``<w, d> = -sum_k (1 - g_a,k) Delta g_k z_k^2`` up to ``e sum_k |Delta g_k z_k|``
+(``U^T w = g_a z - U^T y`` and ``|z_k - (U^T y)_k| <= e`` for the computed ``z``, whose
+criterion the full grid evaluates), ``|sum delta w d| <= ||delta * w|| ||d||``, ``||d|| =
+||Delta g * z||`` and the last term lies in ``[cmin_b^2, cmax_b^2] ||d||^2``. ``sum c_b^2
+w^2``, ``||delta * w||`` and ``||w||`` cost one ``(2 n_alphas + 1, n) @ (n, v)`` float64
+product; the rest is ``O(n_alphas * r)`` per voxel.
 
 Every quantity is bounded with the rounding of the computed ``w`` (``||w_hat - w|| <= dP_a +
-u ||w_hat||``, ``dP`` from :func:`~bids_w2v.encoding.prune.loo_bounds`), of ``Z`` (``rel |z_k| +
-e``), of the float64 sums (``gamma64``) and the distance of the float64 ``U`` from orthonormal
+u ||w_hat||``, ``dP`` from :func:`~bids_w2v.encoding.prune.loo_bounds`), of ``Z`` (``e``), of
+the float64 sums (``gamma64``) and the distance of the float64 ``U`` from orthonormal
 (``||U^T U - I||_F``, measured per fold), so ``lower`` is a rigorous lower bound of the exact
-criterion; :meth:`bids_w2v.encoding.inner.LooSelector.select` subtracts the full grid's
-rounding (``err``) and keeps only the alphas whose bound does not exceed the value computed for
-``a``: the others cannot be the full grid's first minimiser.
+criterion of the computed ``z``; :meth:`bids_w2v.encoding.inner.LooSelector.select`
+subtracts the full grid's rounding (``err``) and keeps only the alphas whose bound does not
+exceed the value computed for ``a``: the others cannot be the full grid's first minimiser.
 """
 
 from __future__ import annotations
@@ -50,13 +52,9 @@ class Refiner:
         g2one = np.broadcast_to(g2one, (len(g),) + g2one.shape[1:])
         self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None], g2one], 1)
         diff = g[:, None, :] - g[None, :, :]  # (b, a, r): g_b - g_a
-        self.md = np.abs(diff).max(2)  # max_k |g_b,k - g_a,k|
-        self.mx = np.abs(diff * gc[None, :, :]).max(2)  # max_k |gc_a,k (g_b,k - g_a,k)|
-        off = _to_np(ops, sel.U_high.T @ sel.U_high)  # U^T U - I: U is orthonormal to ~1e-11
-        off -= np.eye(off.shape[0])
-        r, n = off.shape[0], sel.n
-        self.orth = float(np.sqrt((off**2).sum()) * (1 + 4 * U64) + gamma(n + 2, U64) * r)
-        self.n, self.r = n, r
+        self.absd = np.ascontiguousarray(np.abs(diff).transpose(1, 0, 2))  # (a, b, r)
+        self.orth = sel.orth  # ||U^T U - I||_2 <= orth
+        self.n, self.r = sel.n, sel.r
         self.u = unit_roundoff(ops)
 
     def stats(self, W: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,14 +74,13 @@ class Refiner:
         wn2: np.ndarray,
         dP: np.ndarray,
         e: np.ndarray,
-        rel: np.ndarray,
     ) -> np.ndarray:
         """Lower bounds (n_alphas, k) on the exact criterion of every alpha, float64.
 
         ``z2``: the squares of the block's ``Z`` (r, k) in float64; ``first``: the evaluated
         alpha per voxel; ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the
-        bound on the error of its computed ``P`` (k,); ``e, rel`` (k,): the error of ``Z`` is at
-        most ``rel |z| + e``.
+        bound on the error of its computed ``P`` (k,); ``e`` (k,): the error of ``Z`` is at most
+        ``e`` (:func:`~bids_w2v.encoding.prune.loo_bounds`).
         """
         n, r, u = self.n, self.r, self.u
         k = z2.shape[1]
@@ -91,35 +88,34 @@ class Refiner:
         # sums over k of g_b^2 z^2, z^2 (the last row) and, with a = first of the voxel,
         # g_b gc_a z^2 and g_b g_a z^2: float64 products of nonnegative terms, relative error
         # gamma64_{r+2}
+        # and sum_k |g_b - g_a| |z_k| (AZ), for the error of z in <w, d>
         sums = np.empty((self.pairs.shape[1], k))
+        AZ = np.empty((len(self.cbar), k))
+        az = np.sqrt(z2)  # |z|, exactly
         for a in np.unique(first):  # (blocks are sorted by first: mostly one alpha)
             sel = np.flatnonzero(first == a)
             if sel.size == k:
-                sums = self.pairs[a] @ z2
+                sums, AZ = self.pairs[a] @ z2, self.absd[a] @ az
             else:
                 sums[:, sel] = self.pairs[a] @ np.take(z2, sel, axis=1)
+                AZ[:, sel] = self.absd[a] @ np.take(az, sel, axis=1)
         m = len(self.cbar)
         R, R2, q = sums[:m], sums[m : 2 * m], sums[2 * m :]  # q: g_b^2 z^2, then z^2
         Ra, R2a = R[first, cols][None, :], R2[first, cols][None, :]
         big = 1.0 + gamma(n + r + 8, U64)  # inflation of computed positive quantities
-        # S_b = sum_k gc_a (g_b - g_a) z^2 and ||(g_b - g_a) z||^2 for the computed z
+        # S_b = sum_k gc_a (g_b - g_a) z^2 and ||(g_b - g_a) z||^2 for the computed z; in
+        # <w, d>, the error of z adds at most e sum_k |g_b - g_a| |z_k|
         s_hat = R - Ra
         dn2 = q[:-1] - 2.0 * R2 + R2a
         dn2_err = gamma(r + 4, U64) * (q[:-1] + 2.0 * R2 + R2a)
-        # z within t = rel |z_hat| + e: ||t|| <= rel ||z_hat|| + sqrt(r) e, sum_k |z^2 - z_hat^2|
-        # <= 2 ||z_hat|| ||t|| + ||t||^2
-        zn = np.sqrt(q[-1]) * big
-        tn = (rel * zn + np.sqrt(r) * e) * big
-        zt = (2.0 * zn + tn) * tn * big
-        s_err = gamma(r + 4, U64) * (R + Ra) + self.mx[:, first] * zt[None, :]
-        dt = self.md[:, first] * tn[None, :]
+        s_err = gamma(r + 4, U64) * (R + Ra) + e[None, :] * AZ * big
         orth = self.orth
-        d_hi = (np.sqrt(np.maximum(dn2 + dn2_err, 0.0)) * big + dt) * np.sqrt(1.0 + orth)
-        d_lo = np.sqrt(np.maximum(dn2 - dn2_err, 0.0)) / big - dt
-        d_lo = np.maximum(d_lo, 0.0) * np.sqrt(max(1.0 - orth, 0.0))
+        d_hi = np.sqrt(np.maximum(dn2 + dn2_err, 0.0)) * big * np.sqrt(1.0 + orth)
+        d_lo = np.sqrt(np.maximum(dn2 - dn2_err, 0.0)) / big
+        d_lo = d_lo * np.sqrt(max(1.0 - orth, 0.0))
         nw = np.sqrt(wn2) * big
         eps = (dP + 1.01 * u * nw) * big  # ||w_hat - w||
-        pa = (np.sqrt(R2a[0]) + tn) * big  # >= ||g_a z|| (g <= 1)
+        pa = np.sqrt(R2a[0]) * big  # >= ||g_a z||
         # the centre of c_b^2 in the split (any constant is valid): the w^2-weighted mean of
         # c_b^2, which minimises ||(c_b^2 - centre) w||^2 = dw + (centre - cbar) ((centre +
         # cbar) ||w||^2 - 2 ta) (dw is computed for the midpoint cbar of c_b^2's range)
@@ -130,8 +126,8 @@ class Refiner:
         v = dw + shift * (both - 2.0 * ta)
         v_err = gamma(n + 16, U64) * (np.abs(dw) + np.abs(shift) * (both + 2.0 * ta))
         ndw = np.sqrt(np.maximum(v + v_err, 0.0)) * big
-        # <w, d> = -S_b + (g_a z)^T (U^T U - I) (Delta g z), and <w_hat, d - eps> = <w, d> +
-        # <eps, d> - <w_hat, eps>
+        # <w, d> = -S_b + (g_a z)^T (U^T U - I) (Delta g z) + (z - U^T y)^T (Delta g z), and
+        # <w_hat, d - eps> = <w, d> + <eps, d> - <w_hat, eps>
         cross_err = eps[None, :] * (d_hi + nw[None, :]) + orth * pa[None, :] * d_hi
         cross = -s_hat - s_err - cross_err
         quad = self.cmin2[:, None] * np.maximum(d_lo - eps[None, :], 0.0) ** 2

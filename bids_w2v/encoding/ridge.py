@@ -314,7 +314,7 @@ def cross_validated_scores(
         return OuterFold(
             ops,
             selector,
-            basis.U,
+            ops.to_work(basis.U),
             ops.to_work(Xte @ basis.Vt.T),
             ops.to_work(shrink_factors(ops, basis.s, alphas_b)),
             ops.index(train),
