@@ -1,0 +1,59 @@
+"""``Z = U^T Y`` in the working dtype: within the bound the exact alpha search relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bids_w2v.encoding.backends import get_ops
+from bids_w2v.encoding.basis import PROJECT_ROWS, project, project_error
+
+
+def _data(n: int, r: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An orthonormal float64 ``U`` and float32 columns that make the sums cancel: a constant
+    offset (``U`` is nearly orthogonal to it), a sign-alternating column, columns at 1e30
+    and 1e-30 and one aligned with ``|U_0|`` (the Cauchy-Schwarz step is then tight)."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((n, r)) - 0.5)[0]
+    Y = rng.standard_normal((n, v)) * np.logspace(-3, 3, v)
+    Y[:, 0] += 1e4
+    Y[:, 1] = np.where(np.arange(n) % 2, 1.0, -1.0) * 3e3 + rng.standard_normal(n)
+    Y[:, 2] *= 1e30
+    Y[:, 3] *= 1e-30
+    Y[:, 4] = np.abs(U[:, 0]) * 1e3
+    return U, Y.astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [7, PROJECT_ROWS, 1037])
+def test_projection_is_within_its_bound(dtype: str, n: int) -> None:
+    """Every entry of ``project``'s ``Z`` is within ``project_error * ||U_k|| ||y||`` of ``U^T y``
+    (the reference in float64, its own rounding bound added), and Z is rounded in float32."""
+    ops = get_ops("numpy", "cpu", dtype)
+    U, Y = _data(n, min(n, 40), 24)
+    Yw = ops.asarray(Y.astype(dtype))
+    Z = np.asarray(project(ops, U, Yw), dtype=np.float64)
+    assert Z.dtype == np.float64 and Z.shape == (U.shape[1], Y.shape[1])
+    # reference: float64 products of the float64 inputs, with the float64 roundings (~1e-16
+    # relative to |U|^T |y|) negligible against a float32 bound and checked for float64 below
+    y = np.asarray(Yw, dtype=np.float64)
+    ref = U.T @ y
+    ref_err = 4 * n * 2.0**-53 * (np.abs(U).T @ np.abs(y))
+    bound = project_error(ops, n) * np.linalg.norm(U, axis=0)[:, None] * np.linalg.norm(y, axis=0)
+    assert (np.abs(Z - ref) <= bound + ref_err).all()
+    if dtype == "float32":
+        assert np.abs(Z - ref).max() > 0  # rounded: the check above is not of exact values
+
+
+def test_projection_accepts_the_working_basis_and_torch() -> None:
+    """A basis already in the working dtype gives the same ``Z``; torch gives it within the
+    same bound."""
+    U, Y = _data(300, 30, 12, seed=1)
+    ops = get_ops("numpy", "cpu", "float32")
+    Z = project(ops, U, Y)
+    np.testing.assert_array_equal(project(ops, U.astype(np.float32), Y), Z)
+    tops = get_ops("torch", "cpu", "float32")
+    Zt = project(tops, torch.from_numpy(U), torch.from_numpy(Y)).numpy()
+    bound = project_error(tops, 300) * np.linalg.norm(Y.astype(np.float64), axis=0)
+    assert (np.abs(Zt.astype(np.float64) - U.T @ Y.astype(np.float64)) <= 1.01 * bound).all()
