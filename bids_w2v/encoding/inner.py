@@ -234,12 +234,7 @@ class LooSelector:
         rows = (self.r, self.n, self.n)
         T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))
         ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
-        if j:
-            ops.sub(P[:, :j], Y2, out=Q[:, :j])
-            Q[:, :j] *= P[:, :j]
-        if j < k:
-            ops.sub(P[:, j:], Yc[:, -(k - j) :], out=Q[:, j:])
-            Q[:, j:] *= Q[:, j:]
+        terms(ops, P, Q, j, Y2, Yc[:, -(k - j) :] if j < k else None)
         val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
         val[:j] += S1[cols[:j]]
         if not stats:
@@ -267,12 +262,8 @@ class LooSelector:
             )
             ops.mul(ops.columns(self.gT, ops.index(a)), ops.columns(Z, ops.index(c)), out=T)
             ops.matmul(self.U, T, out=P)
-            if j:
-                ops.sub(P[:, :j], ops.columns(Y2, ops.index(c[:j])), out=Q[:, :j])
-                Q[:, :j] *= P[:, :j]
-            if j < m:
-                ops.sub(P[:, j:], ops.columns(Yc, ops.index(c[j:])), out=Q[:, j:])
-                Q[:, j:] *= Q[:, j:]
+            y2 = ops.columns(Y2, ops.index(c[:j])) if j else None
+            terms(ops, P, Q, j, y2, ops.columns(Yc, ops.index(c[j:])) if j < m else None)
             val = np.empty(m)
             cuts = np.flatnonzero((a[1:] != a[:-1]) | (np.arange(1, m) == j)) + 1
             for b0, b1 in zip(np.r_[0, cuts], np.r_[cuts, m], strict=True):
@@ -282,6 +273,17 @@ class LooSelector:
         res = np.empty_like(out)
         res[order] = out
         return res
+
+
+def terms(ops: Ops, P: Array, Q: Array, j: int, Y2: Array | None, Y: Array | None) -> None:
+    """The criterion's per-sample terms into ``Q``: ``P (P - 2y)`` for the first ``j`` columns
+    (small-fit formula, ``Y2 = 2y`` of those columns), ``(P - y)^2`` for the others (``Y``)."""
+    if j:
+        ops.sub(P[:, :j], Y2, out=Q[:, :j])
+        Q[:, :j] *= P[:, :j]
+    if j < P.shape[1]:
+        ops.sub(P[:, j:], Y, out=Q[:, j:])
+        Q[:, j:] *= Q[:, j:]
 
 
 def permute_columns(ops: Ops, arrays: tuple, order: np.ndarray, pool=None, rows: int = 64) -> None:

@@ -14,7 +14,8 @@ cannot rule out, and returns the full grid's choice by construction
 (:mod:`bids_w2v.encoding.prune`; timings in ``benchmarks/README.md``).
 Choices of alpha match scikit-learn (LOO) and himalaya (K-fold) run in float64, also when
 ``dtype="float32"`` (see :class:`bids_w2v.encoding.inner.LooSelector` for how the tiny
-differences between large alphas are kept accurate).
+differences between large alphas are kept accurate), up to the rare near ties that float32
+rounding decides (counted in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
