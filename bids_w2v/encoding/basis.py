@@ -13,19 +13,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backends import Array, Ops
 
 __all__ = [
+    "EVAL_COLS",
     "PROJECT_ROWS",
     "RANK_TOL",
+    "SUM_ROWS",
     "Basis",
+    "matmul_blocks",
+    "matmul_depth",
     "mean0",
     "pearson_columns",
     "project",
     "project_error",
     "refit_predict",
     "shrink_factors",
+    "sum_depth",
     "svd_basis",
+    "weighted_sum",
 ]
 
 
@@ -101,6 +109,43 @@ def project_error(ops: Ops, n: int, rows: int = PROJECT_ROWS) -> float:
     u = 2.0**-24 if ops.itemsize == 4 else 2.0**-53
     blocks = max(-(-n // rows), 1)
     return 2.0 * (min(rows, n) + blocks + 3) * u
+
+
+#: Columns of ``U`` per block of :func:`matmul_blocks` and rows per block of
+#: :func:`weighted_sum`: the rounding bounds of the criterion's products and sums grow with the
+#: terms one BLAS call sums (:func:`matmul_depth`, :func:`sum_depth`), and blocks of this size
+#: run at about the rate of one call (measured in ``benchmarks/README.md``).
+EVAL_COLS, SUM_ROWS = 256, 200
+
+
+def matmul_blocks(ops: Ops, U: Array, T: Array, out: Array, tmp: Array, cols: int = EVAL_COLS):
+    """``out = U @ T`` as a sum of products over blocks of ``cols`` columns of ``U`` (rows of
+    ``T``) accumulated in ``out`` (``tmp``: a work array shaped like ``out``)."""
+    ops.matmul(U[:, :cols], T[:cols], out=out)
+    for c0 in range(cols, U.shape[1], cols):
+        ops.matmul(U[:, c0 : c0 + cols], T[c0 : c0 + cols], out=tmp)
+        out += tmp
+    return out
+
+
+def matmul_depth(r: int, cols: int = EVAL_COLS) -> int:
+    """Roundings on the longest path of an entry of :func:`matmul_blocks` with ``r`` columns:
+    a product of at most ``cols`` terms (any order), then the sum of the blocks."""
+    return min(r, cols) + max(-(-r // cols), 1)
+
+
+def weighted_sum(ops: Ops, w: Array, Q: Array, rows: int = SUM_ROWS) -> np.ndarray:
+    """``w @ Q`` as a float64 numpy vector: working-dtype products over blocks of ``rows`` rows
+    of ``Q``, summed in float64."""
+    total = ops.to_high(w[:rows] @ Q[:rows])
+    for r0 in range(rows, Q.shape[0], rows):
+        total = total + ops.to_high(w[r0 : r0 + rows] @ Q[r0 : r0 + rows])
+    return ops.to_numpy(total)
+
+
+def sum_depth(n: int, rows: int = SUM_ROWS) -> int:
+    """Roundings on the longest path of :func:`weighted_sum` over ``n`` rows."""
+    return min(n, rows) + max(-(-n // rows), 1)
 
 
 def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:

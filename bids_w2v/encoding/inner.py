@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import Array, Ops
-from .basis import Basis
+from .basis import Basis, matmul_blocks, weighted_sum
 from .prune import STATS, abs_norm, loo_bounds, orthonormality, pick, plan
 from .refine import Refiner
 
@@ -30,7 +30,10 @@ class LooSelector:
       (accurate also when ``H_ii`` is close to 1); leverages are float64.
     * Each alpha costs one ``(n, r) x (r, v)`` product in the working dtype, two
       element-wise passes and one ``c^2``-weighted column sum (matrix-vector product), on
-      small blocks of voxels (:func:`plan_width`) that stay in cache. Per voxel and alpha,
+      small blocks of voxels (:func:`plan_width`) that stay in cache; the product and the
+      sum run by blocks (:func:`~bids_w2v.encoding.basis.matmul_blocks`,
+      :func:`~bids_w2v.encoding.basis.weighted_sum`), which makes their rounding bounds, and
+      so the bounds of the exact search, several times tighter. Per voxel and alpha,
       when the fit is small (``||P|| <= ||U diag(1-g) z||``: large alphas, where
       neighbouring alphas differ by ~1e-8 in relative error), the error is expanded as
       ``sum c^2 y^2 + sum c^2 P (P - 2y)``: the first term in float64, the second small and
@@ -233,9 +236,9 @@ class LooSelector:
             Y2 = Y2[:, :j]
         rows = (self.r, self.n, self.n)
         T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))
-        ops.matmul(self.U, ops.mul(self.g[a][:, None], Z, out=T), out=P)
+        matmul_blocks(ops, self.U, ops.mul(self.g[a][:, None], Z, out=T), P, Q)
         terms(ops, P, Q, j, Y2, Yc[:, -(k - j) :] if j < k else None)
-        val = ops.to_numpy(ops.to_high(self.c2[a] @ Q))
+        val = weighted_sum(ops, self.c2[a], Q)
         val[:j] += S1[cols[:j]]
         if not stats:
             return val
@@ -261,13 +264,13 @@ class LooSelector:
                 for buf, h in zip(bufs, (self.r, self.n, self.n), strict=True)
             )
             ops.mul(ops.columns(self.gT, ops.index(a)), ops.columns(Z, ops.index(c)), out=T)
-            ops.matmul(self.U, T, out=P)
+            matmul_blocks(ops, self.U, T, P, Q)
             y2 = ops.columns(Y2, ops.index(c[:j])) if j else None
             terms(ops, P, Q, j, y2, ops.columns(Yc, ops.index(c[j:])) if j < m else None)
             val = np.empty(m)
             cuts = np.flatnonzero((a[1:] != a[:-1]) | (np.arange(1, m) == j)) + 1
             for b0, b1 in zip(np.r_[0, cuts], np.r_[cuts, m], strict=True):
-                val[b0:b1] = ops.to_numpy(ops.to_high(self.c2[a[b0]] @ Q[:, b0:b1]))
+                val[b0:b1] = weighted_sum(ops, self.c2[a[b0]], Q[:, b0:b1])
             val[:j] += S1[a[:j], c[:j]]
             out[m0 : m0 + m] = val
         res = np.empty_like(out)

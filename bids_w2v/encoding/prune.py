@@ -43,7 +43,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .backends import Array, Ops
-from .basis import project_error
+from .basis import matmul_depth, project_error, sum_depth
 
 #: Evaluated and possible (alpha, voxel) columns of the exact criterion since the last reset
 #: (one ``(n, r) @ (r, 1)``-sized product each), for the benchmark's FLOP bound.
@@ -138,9 +138,11 @@ def loo_bounds(
     f ||y||`` of ``(U^T y)_k`` (:func:`~bids_w2v.encoding.basis.project_error`), so ``P.y =
     sum g z^2`` up to ``e sum g |z|``, and ``||P||^2 = sum g^2 z^2`` up to the orthonormality
     of ``U``. The full grid's computed value differs from ``L`` by at most ``err = cmax^2
-    (2 ||y - P|| dP + dP^2 + gamma_{n+3} T) + gamma64_{n+2} cmax^2 ||y||^2`` where ``dP =
-    gamma_{r+2} B`` bounds the rounding of the computed ``P`` (``B >= || |U| |g z| ||``, from
-    :func:`abs_norm`) and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
+    (2 ||y - P|| dP + dP^2 + gamma_{s+3} T) + gamma64_{n+2} cmax^2 ||y||^2`` where ``dP =
+    gamma_{m+3} B`` bounds the rounding of the computed ``P`` (``B >= || |U| |g z| ||``, from
+    :func:`abs_norm`; ``m``: :func:`~bids_w2v.encoding.basis.matmul_depth`, as ``P`` is summed
+    over blocks of columns of ``U``), ``s`` is :func:`~bids_w2v.encoding.basis.sum_depth` (the
+    weighted sum over blocks of rows) and ``T`` is ``||P|| ||P - 2y||`` (small-fit formula) or
     ``||y - P||^2`` (residual formula). Returns ``lo - err``, ``hi + err`` and the index of
     the first alpha of the small-fit formula per voxel (``split``, see :meth:`LooSelector.values`);
     with ``detail``, also a dict of per-voxel arrays (last axis ``v``): ``err``, ``dP``, ``S1``
@@ -195,9 +197,9 @@ def loo_bounds(
         small = G2 <= W  # fit smaller than the residual in the span of U: expansion formula
         rss_hi = rss + d_rss
         B = ops.sqrt(lam * gvz * gvz + rho * G2) * (1.0 + gamma(r + 8, U64))
-        dP = gamma(r + 2, u) * B
+        dP = gamma(matmul_depth(r) + 3, u) * B
         term = ops.where(small, nP * pm2y, rss_hi)
-        err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(n + 3, u) * term)
+        err = cmax2 * (2.0 * ops.sqrt(rss_hi) * dP + dP * dP + gamma(sum_depth(n) + 3, u) * term)
         err = err + gamma(n + 2, U64) * cmax2 * yy
         small_np = ops.to_numpy(small)
         split = np.where(small_np.any(0), small_np.argmax(0), small_np.shape[0])

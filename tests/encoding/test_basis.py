@@ -1,4 +1,5 @@
-"""``Z = U^T Y`` in the working dtype: within the bound the exact alpha search relies on."""
+"""Blocked products and sums (``Z = U^T Y``, the criterion's ``U t`` and ``c^2 @ Q``) in the
+working dtype: within the bounds the exact alpha search relies on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import pytest
 import torch
 
 from bids_w2v.encoding.backends import get_ops
-from bids_w2v.encoding.basis import PROJECT_ROWS, project, project_error
+from bids_w2v.encoding.basis import (
+    EVAL_COLS,
+    PROJECT_ROWS,
+    SUM_ROWS,
+    matmul_blocks,
+    matmul_depth,
+    project,
+    project_error,
+    sum_depth,
+    weighted_sum,
+)
 
 
 def _data(n: int, r: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +68,31 @@ def test_projection_accepts_the_working_basis_and_torch() -> None:
     Zt = project(tops, torch.from_numpy(U), torch.from_numpy(Y)).numpy()
     bound = project_error(tops, 300) * np.linalg.norm(Y.astype(np.float64), axis=0)
     assert (np.abs(Zt.astype(np.float64) - U.T @ Y.astype(np.float64)) <= 1.01 * bound).all()
+
+
+@pytest.mark.parametrize("r", [5, EVAL_COLS, 700])
+def test_blocked_products_and_sums_are_within_their_depths(r: int) -> None:
+    """``matmul_blocks`` and ``weighted_sum`` (the full grid's criterion: ``P = U t`` by blocks of
+    columns, ``c^2 @ Q`` by blocks of rows) are within ``gamma_depth`` of the exact values, the
+    bounds the exact search assumes (``prune.loo_bounds``: ``dP``, ``err``)."""
+    ops = get_ops("numpy", "cpu", "float32")
+    rng = np.random.default_rng(r)
+    n = 450
+    U = rng.standard_normal((n, r)).astype(np.float32)
+    T = (rng.standard_normal((r, 9)) * np.logspace(-20, 20, 9)).astype(np.float32)
+    T[:, 0] = 1e4 + rng.standard_normal(r)  # sums that cancel (U has mixed signs)
+    P, tmp = np.empty((n, 9), np.float32), np.empty((n, 9), np.float32)
+    assert matmul_blocks(ops, U, T, P, tmp) is P
+    U64, T64 = U.astype(np.float64), T.astype(np.float64)
+    exact = U64 @ T64  # float64 sums of exact products: error << the float32 bound
+    bound = 2 * matmul_depth(r) * 2.0**-24 * (np.abs(U64) @ np.abs(T64))
+    assert (np.abs(P - exact) <= bound).all() and np.abs(P - exact).max() > 0
+    w = rng.random(n).astype(np.float32)
+    got = weighted_sum(ops, w, P)
+    assert got.dtype == np.float64 and got.shape == (9,)
+    ref = w.astype(np.float64) @ P.astype(np.float64)
+    bound = 2 * sum_depth(n) * 2.0**-24 * (np.abs(w.astype(np.float64)) @ np.abs(P))
+    assert (np.abs(got - ref) <= bound).all()
+    # the depths of blocked and unblocked forms
+    assert matmul_depth(768) == EVAL_COLS + 3 and matmul_depth(5) == 6
+    assert sum_depth(1600) == SUM_ROWS + 8 and sum_depth(450) == SUM_ROWS + 3
