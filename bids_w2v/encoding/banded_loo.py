@@ -142,7 +142,7 @@ def fit_predict_loo(
             Yc[:, const] = 0.0
             if d == 0:
                 means[sl] = ops.to_numpy(ops.to_high(mean))
-            Z = project(ops, basis.U, Yc)
+            Z = project(ops, selector.U, Yc)  # (the basis already in the working dtype)
             _update(
                 ops, selector, Yc, Z, (A, F), d, search,
                 (best_val[sl], best_draw[sl], best_alpha[sl], pred[:, sl]),

@@ -23,12 +23,13 @@ __all__ = [
     "RANK_TOL",
     "SUM_ROWS",
     "Basis",
+    "block_depth",
     "matmul_blocks",
     "matmul_depth",
     "mean0",
     "pearson_columns",
     "project",
-    "project_error",
+    "project_depth",
     "refit_predict",
     "shrink_factors",
     "sum_depth",
@@ -78,7 +79,7 @@ def svd_basis(ops: Ops, X: Array) -> Basis:
 
 
 #: Rows per block of :func:`project`: each block's product sums at most this many terms in the
-#: working dtype, which bounds the rounding of ``Z`` (:func:`project_error`); blocks of 200 rows
+#: working dtype, which bounds the rounding of ``Z`` (:func:`project_depth`); blocks of 200 rows
 #: run at the rate of one product (measured in ``benchmarks/README.md``).
 PROJECT_ROWS = 200
 
@@ -87,8 +88,8 @@ def project(ops: Ops, U: Array, Y: Array, rows: int = PROJECT_ROWS) -> Array:
     """``U^T Y`` in the working dtype, summed over blocks of ``rows`` rows of ``U`` and ``Y``.
 
     ``U`` (float64 or already in the working dtype) is rounded to the working dtype. Each entry
-    ``z_kj`` is within :func:`project_error` ``* ||y_j||`` of the exact ``(U^T y_j)_k`` when
-    the columns of ``U`` have unit norm: the bound the exact alpha search uses
+    ``z_kj`` is within ``gamma_{project_depth(n) + 3} ||U_k|| ||y_j||`` of the exact
+    ``(U^T y_j)_k`` (:func:`project_depth`): the bound the exact alpha search uses
     (:mod:`bids_w2v.encoding.prune`).
     """
     Uw = ops.to_work(U)
@@ -98,17 +99,18 @@ def project(ops: Ops, U: Array, Y: Array, rows: int = PROJECT_ROWS) -> Array:
     return out
 
 
-def project_error(ops: Ops, n: int, rows: int = PROJECT_ROWS) -> float:
-    """``f`` with ``|z_k - (U^T y)_k| <= f ||U_k|| ||y||`` for :func:`project`'s ``z``.
+def block_depth(n: int, block: int) -> int:
+    """Roundings on the longest path of an entry of a sum of ``n`` terms computed as working-
+    dtype sums (one BLAS call each, any order) of at most ``block`` terms, then the sum of
+    those blocks: the ``k`` of the error factor ``gamma_k`` (standard model)."""
+    return min(n, block) + max(-(-n // block), 1)
 
-    Standard model (unit roundoff ``u`` of the working dtype): ``U`` rounded (``u |U|``), a
-    product of at most ``rows`` terms per block (``gamma_rows |U|^T |y|``) and the sum of the
-    ``b`` blocks (``gamma_b``), with ``|U_k|^T |y| <= ||U_k|| ||y||`` and ``gamma_k = 2 k u``
-    (twice the classical ``k u / (1 - k u)``): ``f = gamma_{rows + b + 3}``.
-    """
-    u = 2.0**-24 if ops.itemsize == 4 else 2.0**-53
-    blocks = max(-(-n // rows), 1)
-    return 2.0 * (min(rows, n) + blocks + 3) * u
+
+def project_depth(n: int, rows: int = PROJECT_ROWS) -> int:
+    """:func:`block_depth` of :func:`project` over ``n`` rows. With ``U`` rounded to the
+    working dtype (one more rounding) and ``|U_k|^T |y| <= ||U_k|| ||y||``, each entry of
+    ``Z`` is within ``gamma_{project_depth(n) + 3} ||U_k|| ||y||`` of ``(U^T y)_k``."""
+    return block_depth(n, rows)
 
 
 #: Columns of ``U`` per block of :func:`matmul_blocks` and rows per block of
@@ -129,9 +131,8 @@ def matmul_blocks(ops: Ops, U: Array, T: Array, out: Array, tmp: Array, cols: in
 
 
 def matmul_depth(r: int, cols: int = EVAL_COLS) -> int:
-    """Roundings on the longest path of an entry of :func:`matmul_blocks` with ``r`` columns:
-    a product of at most ``cols`` terms (any order), then the sum of the blocks."""
-    return min(r, cols) + max(-(-r // cols), 1)
+    """:func:`block_depth` of an entry of :func:`matmul_blocks` with ``r`` columns of ``U``."""
+    return block_depth(r, cols)
 
 
 def weighted_sum(ops: Ops, w: Array, Q: Array, rows: int = SUM_ROWS) -> np.ndarray:
@@ -144,8 +145,8 @@ def weighted_sum(ops: Ops, w: Array, Q: Array, rows: int = SUM_ROWS) -> np.ndarr
 
 
 def sum_depth(n: int, rows: int = SUM_ROWS) -> int:
-    """Roundings on the longest path of :func:`weighted_sum` over ``n`` rows."""
-    return min(n, rows) + max(-(-n // rows), 1)
+    """:func:`block_depth` of :func:`weighted_sum` over ``n`` rows."""
+    return block_depth(n, rows)
 
 
 def shrink_factors(ops: Ops, s: Array, alphas: Array) -> Array:

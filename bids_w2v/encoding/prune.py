@@ -8,7 +8,7 @@ construction:
    ``F`` that the full grid computes (in the working dtype) are formed from ``Z = U^T Y`` in
    ``O(n_alphas * (r + n))`` per voxel (:func:`loo_bounds`; the inner K-fold criterion has
    no bounds yet and evaluates every alpha): bounds on the exact criterion of the computed
-   ``Z`` (whose own rounding, bounded by :func:`~bids_w2v.encoding.basis.project_error`,
+   ``Z`` (whose own rounding, bounded by :func:`~bids_w2v.encoding.basis.project_depth`,
    enters through ``U^T y``), widened by a
    bound on the rounding error of the full grid's arithmetic (standard model,
    ``|fl(x op y) - x op y| <= u |x op y|``, worst-case accumulation ``gamma_k = 2 k u`` for
@@ -43,7 +43,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .backends import Array, Ops
-from .basis import matmul_depth, project_error, sum_depth
+from .basis import matmul_depth, project_depth, sum_depth
 
 #: Evaluated and possible (alpha, voxel) columns of the exact criterion since the last reset
 #: (one ``(n, r) @ (r, 1)``-sized product each), for the benchmark's FLOP bound.
@@ -135,7 +135,7 @@ def loo_bounds(
 
     ``L`` is the criterion of the computed ``z`` (:func:`bids_w2v.encoding.basis.project`, in
     the working dtype), the one the full grid evaluates: each entry of ``z`` is within ``e =
-    f ||y||`` of ``(U^T y)_k`` (:func:`~bids_w2v.encoding.basis.project_error`), so ``P.y =
+    f ||y||`` of ``(U^T y)_k`` (:func:`~bids_w2v.encoding.basis.project_depth`), so ``P.y =
     sum g z^2`` up to ``e sum g |z|``, and ``||P||^2 = sum g^2 z^2`` up to the orthonormality
     of ``U``. The full grid's computed value differs from ``L`` by at most ``err = cmax^2
     (2 ||y - P|| dP + dP^2 + gamma_{s+3} T) + gamma64_{n+2} cmax^2 ||y||^2`` where ``dP =
@@ -165,7 +165,7 @@ def loo_bounds(
     gcat = cat(ops, [g, g * vec[None, :]])  # sums of g |z| and g v |z|
     # Z from basis.project: |z_k - (U^T y)_k| <= e_fac ||y||; float64 sums of nonnegative terms
     # and the orthonormality of U: relative error f1
-    e_fac = project_error(ops, n) * (1.0 + sel.orth) * (1.0 + gamma(n + 8, U64))
+    e_fac = gamma(project_depth(n) + 3, u) * (1.0 + sel.orth) * (1.0 + gamma(n + 8, U64))
     f1 = 2.0 * (gamma(n + r + 8, U64) + sel.orth)
     c2one = cat(ops, [c2, ops.full((1, n), 1.0, high=True)])  # S1 and ||y||^2: one product
     v = Yc.shape[1]

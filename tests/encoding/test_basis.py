@@ -15,10 +15,11 @@ from bids_w2v.encoding.basis import (
     matmul_blocks,
     matmul_depth,
     project,
-    project_error,
+    project_depth,
     sum_depth,
     weighted_sum,
 )
+from bids_w2v.encoding.prune import gamma, unit_roundoff
 
 
 def _data(n: int, r: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +40,9 @@ def _data(n: int, r: int, v: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [7, PROJECT_ROWS, 1037])
 def test_projection_is_within_its_bound(dtype: str, n: int) -> None:
-    """Every entry of ``project``'s ``Z`` is within ``project_error * ||U_k|| ||y||`` of ``U^T y``
-    (the reference in float64, its own rounding bound added), and Z is rounded in float32."""
+    """Every entry of ``project``'s ``Z`` is within ``gamma_{project_depth + 3} ||U_k|| ||y||`` of
+    ``U^T y`` (the reference in float64, its own rounding bound added), and Z is rounded in
+    float32."""
     ops = get_ops("numpy", "cpu", dtype)
     U, Y = _data(n, min(n, 40), 24)
     Yw = ops.asarray(Y.astype(dtype))
@@ -51,7 +53,8 @@ def test_projection_is_within_its_bound(dtype: str, n: int) -> None:
     y = np.asarray(Yw, dtype=np.float64)
     ref = U.T @ y
     ref_err = 4 * n * 2.0**-53 * (np.abs(U).T @ np.abs(y))
-    bound = project_error(ops, n) * np.linalg.norm(U, axis=0)[:, None] * np.linalg.norm(y, axis=0)
+    f = gamma(project_depth(n) + 3, unit_roundoff(ops))
+    bound = f * np.linalg.norm(U, axis=0)[:, None] * np.linalg.norm(y, axis=0)
     assert (np.abs(Z - ref) <= bound + ref_err).all()
     if dtype == "float32":
         assert np.abs(Z - ref).max() > 0  # rounded: the check above is not of exact values
@@ -66,7 +69,8 @@ def test_projection_accepts_the_working_basis_and_torch() -> None:
     np.testing.assert_array_equal(project(ops, U.astype(np.float32), Y), Z)
     tops = get_ops("torch", "cpu", "float32")
     Zt = project(tops, torch.from_numpy(U), torch.from_numpy(Y)).numpy()
-    bound = project_error(tops, 300) * np.linalg.norm(Y.astype(np.float64), axis=0)
+    f = gamma(project_depth(300) + 3, unit_roundoff(tops))
+    bound = f * np.linalg.norm(Y.astype(np.float64), axis=0)
     assert (np.abs(Zt.astype(np.float64) - U.T @ Y.astype(np.float64)) <= 1.01 * bound).all()
 
 
