@@ -91,10 +91,6 @@ class NumpyOps:
         """``a**2`` in float64 in one pass (exact for float32 ``a``)."""
         return np.square(a, dtype=self.high)
 
-    def abs_high(self, a: np.ndarray) -> np.ndarray:
-        """``|a|`` in float64 in one pass (exact)."""
-        return np.abs(a, dtype=self.high)
-
     def log(self, a: np.ndarray) -> np.ndarray:
         return np.log(a)
 
@@ -211,10 +207,6 @@ class TorchOps:
     def square_high(self, a: Any) -> Any:
         """``a**2`` in float64 (exact for float32 ``a``)."""
         return self.torch.square(a.to(self.high))
-
-    def abs_high(self, a: Any) -> Any:
-        """``|a|`` in float64 (exact)."""
-        return a.abs().to(self.high)
 
     def log(self, a: Any) -> Any:
         return self.torch.log(a)

@@ -157,9 +157,9 @@ class LooSelector:
             cols = np.flatnonzero((first == a) & several)
             out[a, cols], st = self._columns(Yc, Y2, Z, split, a, cols, S1[a], bufs, True)
             ta[:, cols], dw[:, cols], wn2[cols] = st
-        z2 = ops.to_numpy(ops.square_high(Z))
+        z2, az = ops.to_numpy(ops.square_high(Z)), ops.to_numpy(abs(Z))
         lo2 = self.refiner.lower(
-            z2, first, ta, dw, wn2, det["dP"][first, every], det["e"]
+            z2, az, first, ta, dw, wn2, det["dP"][first, every], det["e"]
         )  # fmt: skip
         fstar = out[first, every]
         second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])

@@ -58,6 +58,19 @@ def unit_roundoff(ops: Ops) -> float:
     return 2.0**-24 if ops.itemsize == 4 else 2.0**-53
 
 
+def tiniest(ops: Ops) -> float:
+    """The smallest positive (subnormal) number of the working dtype: a product that underflows
+    is off by at most half of it."""
+    return 2.0**-149 if ops.itemsize == 4 else 2.0**-1074
+
+
+def nonneg_sum_bound(ops: Ops, k: int) -> tuple[float, float]:
+    """``(up, tiny)`` with ``exact <= computed * up + tiny`` for a working-dtype product of
+    nonnegative operands summing ``k`` terms per entry (any order), whose one factor was itself
+    rounded to the working dtype (one relative rounding per entry), including underflow."""
+    return 1.0 + 2.0 * gamma(k + 2, unit_roundoff(ops)), (k + 2) * tiniest(ops)
+
+
 def gamma(k: int, u: float) -> float:
     """Error factor of a ``k``-term sum or dot product: ``2 k u`` (twice the classical bound)."""
     return 2.0 * k * u
@@ -148,6 +161,8 @@ def loo_bounds(
     with ``detail``, also a dict of per-voxel arrays (last axis ``v``): ``err``, ``dP``, ``S1``
     (n_alphas, v) and ``e`` (v,), the bound on the error of ``z`` (for the second stage,
     :meth:`bids_w2v.encoding.inner.LooSelector.two_stage`).
+    The sums ``sum g |z|`` and ``sum g v |z|``, which only enter error terms, are
+    working-dtype products, bounded from above with :func:`nonneg_sum_bound`.
     Blocks of ``width`` voxels, on ``pool`` (:class:`bids_w2v.encoding.parallel.UnitPool`) if
     given.
     """
@@ -162,7 +177,10 @@ def loo_bounds(
     cmin2, cmax2 = extreme(c2, max_=False)[:, None], extreme(c2, max_=True)[:, None]
     cbar, dlt = (cmax2 + cmin2) / 2, (cmax2 - cmin2) / 2
     lam, vec, rho = sel.abs_norm
-    gcat = cat(ops, [g, g * vec[None, :]])  # sums of g |z| and g v |z|
+    # sums of g |z| and g v |z|: they only enter error terms, so a working-dtype product
+    # (nonnegative terms, bounded from above by `up` and `tiny`) is enough
+    gcat = ops.to_work(cat(ops, [g, g * vec[None, :]]))
+    up, tiny = nonneg_sum_bound(ops, r)
     # Z from basis.project: |z_k - (U^T y)_k| <= e_fac ||y||; float64 sums of nonnegative terms
     # and the orthonormality of U: relative error f1
     e_fac = gamma(project_depth(n) + 3, u) * (1.0 + sel.orth) * (1.0 + gamma(n + 8, U64))
@@ -172,7 +190,7 @@ def loo_bounds(
 
     def block(b0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y2 = ops.square_high(Yc[:, b0 : b0 + width])  # exact
-        z2, az = ops.square_high(Z[:, b0 : b0 + width]), ops.abs_high(Z[:, b0 : b0 + width])
+        z2 = ops.square_high(Z[:, b0 : b0 + width])
         S1 = c2one @ y2
         S1, yy = S1[:-1], S1[-1:]
         G = gstack @ z2
@@ -180,7 +198,9 @@ def loo_bounds(
         zz = G[-1:]
         # |z_k - (U^T y)_k| <= e for Z = basis.project(U, y) (||U_k||^2 <= 1 + orth)
         e = e_fac * ops.sqrt(yy)
-        gaz, gvz = (gcat @ az).reshape(2, -1, az.shape[1])
+        gaz, gvz = (ops.to_high(gcat @ abs(Z[:, b0 : b0 + width])) * up + tiny).reshape(
+            2, -1, z2.shape[1]
+        )
         # P.y = sum g z (U^T y) = G1 - sum g z (z - U^T y); ||P||^2 = G2 (1 +- orth)
         dG1 = f1 * G1 + 1.01 * e * gaz  # also bounds the error of G2 as ||P||^2
         rss = (yy - zz) + W  # = yy - 2 G1 + G2

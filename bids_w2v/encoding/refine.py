@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import Array, Ops
-from .prune import U64, cat, extreme, gamma, unit_roundoff
+from .prune import U64, cat, extreme, gamma, nonneg_sum_bound, unit_roundoff
 
 
 class Refiner:
@@ -52,7 +52,10 @@ class Refiner:
         g2one = np.broadcast_to(g2one, (len(g),) + g2one.shape[1:])
         self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None], g2one], 1)
         diff = g[:, None, :] - g[None, :, :]  # (b, a, r): g_b - g_a
-        self.absd = np.ascontiguousarray(np.abs(diff).transpose(1, 0, 2))  # (a, b, r)
+        # (a, b, r) in the working dtype: sum_k |g_b - g_a| |z_k| only enters an error term
+        work = np.float32 if ops.itemsize == 4 else np.float64
+        self.absd = np.ascontiguousarray(np.abs(diff).transpose(1, 0, 2), dtype=work)
+        self.up, self.tiny = nonneg_sum_bound(ops, sel.r)
         self.orth = sel.orth  # ||U^T U - I||_2 <= orth
         self.n, self.r = sel.n, sel.r
         self.u = unit_roundoff(ops)
@@ -68,6 +71,7 @@ class Refiner:
     def lower(
         self,
         z2: np.ndarray,
+        az: np.ndarray,
         first: np.ndarray,
         ta: np.ndarray,
         dw: np.ndarray,
@@ -77,7 +81,8 @@ class Refiner:
     ) -> np.ndarray:
         """Lower bounds (n_alphas, k) on the exact criterion of every alpha, float64.
 
-        ``z2``: the squares of the block's ``Z`` (r, k) in float64; ``first``: the evaluated
+        ``z2``: the squares of the block's ``Z`` (r, k) in float64; ``az``: ``|Z|`` in the
+        working dtype; ``first``: the evaluated
         alpha per voxel; ``ta, dw, wn2``: :meth:`stats` of its computed residuals; ``dP``: the
         bound on the error of its computed ``P`` (k,); ``e`` (k,): the error of ``Z`` is at most
         ``e`` (:func:`~bids_w2v.encoding.prune.loo_bounds`).
@@ -88,10 +93,9 @@ class Refiner:
         # sums over k of g_b^2 z^2, z^2 (the last row) and, with a = first of the voxel,
         # g_b gc_a z^2 and g_b g_a z^2: float64 products of nonnegative terms, relative error
         # gamma64_{r+2}
-        # and sum_k |g_b - g_a| |z_k| (AZ), for the error of z in <w, d>
+        # and sum_k |g_b - g_a| |z_k| (AZ, from above), for the error of z in <w, d>
         sums = np.empty((self.pairs.shape[1], k))
         AZ = np.empty((len(self.cbar), k))
-        az = np.sqrt(z2)  # |z|, exactly
         for a in np.unique(first):  # (blocks are sorted by first: mostly one alpha)
             sel = np.flatnonzero(first == a)
             if sel.size == k:
@@ -99,6 +103,7 @@ class Refiner:
             else:
                 sums[:, sel] = self.pairs[a] @ np.take(z2, sel, axis=1)
                 AZ[:, sel] = self.absd[a] @ np.take(az, sel, axis=1)
+        AZ = np.asarray(AZ, dtype=np.float64) * self.up + self.tiny
         m = len(self.cbar)
         R, R2, q = sums[:m], sums[m : 2 * m], sums[2 * m :]  # q: g_b^2 z^2, then z^2
         Ra, R2a = R[first, cols][None, :], R2[first, cols][None, :]

@@ -315,7 +315,7 @@ def cross_validated_scores(
         return OuterFold(
             ops,
             selector,
-            ops.to_work(basis.U),
+            selector.U if inner == "loo" else ops.to_work(basis.U),  # (one conversion)
             ops.to_work(Xte @ basis.Vt.T),
             ops.to_work(shrink_factors(ops, basis.s, alphas_b)),
             ops.index(train),

@@ -252,3 +252,24 @@ def test_abs_norm_bounds_every_product_with_abs_u(kind) -> None:
     x = np.abs(rng.standard_normal((r, 200)))
     bound = np.sqrt(lam * (v @ x) ** 2 + rho * (x * x).sum(0))
     assert np.median(bound / (np.sqrt(r) * np.sqrt((x * x).sum(0)))) < 0.95
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_nonneg_sum_bound_holds_for_working_dtype_products(dtype, backend) -> None:
+    """The working-dtype sums of nonnegative terms behind the bounds' error terms (``g |z|``):
+    the exact sum of the unrounded operands never exceeds ``computed * up + tiny``, also for
+    values that underflow and for terms of very different sizes."""
+    ops = get_ops(backend, "cpu", dtype)
+    rng = np.random.default_rng(1)
+    r = 300
+    up, tiny = prune.nonneg_sum_bound(ops, r)
+    assert 1.0 < up < 1.0 + 1e-3
+    g = rng.random((20, r))  # float64 factors, rounded to the working dtype for the product
+    cols = [np.abs(rng.standard_normal(r)), np.full(r, 1e-30), np.full(r, 1e-41),
+            np.r_[1e20, np.full(r - 1, 1.0)], np.r_[np.full(r - 1, 1e-42), 1e-30]]  # fmt: skip
+    z = np.stack(cols, 1)
+    zw = ops.to_numpy(ops.asarray(z)).astype(np.float64)  # |z| as the working dtype holds it
+    computed = ops.to_numpy(ops.to_high(ops.asarray(g) @ ops.asarray(z)))
+    exact = g @ zw  # float64 of nonnegative terms: relative error ~1e-13, far below up - 1
+    assert (exact * (1 - 1e-12) <= computed * up + tiny).all()

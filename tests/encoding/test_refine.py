@@ -73,7 +73,8 @@ def test_second_stage_bounds_lie_below_the_criterion(kind, dtype) -> None:
             ta[:, cols], dw[:, cols], wn2[cols] = st
             np.testing.assert_allclose(val, full[a, cols], rtol=1e-5)
         z2 = np.asarray(Z, dtype=np.float64) ** 2
-        lower = sel.refiner.lower(z2, first, ta, dw, wn2, det["dP"][first, every], det["e"])
+        az = np.abs(np.asarray(Z))
+        lower = sel.refiner.lower(z2, az, first, ta, dw, wn2, det["dP"][first, every], det["e"])
         assert (lower - det["err"] <= full).all(), kind
         exact = _exact_criterion(basis, sel, Yc, Z)
         scale = np.abs(exact).max(0) + 1e-300
