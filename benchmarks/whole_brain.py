@@ -3,7 +3,9 @@
 Issue 19's target: 200,000 voxels, 2,000 scans and 19 layers of 768 features (wav2vec 2.0's
 ``conv0``-``conv6`` and ``transformer0``-``transformer11``) with the default settings of
 ``bids_w2v.encoding.cross_validated_scores`` (exact alpha search, float32, 5 contiguous outer
-folds, the paper's 20 alphas, all the CPUs this process may use). The voxels are
+folds, the paper's 20 alphas, all the CPUs this process may use) and, as the participant
+workflow's fit node computes them by default (``--participant-stats``), each voxel's p-value
+(``pvalues=True``; ``--no-participant-stats`` leaves them out). The voxels are
 ``benchmarks/encoding.py``'s (planted signal from the first layer's features); layer ``l`` of
 ``L`` has the first layer's features plus ``l / (L - 1)`` times independent features of the
 same kind (``make_data``'s generator with seed ``l``), so neighbouring layers are similar and
@@ -49,12 +51,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-features", type=int, default=768)
     ap.add_argument("--n-voxels", type=int, default=200000)
     ap.add_argument("--layers", type=int, default=19)
+    ap.add_argument(
+        "--no-participant-stats",
+        dest="pvalues",
+        action="store_false",
+        help="fit without the participant p-values (the app's default computes them)",
+    )
     args = ap.parse_args(argv)
     n, p, v = args.n_samples, args.n_features, args.n_voxels
     _, Y = make_data(n, p, v, seed=0)
     Y = np.asarray(Y, dtype=np.float32)
     X0 = make_data(n, p, 1, seed=0)[0]  # (the features only: the same draws as with v voxels)
-    cross_validated_scores(X0, Y[:, :300])  # imports and first calls out of the timing
+    cross_validated_scores(X0, Y[:, :300], pvalues=args.pvalues)  # imports, first calls
     n_tr = 4 * n // 5
     before = gemm_rates(n_tr, min(n_tr, p), "float32")
     base = _status_mib("VmRSS") if _reset_peak() else _peak_rss_mib()
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         X = X0 + layer / max(args.layers - 1, 1) * make_data(n, p, 1, seed=layer)[0]
         prune.STATS.update(evaluated=0, total=0)
         t = time.perf_counter()
-        res = cross_validated_scores(X, Y)
+        res = cross_validated_scores(X, Y, pvalues=args.pvalues)
         times.append(time.perf_counter() - t)
         f, f64 = exact_flops("ours-numpy-loo", n, p, v, prune.STATS["evaluated"])
         flops, flops64 = flops + f, flops64 + f64
@@ -80,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     rate, rate64 = max(before[0], after[0]), max(before[1], after[1])
     bound = flops / rate + flops64 / rate64
     print(
-        f"{args.layers} layers x {v} voxels x {n} scans, {blas_threads()} threads: "
+        f"{args.layers} layers x {v} voxels x {n} scans, {blas_threads()} threads, "
+        f"{'with' if args.pvalues else 'without'} the participant p-values: "
         f"{total:.0f} s ({total / 60:.1f} min; fits {sum(times):.0f} s, per layer "
         f"{min(times):.1f}-{max(times):.1f} s), peak extra memory {extra:.0f} MiB; GEMM rates "
         f"{rate / 1e9:.0f} (float32) and {rate64 / 1e9:.0f} (float64) GFLOP/s; FLOP bound "

@@ -31,8 +31,9 @@ from .folds import Fold, make_folds
 from .inner import LooSelector
 from .kfold import KFoldSelector
 from .outer import OuterFold, runs
-from .parallel import resolve_threads, unit_pool
+from .parallel import resolve_threads, unit_pool, units
 from .pca import check_n_components, pca_project
+from .significance import block_pvalues, bonferroni_folds
 
 __all__ = ["DEFAULT_ALPHAS", "EncodingResult", "cross_validated_scores"]
 
@@ -80,6 +81,10 @@ class EncodingResult:
         Excluded voxels with a NaN or infinite value.
     n_excluded_constant : int
         Excluded voxels that are finite but constant over all samples.
+    pvalues : ndarray of shape (n_voxels,) or None
+        One-sided p-value of each voxel's brain score (NaN for excluded voxels), when
+        requested: :func:`bids_w2v.encoding.significance.participant_pvalues` of the held-out
+        predictions, computed fold by fold.
     """
 
     scores: np.ndarray
@@ -90,6 +95,7 @@ class EncodingResult:
     folds: list[Fold] = field(default_factory=list)
     n_excluded_nonfinite: int = 0
     n_excluded_constant: int = 0
+    pvalues: np.ndarray | None = None
 
 
 def _check_arrays(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +155,18 @@ def _standardise(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return Xtr, Xte
 
 
+def _test_pvalues(ops, pool, pred: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """:func:`~bids_w2v.encoding.significance.block_pvalues` of a chunk's test block, by units
+    of voxels on ``pool``."""
+    out = np.empty(pred.shape[1])
+
+    def unit(part: slice) -> None:
+        out[part] = block_pvalues(pred[:, part], data[:, part])
+
+    list(pool.map(unit, units(ops, pred.shape[1])))
+    return out
+
+
 def cross_validated_scores(
     X: np.ndarray,
     Y: np.ndarray,
@@ -169,6 +187,7 @@ def cross_validated_scores(
     alpha_search: str = "exact",
     progress: Callable[[int, int], None] | None = None,
     n_threads: int | None = None,
+    pvalues: bool = False,
 ) -> EncodingResult:
     """Cross-validated ridge brain scores with one alpha per voxel.
 
@@ -230,6 +249,11 @@ def cross_validated_scores(
         (numpy) or torch (:mod:`bids_w2v.encoding.parallel`; the results do not depend on it).
         Default: the number of threads BLAS may use (``threadpoolctl``'s limit, else all).
         Ignored on GPUs.
+    pvalues : bool, default=False
+        Also return each voxel's p-value (``--participant-stats``: each fold's r tested with
+        Bartlett's effective degrees of freedom, Bonferroni over folds;
+        :mod:`bids_w2v.encoding.significance`), computed from each chunk's held-out
+        predictions as the fit goes, so that they need not be kept.
 
     Returns
     -------
@@ -299,6 +323,7 @@ def cross_validated_scores(
     if return_predictions:
         predictions = np.full((n_samples, n_voxels), np.nan, dtype=dtype)
     alphas_b = ops.asarray(alphas_np, high=True)
+    fold_p = np.full((n_f, n_voxels), np.nan) if pvalues else None
 
     def setup(k: int) -> OuterFold:
         """Standardised features, SVD basis and inner selector of outer fold ``k``."""
@@ -344,6 +369,9 @@ def cross_validated_scores(
                     predictions[np.ix_(test, sel)] = ops.to_numpy(
                         pred if centred_predictions else pred + mean
                     )
+                if fold_p is not None:  # (from the centred predictions: r is shift invariant)
+                    data = (Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])[test]
+                    fold_p[k, sel] = _test_pvalues(ops, pool, ops.to_numpy(pred), data)
                 del Ych
                 if progress is not None:
                     n_chunks = -(-cols.size // voxel_chunk)
@@ -359,4 +387,5 @@ def cross_validated_scores(
         folds=folds,
         n_excluded_nonfinite=int(nonfinite.sum()),
         n_excluded_constant=int(constant.sum()),
+        pvalues=None if fold_p is None else bonferroni_folds(fold_p),
     )

@@ -62,12 +62,25 @@ def _shifted_correlations(pred: np.ndarray, data: np.ndarray) -> np.ndarray:
     return r
 
 
-def _acf(a: np.ndarray, max_lag: int) -> np.ndarray:
+def _acf(a: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarray:
     """Sample autocorrelation of each column at lags ``1..max_lag`` (linear, not circular)."""
-    x, _ = _standardised(a)
+    return _acf_standardised(_standardised(a)[0], max_lag, workers)
+
+
+def _acf_standardised(x: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarray:
+    """:func:`_acf` of columns already centred and scaled to unit norm (``_standardised``).
+
+    The circular autocorrelation of the series zero-padded to ``m >= n + max_lag`` samples
+    equals the linear one at lags ``<= max_lag`` (no pair of samples is ``m - lag >= n``
+    apart), so ``m`` is the first fast FFT length from ``n + max_lag``, not ``2 n``.
+    """
+    from scipy import fft
+
     n = len(x)
-    f = np.fft.rfft(x, n=2 * n, axis=0)
-    return np.fft.irfft(f * np.conj(f), n=2 * n, axis=0)[1 : max_lag + 1]
+    m = fft.next_fast_len(n + max_lag, real=True)
+    f = fft.rfft(x, n=m, axis=0, workers=workers)
+    f *= np.conj(f)
+    return fft.irfft(f, n=m, axis=0, workers=workers)[1 : max_lag + 1]
 
 
 def circular_shift_pvalues(
@@ -142,6 +155,7 @@ def fold_pvalues_effective_dof(
     predictions: np.ndarray,
     data: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    workers: int = 1,
 ) -> np.ndarray:
     """One-sided p-value of each fold's r from Bartlett's variance (module docstring).
 
@@ -150,18 +164,42 @@ def fold_pvalues_effective_dof(
     ndarray, shape (n_folds, n_voxels)
         NaN where the prediction or the data is not finite.
     """
-    from scipy import stats
-
     ok = np.all(np.isfinite(predictions), axis=0) & np.all(np.isfinite(data), axis=0)
     cols = np.flatnonzero(ok)
     out = np.full((len(folds), data.shape[1]), np.nan)
     for k, (_, test) in enumerate(folds):
-        p = np.asarray(predictions[np.ix_(test, cols)], dtype=np.float64)
-        y = np.asarray(data[np.ix_(test, cols)], dtype=np.float64)
-        n = len(test)
-        lag = max(1, int(MAX_LAG_FRACTION * n))
-        var = np.maximum(1.0 + 2.0 * np.sum(_acf(p, lag) * _acf(y, lag), axis=0), 1.0 / n) / n
-        out[k, cols] = stats.norm.sf(_shifted_correlations(p, y)[0] / np.sqrt(var))
+        out[k, cols] = block_pvalues(
+            predictions[np.ix_(test, cols)], data[np.ix_(test, cols)], workers
+        )
+    return out
+
+
+def block_pvalues(
+    pred: np.ndarray, data: np.ndarray, workers: int = 1, block: int = 2048
+) -> np.ndarray:
+    """One-sided p-value of the Pearson r between each column of ``pred`` and of ``data``
+    (one outer fold's test block, finite values) from Bartlett's variance (module docstring).
+
+    Computed in float32 when both inputs are float32 (the fit's predictions and BOLD: p-values
+    to about 1e-5 relative), else in float64; ``block`` columns at a time (work arrays that
+    stay in the CPU's caches), the autocorrelations' FFTs on ``workers`` threads.
+    """
+    from scipy import stats
+
+    dtype = np.result_type(pred.dtype, data.dtype, np.float32)
+    n, v = pred.shape
+    lag = max(1, int(MAX_LAG_FRACTION * n))
+    out = np.empty(v)
+    for start in range(0, v, block):
+        part = slice(start, start + block)
+        p, ok_p = _standardised(np.asarray(pred[:, part], dtype=dtype))
+        y, ok_y = _standardised(np.asarray(data[:, part], dtype=dtype))
+        b = p.shape[1]
+        both = _acf_standardised(np.concatenate([p, y], axis=1), lag, workers)
+        acf = (both[:, :b] * both[:, b:]).sum(axis=0, dtype=np.float64)
+        var = np.maximum(1.0 + 2.0 * acf, 1.0 / n) / n
+        r = np.einsum("ij,ij->j", p, y, dtype=np.float64)  # (Pearson r)
+        out[part] = stats.norm.sf(np.where(ok_p & ok_y, r, 0.0) / np.sqrt(var))
     return out
 
 
@@ -178,6 +216,7 @@ def participant_pvalues(
     data: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     voxel_chunk: int = 20000,
+    workers: int = 1,
 ) -> np.ndarray:
     """The test of ``--participant-stats``: per-fold effective degrees of freedom, Bonferroni
     over folds (module docstring). Voxels are processed ``voxel_chunk`` at a time.
@@ -188,6 +227,10 @@ def participant_pvalues(
         Held-out predictions (centred or not) and the BOLD they predict.
     folds : sequence of (train_idx, test_idx)
         The outer folds of the fit.
+    voxel_chunk : int, default=20000
+        Voxels read at once.
+    workers : int, default=1
+        Threads of the FFTs.
 
     Returns
     -------
@@ -198,7 +241,7 @@ def participant_pvalues(
     for start in range(0, data.shape[1], voxel_chunk):
         sel = slice(start, start + voxel_chunk)
         out[sel] = bonferroni_folds(
-            fold_pvalues_effective_dof(predictions[:, sel], data[:, sel], folds)
+            fold_pvalues_effective_dof(predictions[:, sel], data[:, sel], folds, workers)
         )
     return out
 

@@ -61,10 +61,11 @@ class FitEncoding(SimpleInterface):
 
         X = np.concatenate([np.load(f)[self.inputs.layer] for f in self.inputs.design_files])
         runs = [np.load(f)["data"] for f in self.inputs.bold_files]
-        Y = np.concatenate(runs)
+        Y, n_runs = np.concatenate(runs), len(runs)
         groups = None
         if self.inputs.cv == "runs":
             groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+        del runs  # (one copy of the BOLD during the fit)
         # label: the participant and model sub-workflows of this node, and the layer
         where = [p[:-3] for p in Path(runtime.cwd).parts[:-1] if p.endswith("_wf")]
         report = StepProgress(" ".join([*where[1:], f"fit {self.inputs.layer}"]), "fold-chunks")
@@ -88,21 +89,13 @@ class FitEncoding(SimpleInterface):
                     voxel_chunk=self.inputs.voxel_chunk,
                     n_threads=max(1, self.inputs.num_threads),
                     features_pca=self.inputs.features_pca,
-                    return_predictions=self.inputs.participant_stats,
-                    centred_predictions=True,
+                    pvalues=self.inputs.participant_stats,
                     progress=report,
                 )
-                extra = {}
-                if self.inputs.participant_stats:
-                    from bids_w2v.encoding.significance import participant_pvalues
-
-                    extra["pvalues"] = participant_pvalues(
-                        res.predictions, Y, res.folds, voxel_chunk=self.inputs.voxel_chunk
-                    )
         except ValueError as exc:
             raise InputError(
                 f"The encoding model of layer {self.inputs.layer} cannot be cross-validated on "
-                f"{len(runs)} run(s) and {Y.shape[0]} scans in all: {exc} Use more runs or "
+                f"{n_runs} run(s) and {Y.shape[0]} scans in all: {exc} Use more runs or "
                 "scans, fewer folds (--n-folds), a smaller --cv-gap, fewer --features-pca "
                 "components, or --cv kfold."
             ) from None
@@ -116,7 +109,7 @@ class FitEncoding(SimpleInterface):
             n_excluded_nonfinite=res.n_excluded_nonfinite,
             n_excluded_constant=res.n_excluded_constant,
             n_samples=X.shape[0],
-            **extra,
+            **({} if res.pvalues is None else {"pvalues": res.pvalues}),
         )
         self._results["out_file"] = out
         return runtime

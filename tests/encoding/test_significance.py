@@ -163,3 +163,37 @@ def test_participant_stats_travel_the_configuration(tmp_path):
     assert on.encoding.participant_stats and not off.encoding.participant_stats
     kwargs = node_inputs(FitEncoding, off.encoding, num_threads=1)
     assert FitEncoding(**kwargs).inputs.participant_stats is False
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"voxel_chunk": 7, "gap": 2}, {"groups": np.repeat(np.arange(4), 45)}]
+)
+def test_pvalues_of_the_fit_equal_those_of_its_kept_predictions(kwargs):
+    """``cross_validated_scores(pvalues=True)`` (fold by fold, predictions not kept) gives the
+    p-values of ``participant_pvalues`` on the predictions it returns (the node's old route),
+    up to float32 rounding (a column's rounding depends on its position in the arrays)."""
+    rng = np.random.default_rng(3)
+    x = ar1(rng, 180, 6, 0.6)
+    y = (x @ rng.standard_normal((6, 30)) + 2.0 * ar1(rng, 180, 30, 0.7)).astype(np.float32)
+    y[:, 4] = 2.0  # constant: excluded (NaN)
+    y[:40, 5] = 1.0  # constant on the first test fold
+    res = cross_validated_scores(
+        x, y, pvalues=True, return_predictions=True, centred_predictions=True, **kwargs
+    )
+    post = participant_pvalues(res.predictions, y, res.folds)
+    np.testing.assert_allclose(res.pvalues, post, rtol=1e-5)
+    assert np.isnan(res.pvalues[4]) and np.isfinite(np.delete(res.pvalues, 4)).all()
+    assert cross_validated_scores(x, y, **kwargs).pvalues is None
+
+
+def test_float32_pvalues_agree_with_float64():
+    """float32 inputs (the fit's predictions and BOLD) are tested in float32: the p-values stay
+    within 1e-4 (relative) of the float64 ones, down to p ~ 1e-12."""
+    rng = np.random.default_rng(4)
+    data = ar1(rng, 400, 500, 0.8)
+    pred = data + ar1(rng, 400, 500, 0.5)
+    folds = make_folds(400, n_folds=2)
+    p64 = fold_pvalues_effective_dof(pred, data, folds)
+    p32 = fold_pvalues_effective_dof(pred.astype(np.float32), data.astype(np.float32), folds)
+    assert p64.min() < 1e-10
+    np.testing.assert_allclose(p32, p64, rtol=1e-4)
