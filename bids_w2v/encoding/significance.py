@@ -22,6 +22,7 @@ valid whatever the dependence between folds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,15 +73,34 @@ def _acf_standardised(x: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarr
 
     The circular autocorrelation of the series zero-padded to ``m >= n + max_lag`` samples
     equals the linear one at lags ``<= max_lag`` (no pair of samples is ``m - lag >= n``
-    apart), so ``m`` is the first fast FFT length from ``n + max_lag``, not ``2 n``.
+    apart), so ``m`` is the first fast FFT length from ``n + max_lag``, not ``2 n``. The
+    inverse transform of the power spectrum is a product with the cosines of the ``max_lag``
+    lags wanted (:func:`_lag_cosines`) rather than an inverse FFT of all ``m``.
     """
     from scipy import fft
 
     n = len(x)
     m = fft.next_fast_len(n + max_lag, real=True)
     f = fft.rfft(x, n=m, axis=0, workers=workers)
-    f *= np.conj(f)
-    return fft.irfft(f, n=m, axis=0, workers=workers)[1 : max_lag + 1]
+    power = f.real * f.real
+    power += f.imag * f.imag
+    return _lag_cosines(m, max_lag, np.dtype(x.dtype).name) @ power
+
+
+@functools.lru_cache(maxsize=8)
+def _lag_cosines(m: int, max_lag: int, dtype: str) -> np.ndarray:
+    """The rows of the inverse real DFT of length ``m`` (``numpy.fft.irfft``) at lags
+    ``1..max_lag``, applied to a real, even spectrum: ``w_f cos(2 pi f lag / m) / m`` with
+    ``w_f = 2`` but for the constant and (``m`` even) the Nyquist frequency."""
+    freq = np.arange(m // 2 + 1)
+    weight = np.full(freq.size, 2.0)
+    weight[0] = 1.0
+    if m % 2 == 0:
+        weight[-1] = 1.0
+    lags = np.arange(1, max_lag + 1)[:, None]
+    out = (weight * np.cos(2.0 * np.pi * ((lags * freq) % m) / m) / m).astype(dtype)
+    out.flags.writeable = False  # (shared through the cache)
+    return out
 
 
 def circular_shift_pvalues(
