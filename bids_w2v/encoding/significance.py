@@ -201,8 +201,9 @@ def block_pvalues(
     (one outer fold's test block, finite values) from Bartlett's variance (module docstring).
 
     Computed in float32 when both inputs are float32 (the fit's predictions and BOLD: p-values
-    to about 1e-5 relative), else in float64; ``block`` columns at a time (work arrays that
-    stay in the CPU's caches), the autocorrelations' FFTs on ``workers`` threads.
+    within about 1e-4, relative, of float64's), else in float64; ``block`` columns at a time
+    (work arrays that stay in the CPU's caches), the autocorrelations' FFTs on ``workers``
+    threads.
     """
     from scipy import stats
 

@@ -166,7 +166,13 @@ def test_participant_stats_travel_the_configuration(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{}, {"voxel_chunk": 7, "gap": 2}, {"groups": np.repeat(np.arange(4), 45)}]
+    "kwargs",
+    [
+        {},
+        {"voxel_chunk": 7, "gap": 2},
+        {"groups": np.repeat(np.arange(4), 45)},
+        {"backend": "torch", "inner": "kfold"},
+    ],
 )
 def test_pvalues_of_the_fit_equal_those_of_its_kept_predictions(kwargs):
     """``cross_validated_scores(pvalues=True)`` (fold by fold, predictions not kept) gives the
