@@ -37,6 +37,10 @@ def test_excluded_voxels_are_counted_by_reason_in_the_sidecar(tmp_path):
     assert int(out["n_excluded_nonfinite"]) == 2 and int(out["n_excluded_constant"]) == 1
     np.testing.assert_array_equal(np.flatnonzero(out["excluded"]), [0, 1, 2])
     assert np.isfinite(out["scores"][3:]).all() and out["scores"][3:].mean() > 0.5
+    # --participant-stats (the default): p-values from the fit, NaN where excluded
+    pvalues = out["pvalues"]
+    assert np.isnan(pvalues[:3]).all() and np.isfinite(pvalues[3:]).all()
+    assert np.median(pvalues[3:]) < 0.01
 
     mask = nb.Nifti1Image(np.ones((4, 3, 1), dtype=np.uint8), np.eye(4))
     files = write_participant_maps(
