@@ -361,7 +361,8 @@ def cross_validated_scores(
                 sel = cols[start : start + voxel_chunk]
                 # a slice (a view) when the voxels are contiguous: no gather of the whole chunk
                 contiguous = sel.size and sel[-1] - sel[0] + 1 == sel.size
-                Ych = ops.asarray(Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])
+                Ysel = Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel]
+                Ych = ops.asarray(Ysel)
                 r, best_np, pred, mean = fold.fit(Ych, pool)
                 fold_scores[k, sel] = ops.to_numpy(r)
                 chosen[k, sel] = alphas_np[best_np]
@@ -370,9 +371,8 @@ def cross_validated_scores(
                         pred if centred_predictions else pred + mean
                     )
                 if fold_p is not None:  # (from the centred predictions: r is shift invariant)
-                    data = (Y[:, sel[0] : sel[-1] + 1] if contiguous else Y[:, sel])[test]
-                    fold_p[k, sel] = _test_pvalues(ops, pool, ops.to_numpy(pred), data)
-                del Ych
+                    fold_p[k, sel] = _test_pvalues(ops, pool, ops.to_numpy(pred), Ysel[test])
+                del Ych, Ysel
                 if progress is not None:
                     n_chunks = -(-cols.size // voxel_chunk)
                     progress(k * n_chunks + start // voxel_chunk + 1, n_f * n_chunks)

@@ -63,13 +63,9 @@ def _shifted_correlations(pred: np.ndarray, data: np.ndarray) -> np.ndarray:
     return r
 
 
-def _acf(a: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarray:
-    """Sample autocorrelation of each column at lags ``1..max_lag`` (linear, not circular)."""
-    return _acf_standardised(_standardised(a)[0], max_lag, workers)
-
-
-def _acf_standardised(x: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarray:
-    """:func:`_acf` of columns already centred and scaled to unit norm (``_standardised``).
+def _acf_standardised(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation at lags ``1..max_lag`` (linear, not circular) of columns already
+    centred and scaled to unit norm (``_standardised``).
 
     The circular autocorrelation of the series zero-padded to ``m >= n + max_lag`` samples
     equals the linear one at lags ``<= max_lag`` (no pair of samples is ``m - lag >= n``
@@ -81,7 +77,7 @@ def _acf_standardised(x: np.ndarray, max_lag: int, workers: int = 1) -> np.ndarr
 
     n = len(x)
     m = fft.next_fast_len(n + max_lag, real=True)
-    f = fft.rfft(x, n=m, axis=0, workers=workers)
+    f = fft.rfft(x, n=m, axis=0)
     power = f.real * f.real
     power += f.imag * f.imag
     return _lag_cosines(m, max_lag, np.dtype(x.dtype).name) @ power
@@ -175,7 +171,6 @@ def fold_pvalues_effective_dof(
     predictions: np.ndarray,
     data: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    workers: int = 1,
 ) -> np.ndarray:
     """One-sided p-value of each fold's r from Bartlett's variance (module docstring).
 
@@ -188,40 +183,42 @@ def fold_pvalues_effective_dof(
     cols = np.flatnonzero(ok)
     out = np.full((len(folds), data.shape[1]), np.nan)
     for k, (_, test) in enumerate(folds):
-        out[k, cols] = block_pvalues(
-            predictions[np.ix_(test, cols)], data[np.ix_(test, cols)], workers
-        )
+        out[k, cols] = block_pvalues(predictions[np.ix_(test, cols)], data[np.ix_(test, cols)])
     return out
 
 
-def block_pvalues(
-    pred: np.ndarray, data: np.ndarray, workers: int = 1, block: int = 2048
-) -> np.ndarray:
+def block_pvalues(pred: np.ndarray, data: np.ndarray, block: int = 2048) -> np.ndarray:
     """One-sided p-value of the Pearson r between each column of ``pred`` and of ``data``
     (one outer fold's test block, finite values) from Bartlett's variance (module docstring).
 
     Computed in float32 when both inputs are float32 (the fit's predictions and BOLD: p-values
     within about 1e-4, relative, of float64's), else in float64; ``block`` columns at a time
-    (work arrays that stay in the CPU's caches), the autocorrelations' FFTs on ``workers``
-    threads.
+    (work arrays that stay in the CPU's caches).
     """
     from scipy import stats
 
     dtype = np.result_type(pred.dtype, data.dtype, np.float32)
-    n, v = pred.shape
-    lag = max(1, int(MAX_LAG_FRACTION * n))
-    out = np.empty(v)
-    for start in range(0, v, block):
+    out = np.empty(pred.shape[1])
+    for start in range(0, pred.shape[1], block):
         part = slice(start, start + block)
-        p, ok_p = _standardised(np.asarray(pred[:, part], dtype=dtype))
-        y, ok_y = _standardised(np.asarray(data[:, part], dtype=dtype))
-        b = p.shape[1]
-        both = _acf_standardised(np.concatenate([p, y], axis=1), lag, workers)
-        acf = (both[:, :b] * both[:, b:]).sum(axis=0, dtype=np.float64)
-        var = np.maximum(1.0 + 2.0 * acf, 1.0 / n) / n
-        r = np.einsum("ij,ij->j", p, y, dtype=np.float64)  # (Pearson r)
-        out[part] = stats.norm.sf(np.where(ok_p & ok_y, r, 0.0) / np.sqrt(var))
+        r, var = _r_and_variance(pred[:, part], data[:, part], dtype)
+        out[part] = stats.norm.sf(r / np.sqrt(var))
     return out
+
+
+def _r_and_variance(pred: np.ndarray, data: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r of each column pair of a test block (0 where either is constant) and its
+    Bartlett variance ``(1/n) (1 + 2 sum_{tau=1..L} rho_p(tau) rho_y(tau))`` (``L`` =
+    :data:`MAX_LAG_FRACTION` of the block, floored at ``1/n``), computed in ``dtype``."""
+    n = len(pred)
+    p, ok_p = _standardised(np.asarray(pred, dtype=dtype))
+    y, ok_y = _standardised(np.asarray(data, dtype=dtype))
+    b = p.shape[1]
+    both = _acf_standardised(np.concatenate([p, y], axis=1), max(1, int(MAX_LAG_FRACTION * n)))
+    acf = (both[:, :b] * both[:, b:]).sum(axis=0, dtype=np.float64)
+    var = np.maximum(1.0 + 2.0 * acf, 1.0 / n) / n
+    r = np.einsum("ij,ij->j", p, y, dtype=np.float64)
+    return np.where(ok_p & ok_y, r, 0.0), var
 
 
 def bonferroni_folds(fold_p: np.ndarray) -> np.ndarray:
@@ -237,7 +234,6 @@ def participant_pvalues(
     data: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     voxel_chunk: int = 20000,
-    workers: int = 1,
 ) -> np.ndarray:
     """The test of ``--participant-stats``: per-fold effective degrees of freedom, Bonferroni
     over folds (module docstring). Voxels are processed ``voxel_chunk`` at a time.
@@ -250,8 +246,6 @@ def participant_pvalues(
         The outer folds of the fit.
     voxel_chunk : int, default=20000
         Voxels read at once.
-    workers : int, default=1
-        Threads of the FFTs.
 
     Returns
     -------
@@ -262,7 +256,7 @@ def participant_pvalues(
     for start in range(0, data.shape[1], voxel_chunk):
         sel = slice(start, start + voxel_chunk)
         out[sel] = bonferroni_folds(
-            fold_pvalues_effective_dof(predictions[:, sel], data[:, sel], folds, workers)
+            fold_pvalues_effective_dof(predictions[:, sel], data[:, sel], folds)
         )
     return out
 
@@ -292,14 +286,13 @@ def effective_dof_pvalues(
     pvalue = np.full(n_voxels, np.nan)
     total_r = np.zeros(int(ok.sum()))
     total_var = np.zeros(int(ok.sum()))
+    cols = np.flatnonzero(ok)
     for _, test in folds:
-        p = np.asarray(predictions[np.ix_(test, np.flatnonzero(ok))], dtype=np.float64)
-        y = np.asarray(data[np.ix_(test, np.flatnonzero(ok))], dtype=np.float64)
-        n = len(test)
-        lag = max(1, int(MAX_LAG_FRACTION * n))
-        acf_p, acf_y = _acf(p, lag), _acf(y, lag)
-        total_r += _shifted_correlations(p, y)[0]
-        total_var += np.maximum(1.0 + 2.0 * np.sum(acf_p * acf_y, axis=0), 1.0 / n) / n
+        r, var = _r_and_variance(
+            predictions[np.ix_(test, cols)], data[np.ix_(test, cols)], np.float64
+        )
+        total_r += r
+        total_var += var
     k = len(folds)
     score[ok] = total_r / k
     pvalue[ok] = stats.norm.sf(score[ok] / np.sqrt(total_var / k**2))
