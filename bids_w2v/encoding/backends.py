@@ -29,6 +29,7 @@ class NumpyOps:
         if str(device) != "cpu":
             raise ValueError(f"backend='numpy' only runs on device='cpu', got device={device!r}.")
         self.work = np.dtype(dtype)
+        self.np_work = self.work  # the working dtype as a numpy dtype (both backends)
         self.high = np.dtype("float64")
         self.itemsize = self.work.itemsize
         self.cpu = True
@@ -121,7 +122,8 @@ class TorchOps:
             raise ValueError(f"device={device!r} was requested but CUDA is not available.")
         self.work = {"float32": torch.float32, "float64": torch.float64}[dtype]
         self.high = torch.float64
-        self.itemsize = np.dtype(dtype).itemsize
+        self.np_work = np.dtype(dtype)  # the working dtype as a numpy dtype (both backends)
+        self.itemsize = self.np_work.itemsize
         self.cpu = self.device.type == "cpu"
 
     def asarray(self, a: np.ndarray, high: bool = False) -> Any:

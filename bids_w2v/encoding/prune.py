@@ -55,13 +55,13 @@ U64 = 2.0**-53
 
 def unit_roundoff(ops: Ops) -> float:
     """Unit roundoff of the working dtype (``2**-24`` for float32, ``2**-53`` for float64)."""
-    return 2.0**-24 if ops.itemsize == 4 else 2.0**-53
+    return float(np.finfo(ops.np_work).eps) / 2
 
 
 def tiniest(ops: Ops) -> float:
     """The smallest positive (subnormal) number of the working dtype: a product that underflows
     is off by at most half of it."""
-    return 2.0**-149 if ops.itemsize == 4 else 2.0**-1074
+    return float(np.finfo(ops.np_work).smallest_subnormal)
 
 
 def nonneg_sum_bound(ops: Ops, k: int) -> tuple[float, float]:

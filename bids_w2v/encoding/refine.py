@@ -53,8 +53,7 @@ class Refiner:
         self.pairs = np.concatenate([g[None] * gc[:, None], g[None] * g[:, None], g2one], 1)
         diff = g[:, None, :] - g[None, :, :]  # (b, a, r): g_b - g_a
         # (a, b, r) in the working dtype: sum_k |g_b - g_a| |z_k| only enters an error term
-        work = np.float32 if ops.itemsize == 4 else np.float64
-        self.absd = np.ascontiguousarray(np.abs(diff).transpose(1, 0, 2), dtype=work)
+        self.absd = np.ascontiguousarray(np.abs(diff).transpose(1, 0, 2), dtype=ops.np_work)
         self.up, self.tiny = nonneg_sum_bound(ops, sel.r)
         self.orth = sel.orth  # ||U^T U - I||_2 <= orth
         self.n, self.r = sel.n, sel.r
