@@ -11,7 +11,8 @@ Measured in one run, with the same model, audio, windows and threads:
 * the peak resident memory (``ru_maxrss``) of extracting N minutes of audio into the cache, each
   length in a fresh subprocess; ``--rss-model`` picks the model of these runs (``base``: the
   timing model; ``narrow``: wav2vec2-base's conv geometry with narrow layers, so that an hour of
-  audio takes a minute on a laptop CPU);
+  audio takes a minute on a laptop CPU); the heap is kept as the extraction node keeps it
+  (``bids_w2v.heap.retained_heap``), or left to glibc's defaults with ``--default-heap``;
 * the cost of a cache hit (hash the audio, check the entry, map one layer and read it).
 
 The audio is the shipped ``barber.wav`` recording tiled to the requested length. Example::
@@ -26,10 +27,12 @@ seconds), in a fresh process; the extraction node's wall time (Nipype's ``runtim
 importing torch and transformers in the node's fresh worker, model loading, audio hashing, every
 window of every stimulus, the cache writes) is compared with the peer: the same model loaded by
 ``load_model`` plus a plain transformers loop over the same windows of the same audio, with
-torch set to the thread count the node used (read from the node's inputs), run twice: as a
-user's script in a fresh process, timed from before its imports (the comparison with the node,
-which pays the same imports), and in this process, where torch and transformers are already
-imported. Runs alternate; the best of ``--repeats`` is kept::
+torch set to the thread count the node used (read from the node's inputs), run three ways: as
+a user's script in a fresh process, timed from before its imports (the comparison with the node,
+which pays the same imports), with glibc's default heap and with the heap settings the node uses
+(``bids_w2v.heap``, given as glibc's ``MALLOC_*_`` variables), and last in this process, where
+torch and transformers are already imported (last, because a parent that has run torch slows
+the fresh processes it starts afterwards). Runs alternate; the best of ``--repeats`` is kept::
 
     .venv/bin/python benchmarks/extraction.py --participant --participant-runs 2 --repeats 2
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -60,6 +64,7 @@ from bids_w2v.features import (
     plan_windows,
     receptive_field,
 )
+from bids_w2v.heap import HELD, retained_heap
 from bids_w2v.inputs.audio import load_audio
 
 #: wav2vec2-base's conv strides and kernels (so 50 Hz frames, same windows) with narrow layers.
@@ -154,15 +159,17 @@ def rss_child(args: argparse.Namespace) -> None:
         del audio
         before = _reset_peak()
         start = time.perf_counter()
-        entry = cached_features_path(
-            Path(tmp) / "cache",
-            wav,
-            loaded,
-            layers=available_layers(loaded),
-            window_s=args.window,
-            stride_s=args.stride,
-            batch_size=args.batch_size,
-        )
+        # the heap as the extraction node keeps it, unless --default-heap
+        with retained_heap({"MALLOC_TOP_PAD_": "off"} if args.default_heap else None):
+            entry = cached_features_path(
+                Path(tmp) / "cache",
+                wav,
+                loaded,
+                layers=available_layers(loaded),
+                window_s=args.window,
+                stride_s=args.stride,
+                batch_size=args.batch_size,
+            )
         wall = time.perf_counter() - start
         size = sum(p.stat().st_size for p in entry.iterdir()) / 2**20
     result = {"maxrss": _peak_mib(), "before": before, "out": size, "wall": wall}
@@ -174,6 +181,7 @@ def rss_child(args: argparse.Namespace) -> None:
 def run_rss(args: argparse.Namespace, minutes: float) -> None:
     """Measure one audio length in a fresh interpreter and print its peak memory."""
     cmd = [sys.executable, __file__, "--rss-child", str(minutes * 60), "--model", args.model]
+    cmd += ["--default-heap"] if args.default_heap else []
     cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
     cmd += ["--window", str(args.window), "--stride", str(args.stride)]
     cmd += ["--batch-size", str(args.batch_size), "--rss-model", args.rss_model]
@@ -181,7 +189,8 @@ def run_rss(args: argparse.Namespace, minutes: float) -> None:
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        f"peak RSS, {minutes:g} min of audio ({args.rss_model}): during extraction (VmHWM after "
+        f"peak RSS, {minutes:g} min of audio ({args.rss_model}, "
+        f"{'default' if args.default_heap else 'retained'} heap): during extraction (VmHWM after "
         f"a reset) {res['hwm']:.0f} MiB, resident before it {res['before']:.0f} MiB, "
         f"ru_maxrss {res['maxrss']:.0f} MiB (whole process; features written to the cache "
         f"{res['out']:.0f} MiB; audio {res['audio']:.0f} MiB) - extraction {res['wall']:.1f} s, "
@@ -280,8 +289,9 @@ def run_participant(args: argparse.Namespace) -> None:
             f"audio; model {model} ({'trained' if args.pretrained else 'random init'})",
             flush=True,
         )
-        ours, peer, peer_load, fresh = [], [], [], []
-        threads = None
+        ours, peer, peer_load = [], [], []
+        fresh: dict[str, list[dict]] = {"default": [], "held": []}
+        threads, spec = None, None
         for repeat in range(args.repeats):
             for which in ("ours", "peer") if repeat % 2 == 0 else ("peer", "ours"):
                 if which == "ours":
@@ -298,28 +308,35 @@ def run_participant(args: argparse.Namespace) -> None:
                 if threads is None:  # the peer needs the node's thread count: ours first
                     continue
                 spec = _peer_spec(args, model, stimuli, threads)
-                fresh.append(_fresh_peer(spec))
-                print(f"  plain loop {repeat}, fresh process: {fresh[-1]['total']:.2f} s "
-                      f"(imports {fresh[-1]['imports']:.2f} s, loading "
-                      f"{fresh[-1]['loading']:.2f} s)", flush=True)  # fmt: skip
-                loading, total = _plain_peer(spec)
-                peer.append(total)
-                peer_load.append(loading)
-                print(f"  plain loop {repeat}, this process: {peer[-1]:.2f} s (loading "
-                      f"{peer_load[-1]:.2f} s)", flush=True)  # fmt: skip
+                for heap in ("default", "held") if repeat % 2 else ("held", "default"):
+                    fresh[heap].append(_fresh_peer(spec, heap_env=heap == "held"))
+                    got = fresh[heap][-1]
+                    print(f"  plain loop {repeat}, fresh process, {heap} heap: "
+                          f"{got['total']:.2f} s (imports {got['imports']:.2f} s, loading "
+                          f"{got['loading']:.2f} s)", flush=True)  # fmt: skip
+        # last: running torch here slows the fresh processes started after (page reclaim)
+        for repeat in range(args.repeats):
+            loading, total = _plain_peer(spec)
+            peer.append(total)
+            peer_load.append(loading)
+            print(f"  plain loop {repeat}, this process: {peer[-1]:.2f} s (loading "
+                  f"{peer_load[-1]:.2f} s)", flush=True)  # fmt: skip
     best_ours, best_peer = min(ours), min(peer)
-    fresh_totals = [f["total"] for f in fresh]
-    best_fresh = min(fresh_totals)
     print(f"extraction node of the participant run ({threads} threads): {best_ours:7.2f} s "
           f"(all: {', '.join(f'{t:.2f}' for t in ours)})")  # fmt: skip
-    print(f"plain loop in a fresh process (imports included, as in the node), {threads} "
-          f"threads: {best_fresh:7.2f} s (all: "
-          f"{', '.join(f'{t:.2f}' for t in fresh_totals)})")  # fmt: skip
+    for heap, text in (("default", "glibc's default heap"), ("held", "the node's heap settings")):
+        totals = [f["total"] for f in fresh[heap]]
+        print(f"plain loop in a fresh process (imports included, as in the node), {threads} "
+              f"threads, {text}: {min(totals):7.2f} s (all: "
+              f"{', '.join(f'{t:.2f}' for t in totals)})")  # fmt: skip
     print(f"plain loop in this process (torch and transformers already imported), {threads} "
           f"threads: {best_peer:7.2f} s, of which model loading {min(peer_load):.2f} s (all: "
           f"{', '.join(f'{t:.2f}' for t in peer)})")  # fmt: skip
+    best_default = min(f["total"] for f in fresh["default"])
+    best_held = min(f["total"] for f in fresh["held"])
     print(f"ratio participant extraction / plain loop in a fresh process: "
-          f"{best_ours / best_fresh:.3f}x (target <= 1.1x); / plain loop in this process: "
+          f"{best_ours / best_default:.3f}x (target <= 1.1x); with the node's heap settings: "
+          f"{best_ours / best_held:.3f}x; / plain loop in this process: "
           f"{best_ours / best_peer:.3f}x")  # fmt: skip
 
 
@@ -344,16 +361,23 @@ def _plain_peer(spec: dict) -> tuple[float, float]:
     return loaded_at - start, time.perf_counter() - start
 
 
-def _fresh_peer(spec: dict) -> dict:
-    """The plain loop as a user's script: a fresh process, timed from before its imports."""
+def _fresh_peer(spec: dict, heap_env: bool = False) -> dict:
+    """The plain loop as a user's script: a fresh process, timed from before its imports;
+    ``heap_env``: with the heap settings the node uses (``bids_w2v.heap.HELD``), set as glibc's
+    environment variables."""
+    env = dict(os.environ)
+    if heap_env:
+        names = {-3: "MALLOC_MMAP_THRESHOLD_", -1: "MALLOC_TRIM_THRESHOLD_", -2: "MALLOC_TOP_PAD_"}
+        env.update({names[param]: str(value) for param, value in HELD.items()})
     code = (
         "import time, sys; t0 = time.perf_counter(); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import extraction; extraction.peer_child(t0, sys.argv[1])"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(spec)], check=True, capture_output=True, text=True
-    )
+        [sys.executable, "-c", code, json.dumps(spec)],
+        check=True, capture_output=True, text=True, env=env,
+    )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -381,6 +405,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss-model", choices=["base", "narrow"], default="base")
     parser.add_argument("--no-timing", action="store_true", help="only the memory runs")
     parser.add_argument("--rss-child", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--default-heap",
+        action="store_true",
+        help="memory runs with glibc's default heap (default: kept as the extraction node "
+        "keeps it, bids_w2v.heap.retained_heap)",
+    )
     parser.add_argument(
         "--participant", action="store_true", help="a participant run with default flags"
     )

@@ -57,6 +57,7 @@ class FitEncoding(SimpleInterface):
 
         from bids_w2v.encoding import cross_validated_scores
         from bids_w2v.errors import InputError
+        from bids_w2v.heap import retained_heap
         from bids_w2v.progress import StepProgress
 
         X = np.concatenate([np.load(f)[self.inputs.layer] for f in self.inputs.design_files])
@@ -74,7 +75,8 @@ class FitEncoding(SimpleInterface):
 
             torch.set_num_threads(max(1, self.inputs.num_threads))
         try:
-            with report, threadpool_limits(limits=max(1, self.inputs.num_threads)):
+            threads = threadpool_limits(limits=max(1, self.inputs.num_threads))
+            with report, threads, retained_heap():  # chunk after chunk reuses the pages
                 res = cross_validated_scores(
                     X,
                     Y,

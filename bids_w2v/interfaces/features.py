@@ -63,6 +63,7 @@ class ExtractFeatures(SimpleInterface):
         from bids_w2v.features import available_layers, layer_index, load_model, parse_layers
         from bids_w2v.features.cache import cached_features_path
         from bids_w2v.features.export import export_features
+        from bids_w2v.heap import retained_heap
         from bids_w2v.inputs.audio import audio_duration
         from bids_w2v.progress import Progress
 
@@ -127,7 +128,7 @@ class ExtractFeatures(SimpleInterface):
             sum(durations), f"extract {loaded.label}", "s audio", enabled=self.inputs.progress
         )
         starts = np.cumsum([0.0, *durations])
-        with bar:
+        with bar, retained_heap():  # batch after batch reuses the last one's pages
             for i, stim in enumerate(self.inputs.stimuli):
                 settings["progress"] = bar.offset(starts[i])
                 cache = Path(self.inputs.cache_dir)
