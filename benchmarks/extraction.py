@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 
@@ -64,7 +65,7 @@ from bids_w2v.features import (
     plan_windows,
     receptive_field,
 )
-from bids_w2v.heap import HELD, retained_heap
+from bids_w2v.heap import held_environment, retained_heap
 from bids_w2v.inputs.audio import load_audio
 
 #: wav2vec2-base's conv strides and kernels (so 50 Hz frames, same windows) with narrow layers.
@@ -160,7 +161,7 @@ def rss_child(args: argparse.Namespace) -> None:
         before = _reset_peak()
         start = time.perf_counter()
         # the heap as the extraction node keeps it, unless --default-heap
-        with retained_heap({"MALLOC_TOP_PAD_": "off"} if args.default_heap else None):
+        with nullcontext() if args.default_heap else retained_heap():
             entry = cached_features_path(
                 Path(tmp) / "cache",
                 wav,
@@ -363,12 +364,9 @@ def _plain_peer(spec: dict) -> tuple[float, float]:
 
 def _fresh_peer(spec: dict, heap_env: bool = False) -> dict:
     """The plain loop as a user's script: a fresh process, timed from before its imports;
-    ``heap_env``: with the heap settings the node uses (``bids_w2v.heap.HELD``), set as glibc's
-    environment variables."""
-    env = dict(os.environ)
-    if heap_env:
-        names = {-3: "MALLOC_MMAP_THRESHOLD_", -1: "MALLOC_TRIM_THRESHOLD_", -2: "MALLOC_TOP_PAD_"}
-        env.update({names[param]: str(value) for param, value in HELD.items()})
+    ``heap_env``: with the heap settings the node uses, set as glibc's environment variables
+    (``bids_w2v.heap.held_environment``)."""
+    env = {**os.environ, **(held_environment() if heap_env else {})}
     code = (
         "import time, sys; t0 = time.perf_counter(); "
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); "

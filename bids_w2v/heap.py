@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-__all__ = ["HELD", "RESTORED", "retained_heap", "user_tuned"]
+__all__ = ["HELD", "RESTORED", "held_environment", "retained_heap", "user_tuned"]
 
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -33,6 +33,18 @@ HELD = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 2**31 - 1, _M_TOP_PAD: 64
 #: afterwards: where glibc's dynamic thresholds settle once a large block has been freed
 #: (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit, a trim threshold of twice that) and its top pad
 RESTORED = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 64 << 20, _M_TOP_PAD: 128 << 10}
+#: glibc's environment variables for the same parameters (read when a process starts)
+_ENVIRONMENT_NAMES = {
+    _M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
+    _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
+    _M_TOP_PAD: "MALLOC_TOP_PAD_",
+}
+
+
+def held_environment() -> dict[str, str]:
+    """:data:`HELD` as glibc's environment variables: a process started with them keeps its
+    heap as a node does inside :func:`retained_heap` (for a benchmark's peer)."""
+    return {_ENVIRONMENT_NAMES[param]: str(value) for param, value in HELD.items()}
 
 
 def user_tuned(environ: Mapping[str, str] | None = None) -> bool:

@@ -5,12 +5,13 @@ fresh interpreter, so that this process' heap does not blur the counts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from bids_w2v.heap import _glibc, retained_heap, user_tuned
+from bids_w2v.heap import _glibc, held_environment, retained_heap, user_tuned
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc only")
 
@@ -44,10 +45,12 @@ print(json.dumps(out))
 """
 
 
-def _child(environ: dict) -> dict:
+def _child(environ: dict, process_env: dict | None = None) -> dict:
+    """Run the measurement; ``environ`` goes to retained_heap, ``process_env`` is added to
+    the child's own environment."""
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(environ)],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env={**os.environ, **(process_env or {})},
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -79,3 +82,12 @@ def test_the_users_malloc_settings_win():
 def test_nothing_changes_where_the_environment_is_tuned_in_this_process():
     with retained_heap({"MALLOC_TOP_PAD_": "0"}) as changed:
         assert changed is False
+
+
+def test_held_environment_starts_a_process_with_the_nodes_heap():
+    default, held = _child({}), _child({}, process_env=held_environment())
+    assert set(held_environment()) == {
+        "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+    }  # fmt: skip
+    # outside retained_heap, the variables alone keep the 96 MiB blocks in the heap
+    assert held["plain"] < default["plain"] / 4
