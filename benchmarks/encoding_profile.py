@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from encoding import make_data  # noqa: E402  (the benchmark's data generator)
 
 from bids_w2v.encoding import cross_validated_scores, inner, outer, prune, refine  # noqa: E402
+from bids_w2v.heap import retained_heap  # noqa: E402
 
 STEPS = ("project", "bounds", "evaluate", "stats", "lower", "permute", "refit", "pearson")
 
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     prune.STATS.update(evaluated=0, total=0)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        cross_validated_scores(X, Y, n_threads=args.threads)
+        with retained_heap():  # as the fit node runs it
+            cross_validated_scores(X, Y, n_threads=args.threads)
     finally:
         for owner, name, fn in saved:
             setattr(owner, name, fn)
