@@ -185,5 +185,5 @@ def _update(ops: Ops, selector, Yc, Z, refit, d: int, search: str, state) -> Non
         best_val[up], best_draw[up], best_alpha[up] = val[better], d, a[better]
         A, F = refit
         up_b = ops.index(up)
-        p = refit_predict(A, F, ops.index(a[better]), Z[:, up_b])
+        p = refit_predict(ops, A, F, ops.index(a[better]), Z[:, up_b])
         pred[:, up] = ops.to_numpy(ops.to_high(p))

@@ -159,13 +159,16 @@ def mean0(ops: Ops, Y: Array) -> Array:
     return Y.mean(0, dtype=ops.high)  # = to_high(Y).mean(0), without the float64 copy
 
 
-def refit_predict(A: Array, F: Array, best: Array, Z: Array) -> Array:
+def refit_predict(ops: Ops, A: Array, F: Array, best: Array, Z: Array) -> Array:
     """Predictions ``A diag(F[best_j]) z_j`` for every voxel ``j`` with one matrix product.
 
     ``A = X_test V`` (n_test, r), ``F`` the shrink factors (n_alphas, r), ``best`` the chosen
-    alpha index per voxel, ``Z = U^T Y_train`` (r, n_voxels).
+    alpha index per voxel, ``Z = U^T Y_train`` (r, n_voxels). The factors are gathered as
+    columns of ``F^T`` (contiguous writes) and scaled in place: the same products as
+    ``F[best].T * Z``, without its transposed pass.
     """
-    return A @ (F[best].T * Z)
+    W = ops.columns(F.T, best)
+    return A @ ops.mul(W, Z, out=W)
 
 
 def pearson_columns(ops: Ops, pred: Array, target: Array) -> Array:

@@ -79,7 +79,7 @@ class OuterFold:
         def finish(part: slice) -> None:
             # r is shift invariant: correlate the centred prediction, so that the tiny
             # variations of heavily regularised voxels are not rounded away by the mean.
-            pred[:, part] = refit_predict(self.A, self.F, best[part], Z[:, part])
+            pred[:, part] = refit_predict(ops, self.A, self.F, best[part], Z[:, part])
             r[part] = pearson_columns(ops, pred[:, part], Yte[:, part])
 
         list(pool.map(finish, parts))

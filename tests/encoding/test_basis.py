@@ -16,6 +16,7 @@ from bids_w2v.encoding.basis import (
     matmul_depth,
     project,
     project_depth,
+    refit_predict,
     sum_depth,
     weighted_sum,
 )
@@ -100,3 +101,27 @@ def test_blocked_products_and_sums_are_within_their_depths(r: int) -> None:
     # the depths of blocked and unblocked forms
     assert matmul_depth(768) == EVAL_COLS + 3 and matmul_depth(5) == 6
     assert sum_depth(1600) == SUM_ROWS + 8 and sum_depth(450) == SUM_ROWS + 3
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_refit_predicts_each_voxel_with_its_own_alpha(backend: str) -> None:
+    """Column ``j`` of the refit is ``A diag(F[best_j]) z_j``: the same float32 products as the
+    per-voxel formula (gathered factors, one GEMM), on a non-contiguous ``Z`` as the fit
+    passes it; ``F`` and ``Z`` are left unchanged."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((9, 6)).astype(np.float32)
+    F = rng.random((4, 6)).astype(np.float32)
+    Zfull = rng.standard_normal((6, 20)).astype(np.float32)
+    best = rng.integers(0, 4, 10)
+    Z, F0, Z0 = Zfull[:, ::2], F.copy(), Zfull.copy()
+    ops = get_ops(backend, "cpu", "float32")
+    conv = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    got = refit_predict(ops, conv(A), conv(F), ops.index(best), conv(Zfull)[:, ::2])
+    got = np.asarray(got)
+    for j in range(10):
+        expect = A.astype(np.float64) @ (F[best[j]].astype(np.float64) * Z[:, j])
+        np.testing.assert_allclose(got[:, j], expect, rtol=1e-4, atol=1e-5)
+    if backend == "numpy":  # the same rounding as the earlier formula (OpenBLAS)
+        np.testing.assert_array_equal(got, A @ (F[best].T * Z))
+    np.testing.assert_array_equal(F, F0)
+    np.testing.assert_array_equal(Zfull, Z0)
