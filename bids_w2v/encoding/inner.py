@@ -148,7 +148,10 @@ class LooSelector:
         if not (rest or several.any()):
             return out, 0
         S1 = det["S1"]  # sum c^2 y^2 for every alpha, float64 (from the bounds)
-        Y2 = Yc + Yc
+        # 2y for the small-fit formula: only the columns with split < n_alphas (a prefix, as
+        # the block is sorted by split) ever use it
+        m = int(np.searchsorted(split, n_alphas - 1, side="right"))
+        Y2 = Yc[:, :m] + Yc[:, :m]
         n, r = self.n, self.r
         bufs = (ops.empty((r * k,)), ops.empty((n * k,)), ops.empty((n * k,)))  # T, P, Q
         half = (n_alphas, k)
@@ -237,12 +240,18 @@ class LooSelector:
         rows = (self.r, self.n, self.n)
         T, P, Q = (buf[: m * k].reshape(m, k) for buf, m in zip(bufs, rows, strict=True))
         matmul_blocks(ops, self.U, ops.mul(self.g[a][:, None], Z, out=T), P, Q)
-        terms(ops, P, Q, j, Y2, Yc[:, -(k - j) :] if j < k else None)
+        if stats:  # the residuals P - y (in P, after the small-fit terms) serve both: the same
+            # terms as terms(), the squares of the residual columns taken from them
+            terms(ops, P[:, :j], Q[:, :j], j, Y2, None)
+            W = ops.sub(P, Yc, out=P)
+            ops.mul(W[:, j:], W[:, j:], out=Q[:, j:])
+        else:
+            terms(ops, P, Q, j, Y2, Yc[:, -(k - j) :] if j < k else None)
         val = weighted_sum(ops, self.c2[a], Q)
         val[:j] += S1[cols[:j]]
         if not stats:
             return val
-        return val, self.refiner.stats(ops.sub(P, Yc, out=Q))
+        return val, self.refiner.stats(W)
 
     def _pairs(self, Yc, Y2, Z, split, pa, pc, S1, bufs) -> np.ndarray:
         """Values of the (alpha, column) pairs ``(pa, pc)`` (sorted by alpha) of a block, with
