@@ -11,7 +11,12 @@ bounds of the exact search (:func:`bids_w2v.encoding.prune.loo_bounds`), then pr
   about that many alphas);
 * the candidates of the first-stage bounds and their relative width, and the alphas the exact
   search evaluates in its two stages (:meth:`bids_w2v.encoding.inner.LooSelector.two_stage`);
-* both per best alpha (which voxels set the cost).
+* both per best alpha (which voxels set the cost);
+* what limits the second stage: of its (alpha, voxel) pairs, the share whose value beats the
+  first evaluated alpha's and the share that the full grid's minimum, were it known before the
+  second stage, would exclude (the most that any order of the second stage, e.g. in rounds,
+  could save); and how much the smallest eigenvalue of ``U^T diag(c_b^2) U`` exceeds
+  ``min_i c_b,i^2``, the factor of the second-stage bound's quadratic term.
 
 Usage::
 
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     rel = (values - vmin) / vmin
     best = values.argmin(0)
     cand = candidates(lo, hi).sum(0)
-    evaluated = two_stage_counts(sel, Yc, Z)
+    evaluated, second = two_stage_counts(sel, Yc, Z, vmin)
     width = ((hi - lo) / vmin)[best, np.arange(best.size)]
     print(
         f"n_train={train.size} n_features={args.n_features} n_voxels={args.n_voxels} "
@@ -93,20 +98,61 @@ def main(argv: list[str] | None = None) -> None:
             + " | ".join(f"{x:.2f}" for x in within)
             + f" | {np.median(width[m]):.1e} |"
         )
+    pairs = max(second["pairs"], 1)
+    gain = quadratic_gain(sel)
+    print(
+        f"second stage: {second['pairs'] / Yc.shape[1]:.2f} pairs per voxel; "
+        f"{second['better'] / pairs:.1%} of them beat the first evaluated alpha, "
+        f"{second['oracle'] / pairs:.1%} would be excluded by the known minimum; "
+        f"lambda_min(U^T diag(c_b^2) U) / min c_b^2: {gain.max():.3f} at most "
+        f"(smallest alpha {gain[0]:.3f}, largest {gain[-1]:.3f})"
+    )
 
 
-def two_stage_counts(sel: LooSelector, Yc: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """Alphas the exact search evaluates per voxel (both stages), as ``LooSelector.select``."""
+def two_stage_counts(
+    sel: LooSelector, Yc: np.ndarray, Z: np.ndarray, vmin: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """Alphas the exact search evaluates per voxel (both stages), as ``LooSelector.select``,
+    and counts of the second stage's (alpha, voxel) pairs: all of them, those whose value is
+    below the first evaluated alpha's, those whose second-stage bound exceeds ``vmin`` (the
+    full grid's minimum per voxel)."""
     sel.refiner = Refiner(sel)
+    lower, seen = sel.refiner.lower, []
+
+    def capture(*args):  # the second-stage bounds of the block that two_stage computes
+        seen.append(lower(*args))
+        return seen[-1]
+
+    sel.refiner.lower = capture
+    counts = {"pairs": 0, "better": 0, "oracle": 0}
     width = plan_width(sel.ops, *Yc.shape)
     lo, hi, split, det = loo_bounds(sel, Yc, Z, width, detail=True)
     first = pick(lo, hi)
     out = np.zeros(Yc.shape[1], dtype=np.int64)
     for idx, _, cand in plan(lo, hi, split, width, prune=True, count=False, key=first):
         part = {key: val[..., idx] for key, val in det.items()}
+        seen.clear()
         values, _ = sel.two_stage(Yc[:, idx], Z[:, idx], split[idx], cand, first[idx], part)
         out[idx] = np.isfinite(values).sum(0)
-    return out
+        if seen:  # (no second stage in a block whose voxels have one candidate each)
+            cols = np.arange(idx.size)
+            fstar = values[first[idx], cols]
+            bound = seen[0] - part["err"]
+            second = cand & ((bound <= fstar) | ~np.isfinite(fstar))
+            second[first[idx], cols] = False
+            counts["pairs"] += int(second.sum())
+            counts["better"] += int((second & (values < fstar)).sum())
+            counts["oracle"] += int((second & (bound > vmin[idx])).sum())
+    return out, counts
+
+
+def quadratic_gain(sel: LooSelector) -> np.ndarray:
+    """Per alpha ``b``, ``lambda_min(U^T diag(c_b^2) U) / min_i c_b,i^2``: how much larger the
+    quadratic term ``sum c_b^2 d^2`` (``d = U t``) of the second-stage bound could be taken
+    than ``min c_b^2 ||d||^2`` (:meth:`bids_w2v.encoding.refine.Refiner.lower`)."""
+    U, c2 = np.asarray(sel.U_high), np.asarray(sel.c2_high)
+    lam = np.array([np.linalg.eigvalsh((U * c[:, None]).T @ U)[0] for c in c2])
+    return lam / c2.min(1)
 
 
 if __name__ == "__main__":
