@@ -38,7 +38,7 @@ from encoding import make_data  # noqa: E402  (the benchmark's data generator)
 from bids_w2v.encoding import DEFAULT_ALPHAS  # noqa: E402
 from bids_w2v.encoding.backends import NumpyOps  # noqa: E402
 from bids_w2v.encoding.basis import project, svd_basis  # noqa: E402
-from bids_w2v.encoding.inner import LooSelector, plan_width  # noqa: E402
+from bids_w2v.encoding.inner import LooSelector, plan_width, second_stage  # noqa: E402
 from bids_w2v.encoding.prune import candidates, loo_bounds, pick, plan  # noqa: E402
 from bids_w2v.encoding.refine import Refiner  # noqa: E402
 
@@ -135,11 +135,9 @@ def two_stage_counts(
         values, _ = sel.two_stage(Yc[:, idx], Z[:, idx], split[idx], cand, first[idx], part)
         out[idx] = np.isfinite(values).sum(0)
         if seen:  # (no second stage in a block whose voxels have one candidate each)
-            cols = np.arange(idx.size)
-            fstar = values[first[idx], cols]
+            fstar = values[first[idx], np.arange(idx.size)]
             bound = seen[0] - part["err"]
-            second = cand & ((bound <= fstar) | ~np.isfinite(fstar))
-            second[first[idx], cols] = False
+            second = second_stage(cand, bound, fstar, first[idx])
             counts["pairs"] += int(second.sum())
             counts["better"] += int((second & (values < fstar)).sum())
             counts["oracle"] += int((second & (bound > vmin[idx])).sum())

@@ -165,8 +165,7 @@ class LooSelector:
             z2, az, first, ta, dw, wn2, det["dP"][first, every], det["e"]
         )  # fmt: skip
         fstar = out[first, every]
-        second = cand & ((lo2 - det["err"] <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])
-        second[first, every] = False
+        second = second_stage(cand, lo2 - det["err"], fstar, first)
         done = second.copy()
         done[first[several], every[several]] = True
         pa, pc = np.nonzero(second)  # the second stage's (alpha, voxel) pairs, by alpha
@@ -285,6 +284,19 @@ class LooSelector:
         res = np.empty_like(out)
         res[order] = out
         return res
+
+
+def second_stage(
+    cand: np.ndarray, bound: np.ndarray, fstar: np.ndarray, first: np.ndarray
+) -> np.ndarray:
+    """The (alpha, voxel) pairs of the second stage of :meth:`LooSelector.two_stage`: the
+    candidates whose ``bound`` (second-stage lower bound minus the full grid's rounding) does
+    not exceed ``fstar``, the value of the alpha ``first`` evaluated in stage 1 (every candidate
+    where that value is not finite), without ``first`` itself."""
+    every = np.arange(cand.shape[1])
+    second = cand & ((bound <= fstar[None, :]) | ~np.isfinite(fstar)[None, :])
+    second[first, every] = False
+    return second
 
 
 def terms(ops: Ops, P: Array, Q: Array, j: int, Y2: Array | None, Y: Array | None) -> None:
